@@ -1,0 +1,698 @@
+package mupdate
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-sasl"
+
+	"github.com/rookery/rookery/store"
+)
+
+// Op is one write command for the mailbox list.
+type Op struct {
+	Cmd      string // ACTIVATE, RESERVE, DEACTIVATE or DELETE
+	Name     string
+	Location string
+	ACL      string
+}
+
+// Refusal is a write that the mailbox list refused by rule; Text goes on
+// the wire in the NO reply.
+type Refusal struct{ Text string }
+
+func (r *Refusal) Error() string { return "mupdate: refused: " + r.Text }
+
+// ServerConfig is what an MUPDATE listener needs from its node.
+type ServerConfig struct {
+	ServerName string
+	Software   string // greeting field, e.g. "Rookery"
+	Version    string
+	// Mode is the greeting's last field: "(master)", or "mupdate://host:port"
+	// on a replica, as Cyrus's slave says.
+	Mode string
+	// ReadOnly refuses writes with BAD "read-only session", as a Cyrus slave.
+	ReadOnly bool
+	// Login checks SASL PLAIN credentials and returns the session's user.
+	Login func(authzid, authcid, password string) (string, error)
+	// Store is read directly for FIND, LIST and UPDATE.
+	Store *store.DB
+	// Write submits a write and returns a function waiting for its outcome;
+	// a *Refusal outcome becomes a NO with its text. Unused when ReadOnly.
+	Write func(op Op) (wait func() error)
+	// Watch registers notify, called (without blocking) whenever changes
+	// become durable; cancel unregisters it.
+	Watch func(notify func(lastSeq uint64)) (cancel func())
+
+	Limits Limits
+	// IdleTimeout closes connections that send nothing for this long.
+	IdleTimeout time.Duration
+	// WriteTimeout cuts off a peer that does not read what it is sent, so a
+	// stuck UPDATE reader never holds anything up.
+	WriteTimeout time.Duration
+	// MaxConns caps concurrent connections.
+	MaxConns int
+	// FailedLoginPause delays the reply to a failed authentication.
+	FailedLoginPause time.Duration
+	Logger           *slog.Logger
+}
+
+// Server serves MUPDATE on any number of listeners.
+type Server struct {
+	cfg    ServerConfig
+	conns  atomic.Int64
+	nextID atomic.Uint64
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	open      map[net.Conn]struct{}
+}
+
+// NewServer makes a server; zero durations and limits take defaults.
+func NewServer(cfg ServerConfig) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 180 * time.Minute
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 128
+	}
+	if cfg.Software == "" {
+		cfg.Software = "Rookery"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg: cfg, ctx: ctx, cancel: cancel,
+		listeners: make(map[net.Listener]struct{}),
+		open:      make(map[net.Conn]struct{}),
+	}
+}
+
+// Serve accepts connections on l until Close.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.ctx.Err() != nil {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.cfg.Logger.Warn("mupdate: accept failed, backing off", "err", err, "wait", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("mupdate: accept: %w", err)
+		}
+		backoff = 0
+		if s.conns.Add(1) > int64(s.cfg.MaxConns) {
+			s.conns.Add(-1)
+			s.cfg.Logger.Warn("mupdate: connection refused: limit reached", "remote", c.RemoteAddr().String(), "limit", s.cfg.MaxConns)
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = c.Write([]byte("* BYE \"Server Unable\"\r\n"))
+			_ = c.Close()
+			continue
+		}
+		s.mu.Lock()
+		if s.ctx.Err() != nil {
+			s.mu.Unlock()
+			_ = c.Close()
+			s.conns.Add(-1)
+			return nil
+		}
+		s.open[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer func() {
+				s.mu.Lock()
+				delete(s.open, c)
+				s.mu.Unlock()
+				s.conns.Add(-1)
+				s.wg.Done()
+			}()
+			s.serveConn(c)
+		}()
+	}
+}
+
+// Close stops accepting, closes every connection and waits for their
+// goroutines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.cancel()
+	for l := range s.listeners {
+		_ = l.Close()
+	}
+	for c := range s.open {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// Conns is the number of open connections.
+func (s *Server) Conns() int { return int(s.conns.Load()) }
+
+// item is one reply, produced in order by the session's writer goroutine.
+type item struct {
+	run  func(w *session) // writes the reply
+	done chan struct{}    // closed after run and flush, for the reader to wait on
+}
+
+// session is one connection. Its reader goroutine parses commands and
+// queues items; its writer goroutine (serve's caller) is the only one to
+// write to the socket once the greeting is out, so pipelined commands are
+// answered in order while writes commit in parallel.
+type session struct {
+	s      *Server
+	conn   net.Conn
+	r      *Reader
+	w      *Writer
+	log    *slog.Logger
+	items  chan *item
+	closed chan struct{}
+
+	user      string // set by the reader before any item that reads it
+	streaming bool   // reader's copy of streamTag != ""
+
+	// Streaming state, owned by the writer goroutine.
+	streamTag string
+	hosts     []string
+	lastSeq   uint64
+	wake      chan struct{}
+	cancel    func()
+}
+
+func (s *Server) serveConn(c net.Conn) {
+	id := s.nextID.Add(1)
+	ss := &session{
+		s: s, conn: c,
+		r:      NewReader(c, s.cfg.Limits),
+		w:      NewWriter(c),
+		log:    s.cfg.Logger.With("conn", id, "remote", c.RemoteAddr().String()),
+		items:  make(chan *item, 128),
+		closed: make(chan struct{}),
+		wake:   make(chan struct{}, 1),
+	}
+	ss.log.Debug("mupdate: connected")
+	ss.r.SetContinuation(func() error {
+		ss.w.Line("+ go ahead")
+		return ss.flush()
+	})
+	defer func() {
+		if ss.cancel != nil {
+			ss.cancel()
+		}
+		_ = c.Close()
+		ss.log.Debug("mupdate: closed", "user", ss.user)
+	}()
+	defer func() {
+		if p := recover(); p != nil {
+			ss.log.Error("mupdate: session panic", "panic", p)
+		}
+	}()
+	ss.greet()
+	if err := ss.flush(); err != nil {
+		return
+	}
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		defer func() {
+			if p := recover(); p != nil {
+				ss.log.Error("mupdate: session panic", "panic", p)
+				_ = c.Close()
+			}
+		}()
+		ss.readLoop()
+	}()
+	ss.writeLoop()
+	_ = c.Close()
+	<-readerDone
+}
+
+func (ss *session) greet() {
+	cfg := &ss.s.cfg
+	ss.w.Line(`* AUTH "PLAIN"`)
+	ss.w.Line("* PARTIAL-UPDATE")
+	ss.w.Line(fmt.Sprintf("* OK MUPDATE %s %s %s %s",
+		quote(cfg.ServerName), quote(cfg.Software), quote(cfg.Version), quote(cfg.Mode)))
+}
+
+func quote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+func (ss *session) flush() error {
+	_ = ss.conn.SetWriteDeadline(time.Now().Add(ss.s.cfg.WriteTimeout))
+	return ss.w.Flush()
+}
+
+// queue hands an item to the writer; false once the session is closing.
+func (ss *session) queue(it *item) bool {
+	select {
+	case ss.items <- it:
+		return true
+	case <-ss.closed:
+		return false
+	}
+}
+
+// wait queues run and waits until it has run and everything before it is
+// written. Reads wait so that they see every earlier write of this
+// session and none of the later ones; SASL waits so that the reader may
+// then talk to the peer itself.
+func (ss *session) wait(run func(*session)) bool {
+	done := make(chan struct{})
+	if !ss.queue(&item{run: run, done: done}) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-ss.closed:
+		return false
+	}
+}
+
+func (ss *session) status(tag, st, text string) {
+	ss.queue(&item{run: func(w *session) { w.w.Status(tag, st, text) }})
+}
+
+// writeLoop runs items in order and, once streaming, sends changes as
+// they become durable. It returns when the session ends.
+func (ss *session) writeLoop() {
+	defer close(ss.closed)
+	for {
+		var done chan struct{}
+		select {
+		case it, ok := <-ss.items:
+			if !ok {
+				_ = ss.flush()
+				return
+			}
+			it.run(ss)
+			done = it.done
+		case <-ss.wake:
+			if !ss.catchUp() {
+				return
+			}
+		case <-ss.s.ctx.Done():
+			return
+		}
+		// Flush only when no reply is waiting behind this one, so a
+		// pipelining peer gets its replies in few packets.
+		if len(ss.items) == 0 || done != nil {
+			if err := ss.flush(); err != nil {
+				ss.log.Debug("mupdate: write failed", "err", err)
+				return
+			}
+		}
+		if done != nil {
+			close(done)
+		}
+	}
+}
+
+// readLoop parses commands until the peer leaves or breaks the protocol
+// beyond repair; closing items tells the writer to finish.
+func (ss *session) readLoop() {
+	defer close(ss.items)
+	for {
+		_ = ss.conn.SetReadDeadline(time.Now().Add(ss.s.cfg.IdleTimeout))
+		tag, name, err := ss.r.ReadHead()
+		if err != nil {
+			if !ss.readFailed(err) {
+				return
+			}
+			continue
+		}
+		if !ss.command(tag, name) {
+			return
+		}
+	}
+}
+
+// readFailed answers a read error; false ends the session.
+func (ss *session) readFailed(err error) bool {
+	var pe *ProtocolError
+	var ne net.Error
+	switch {
+	case errors.As(err, &pe):
+		tag := pe.Tag
+		if tag == "" {
+			tag = "*"
+		}
+		ss.status(tag, "BAD", pe.Text)
+		return true
+	case errors.Is(err, ErrFatal):
+		ss.log.Warn("mupdate: unrecoverable input, closing", "err", err)
+		ss.status("*", "BYE", "input too large")
+	case errors.As(err, &ne) && ne.Timeout():
+		ss.log.Info("mupdate: idle timeout", "user", ss.user)
+		ss.status("*", "BYE", "idle for too long")
+	default:
+		ss.log.Debug("mupdate: read ended", "err", err)
+	}
+	return false
+}
+
+var writeCommands = map[string]bool{"ACTIVATE": true, "RESERVE": true, "DEACTIVATE": true, "DELETE": true}
+
+// command handles one command whose head was read; false ends the session.
+func (ss *session) command(tag, name string) bool {
+	switch name {
+	case "LOGOUT":
+		if _, err := ss.r.ReadArgs(tag, name); err != nil {
+			return ss.readFailed(err)
+		}
+		ss.status(tag, "OK", "bye-bye")
+		return false
+	case "AUTHENTICATE":
+		args, err := ss.r.ReadArgs(tag, name)
+		if err != nil {
+			return ss.readFailed(err)
+		}
+		if ss.user != "" {
+			ss.status(tag, "BAD", "already authenticated")
+			return true
+		}
+		return ss.authenticate(tag, args)
+	case "NOOP", "FIND", "LIST", "UPDATE", "ACTIVATE", "RESERVE", "DEACTIVATE", "DELETE":
+	default:
+		// STARTTLS and COMPRESS are not offered in the greeting.
+		if err := ss.r.DiscardLine(); err != nil {
+			return ss.readFailed(err)
+		}
+		ss.status(tag, "BAD", "Unrecognized command")
+		return true
+	}
+	if ss.user == "" {
+		if err := ss.r.DiscardLine(); err != nil {
+			return ss.readFailed(err)
+		}
+		ss.status(tag, "BAD", "Please login first")
+		return true
+	}
+	args, err := ss.r.ReadArgs(tag, name)
+	if err != nil {
+		return ss.readFailed(err)
+	}
+	switch {
+	case name == "NOOP":
+		ss.queue(&item{run: func(w *session) { w.noop(tag) }})
+	case ss.streaming:
+		ss.status(tag, "BAD", "not legal when streaming")
+	case name == "UPDATE":
+		ss.wait(func(w *session) { w.update(tag, args) })
+		// update ran on the writer; the wait orders its result before us.
+		ss.streaming = ss.streamTag != ""
+	case writeCommands[name]:
+		ss.write(tag, name, args)
+	default: // FIND, LIST
+		ss.wait(func(w *session) { w.read(tag, name, args) })
+	}
+	return true
+}
+
+// write submits a write at once, so one connection can have many in
+// flight and they share group commits; the reply waits in order.
+func (ss *session) write(tag, name string, args []string) {
+	if ss.s.cfg.ReadOnly || ss.s.cfg.Write == nil {
+		ss.status(tag, "BAD", "read-only session")
+		return
+	}
+	op := Op{Cmd: name, Name: args[0]}
+	if len(args) > 1 {
+		op.Location = args[1]
+	}
+	if len(args) > 2 {
+		op.ACL = args[2]
+	}
+	wait := ss.s.cfg.Write(op)
+	ss.queue(&item{run: func(w *session) { w.awaitWrite(tag, op, wait) }})
+}
+
+func (ss *session) awaitWrite(tag string, op Op, wait func() error) {
+	err := wait()
+	var ref *Refusal
+	switch {
+	case err == nil:
+		ss.w.Status(tag, "OK", "done")
+		ss.log.Debug("mupdate: write", "user", ss.user, "cmd", op.Cmd, "mailbox", op.Name)
+	case errors.As(err, &ref):
+		ss.w.Status(tag, "NO", ref.Text)
+		ss.log.Info("mupdate: write refused", "user", ss.user, "cmd", op.Cmd, "mailbox", op.Name, "err", ref.Text)
+	default:
+		ss.w.Status(tag, "NO", "mailbox list update failed")
+		ss.log.Error("mupdate: write failed", "user", ss.user, "cmd", op.Cmd, "mailbox", op.Name, "err", err)
+	}
+}
+
+func (ss *session) read(tag, name string, args []string) {
+	st := ss.s.cfg.Store
+	if name == "FIND" {
+		e, ok, err := st.Get(args[0])
+		if err != nil {
+			ss.log.Error("mupdate: find failed", "mailbox", args[0], "err", err)
+			ss.w.Status(tag, "NO", "mailbox list read failed")
+			return
+		}
+		if ok {
+			ss.entry(tag, e)
+		}
+		ss.w.Status(tag, "OK", "Search completed")
+		return
+	}
+	prefix := ""
+	if len(args) > 0 {
+		prefix = args[0]
+	}
+	snap := st.Snapshot()
+	defer snap.Close()
+	err := snap.Scan(func(e store.Entry) error {
+		if strings.HasPrefix(e.Location, prefix) {
+			ss.entry(tag, e)
+			return ss.keepWriting()
+		}
+		return nil
+	})
+	if err != nil {
+		ss.log.Warn("mupdate: list aborted", "err", err)
+		ss.w.Status(tag, "NO", "mailbox list read failed")
+		return
+	}
+	ss.w.Status(tag, "OK", "list complete")
+}
+
+// keepWriting extends the write deadline while a long answer streams out,
+// and stops a scan once the server is closing.
+func (ss *session) keepWriting() error {
+	if ss.w.Buffered() == 0 {
+		_ = ss.conn.SetWriteDeadline(time.Now().Add(ss.s.cfg.WriteTimeout))
+	}
+	return ss.s.ctx.Err()
+}
+
+func (ss *session) entry(tag string, e store.Entry) {
+	if e.Kind == store.Reserved {
+		ss.w.Entry(tag, "RESERVE", e.Name, e.Location, "")
+	} else {
+		ss.w.Entry(tag, "MAILBOX", e.Name, e.Location, e.ACL)
+	}
+}
+
+func (ss *session) noop(tag string) {
+	// A streaming peer uses NOOP as a barrier: everything durable when it
+	// asked must reach it before the OK.
+	if ss.streamTag != "" && !ss.catchUp() {
+		return
+	}
+	ss.w.Status(tag, "OK", "Noop done")
+}
+
+func (ss *session) update(tag string, hosts []string) {
+	// Watch first, then snapshot: a commit racing with the dump still
+	// wakes the stream, which resumes from the snapshot's seq.
+	ss.cancel = ss.s.cfg.Watch(func(uint64) {
+		select {
+		case ss.wake <- struct{}{}:
+		default:
+		}
+	})
+	snap := ss.s.cfg.Store.Snapshot()
+	defer snap.Close()
+	err := snap.Scan(func(e store.Entry) error {
+		if len(hosts) == 0 || contains(hosts, e.Server()) {
+			ss.entry(tag, e)
+			return ss.keepWriting()
+		}
+		return nil
+	})
+	if err != nil {
+		// Never NO/BAD here: a Cyrus slave takes any status as the end of
+		// a complete list and deletes the rest of its copy.
+		ss.log.Warn("mupdate: update dump aborted", "err", err)
+		_ = ss.conn.Close()
+		return
+	}
+	ss.streamTag, ss.hosts, ss.lastSeq = tag, hosts, snap.Seq()
+	ss.w.Status(tag, "OK", "streaming starts")
+	ss.log.Info("mupdate: streaming", "user", ss.user, "seq", ss.lastSeq, "hosts", len(hosts))
+}
+
+// catchUp sends every logged change after lastSeq; false ends the session.
+func (ss *session) catchUp() bool {
+	const page = 4096
+	for {
+		n := 0
+		last, err := ss.s.cfg.Store.ChangesSince(ss.lastSeq, page, func(c store.Change) error {
+			n++
+			if ss.wants(c) {
+				if c.New == nil {
+					ss.w.Delete(ss.streamTag, c.Name)
+				} else {
+					ss.entry(ss.streamTag, *c.New)
+				}
+			}
+			return ss.keepWriting()
+		})
+		if err != nil {
+			if errors.Is(err, store.ErrTrimmed) {
+				ss.log.Warn("mupdate: stream fell behind the change log, closing", "user", ss.user, "seq", ss.lastSeq)
+				ss.w.Status("*", "BYE", "stream fell too far behind; resync")
+				_ = ss.flush()
+			} else {
+				ss.log.Error("mupdate: reading change log", "err", err)
+			}
+			_ = ss.conn.Close()
+			return false
+		}
+		ss.lastSeq = last
+		if n < page {
+			return true
+		}
+	}
+}
+
+// wants applies UPDATE's host filter: a change is sent when its old or new
+// server is one of the hosts.
+func (ss *session) wants(c store.Change) bool {
+	if len(ss.hosts) == 0 {
+		return true
+	}
+	return (c.Old != nil && contains(ss.hosts, c.Old.Server())) ||
+		(c.New != nil && contains(ss.hosts, c.New.Server()))
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// authenticate runs a SASL PLAIN exchange (bare base64 lines, as Cyrus's
+// mupdate does); false ends the session.
+func (ss *session) authenticate(tag string, args []string) bool {
+	if !ss.wait(func(*session) {}) {
+		return false
+	}
+	if !strings.EqualFold(args[0], "PLAIN") {
+		ss.status(tag, "NO", "unsupported mechanism")
+		return true
+	}
+	var user, why string
+	srv := sasl.NewPlainServer(func(authzid, authcid, password string) error {
+		u, err := ss.s.cfg.Login(authzid, authcid, password)
+		if err != nil {
+			why = fmt.Sprintf("%s (authcid %q)", err, authcid)
+			return err
+		}
+		user = u
+		return nil
+	})
+	var resp []byte
+	if len(args) > 1 {
+		var err error
+		if resp, err = decode64(args[1]); err != nil {
+			ss.status(tag, "BAD", "invalid base64")
+			return true
+		}
+	}
+	for {
+		chal, done, err := srv.Next(resp)
+		if err != nil {
+			if why == "" {
+				why = err.Error()
+			}
+			ss.log.Warn("mupdate: authentication failed", "reason", why)
+			select {
+			case <-time.After(ss.s.cfg.FailedLoginPause):
+			case <-ss.s.ctx.Done():
+				return false
+			}
+			ss.status(tag, "NO", "authentication failed")
+			return true
+		}
+		if done {
+			ss.user = user
+			ss.log = ss.log.With("user", user)
+			ss.log.Info("mupdate: authenticated")
+			ss.status(tag, "OK", "Authenticated")
+			return true
+		}
+		ss.w.Line(base64.StdEncoding.EncodeToString(chal))
+		if ss.flush() != nil {
+			return false
+		}
+		line, err := ss.r.ReadLine()
+		if err != nil {
+			return ss.readFailed(err)
+		}
+		if strings.HasPrefix(line, "*") {
+			ss.queue(&item{run: func(w *session) { w.w.StatusRaw(tag, "NO", "Client canceled authentication") }})
+			return true
+		}
+		if resp, err = decode64(line); err != nil {
+			ss.status(tag, "BAD", "invalid base64")
+			return true
+		}
+	}
+}
+
+func decode64(s string) ([]byte, error) {
+	if s == "=" {
+		return []byte{}, nil
+	}
+	return base64.StdEncoding.DecodeString(s)
+}

@@ -1,0 +1,283 @@
+package node
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Role is one job a node can do.
+type Role string
+
+// The roles a node can run. RoleAll expands to every role built so far.
+const (
+	RoleMaster Role = "master"
+	RoleAll    Role = "all"
+)
+
+// knownRoles are the roles that exist; "all" means every one of them.
+var knownRoles = []Role{RoleMaster}
+
+// Config is a node's whole configuration. Defaults come first, then the
+// imapd.conf-style file, then command-line flags; option names are Cyrus's
+// where the meaning is the same.
+type Config struct {
+	// ServerName is this node's name in the murder (imapd.conf "servername");
+	// masters put it in their greeting, backends in their locations.
+	ServerName string
+	// DataDir holds the node's Pebble stores and, by default, its users file.
+	DataDir string
+	// Roles the node runs.
+	Roles []Role
+
+	// MUPDATEListen is the MUPDATE listener address; empty turns it off.
+	MUPDATEListen string
+
+	// UsersFile is a passwd-style file of "name:{SCHEME}secret" lines.
+	UsersFile string
+	// Admins may authenticate to MUPDATE and administer mailboxes ("admins").
+	Admins []string
+
+	// FailedLoginPause delays the reply to a failed authentication
+	// ("failedloginpause").
+	FailedLoginPause time.Duration
+	// MUPDATEConnectionsMax caps concurrent MUPDATE connections
+	// ("mupdate_connections_max").
+	MUPDATEConnectionsMax int
+	// MUPDATEIdleTimeout closes MUPDATE connections that send nothing for
+	// this long ("mupdate_idle_timeout"; Cyrus hard-codes 180 minutes).
+	MUPDATEIdleTimeout time.Duration
+	// MaxLiteral bounds every MUPDATE string ("maxliteral").
+	MaxLiteral int
+	// LogRetain is how many mailbox-list changes are kept for UPDATE
+	// streams and replicas to catch up from ("mupdate_log_retain").
+	LogRetain uint64
+
+	// LogLevel of the node's logger ("log_level": debug, info, warn, error).
+	LogLevel slog.Level
+}
+
+// DefaultConfig is the embedded all-in-one default: every role, data in
+// ./rookery-data, listeners on loopback.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	return Config{
+		ServerName:            host,
+		DataDir:               "rookery-data",
+		Roles:                 []Role{RoleAll},
+		MUPDATEListen:         "127.0.0.1:3905",
+		FailedLoginPause:      3 * time.Second,
+		MUPDATEConnectionsMax: 128,
+		MUPDATEIdleTimeout:    180 * time.Minute,
+		MaxLiteral:            131072,
+		LogRetain:             1_000_000,
+		LogLevel:              slog.LevelInfo,
+	}
+}
+
+// Has reports whether the node runs role r.
+func (c *Config) Has(r Role) bool {
+	return slices.Contains(c.Roles, r) || slices.Contains(c.Roles, RoleAll)
+}
+
+// UsersPath is the users file in effect: the configured one, else
+// DATA/users.
+func (c *Config) UsersPath() string {
+	if c.UsersFile != "" {
+		return c.UsersFile
+	}
+	return filepath.Join(c.DataDir, "users")
+}
+
+// ConfigError lists every problem found in a configuration.
+type ConfigError struct{ Problems []string }
+
+func (e *ConfigError) Error() string {
+	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+// ReadConfigFile reads an imapd.conf-style file ("key: value", '#'
+// comments) into a map. Cyrus config files are full of options that mean
+// nothing here; the caller decides what to do with unknown ones.
+func ReadConfigFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	defer f.Close()
+	out := make(map[string]string)
+	var problems []string
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			problems = append(problems, fmt.Sprintf("%s:%d: want \"key: value\"", path, n))
+			continue
+		}
+		out[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("node: reading %s: %w", path, err)
+	}
+	if len(problems) > 0 {
+		return nil, &ConfigError{Problems: problems}
+	}
+	return out, nil
+}
+
+// Apply sets options from key/value pairs (a config file's or flags'),
+// collecting every problem. It returns the keys it did not recognise.
+func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
+	var problems []string
+	bad := func(k, v, why string) { problems = append(problems, fmt.Sprintf("%s: %q: %s", k, v, why)) }
+	keys := make([]string, 0, len(kv))
+	for k := range kv {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := kv[k]
+		switch k {
+		case "servername":
+			c.ServerName = v
+		case "data", "rookery_data":
+			c.DataDir = v
+		case "roles":
+			c.Roles = nil
+			for _, r := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+				c.Roles = append(c.Roles, Role(strings.ToLower(r)))
+			}
+		case "mupdate_listen":
+			c.MUPDATEListen = v
+		case "users", "users_file":
+			c.UsersFile = v
+		case "admins":
+			c.Admins = strings.Fields(v)
+		case "failedloginpause":
+			d, err := parseSeconds(v)
+			if err != nil {
+				bad(k, v, err.Error())
+			}
+			c.FailedLoginPause = d
+		case "mupdate_connections_max":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				bad(k, v, "not a number")
+			}
+			c.MUPDATEConnectionsMax = n
+		case "mupdate_idle_timeout":
+			d, err := parseSeconds(v)
+			if err != nil {
+				bad(k, v, err.Error())
+			}
+			c.MUPDATEIdleTimeout = d
+		case "maxliteral":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				bad(k, v, "not a number")
+			}
+			c.MaxLiteral = n
+		case "mupdate_log_retain":
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				bad(k, v, "not a number")
+			}
+			c.LogRetain = n
+		case "log_level":
+			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+				bad(k, v, "want debug, info, warn or error")
+			}
+		default:
+			unknown = append(unknown, k)
+		}
+	}
+	if len(problems) > 0 {
+		return unknown, &ConfigError{Problems: problems}
+	}
+	return unknown, nil
+}
+
+// parseSeconds reads a duration the way Cyrus options are written: a bare
+// number of seconds, or a Go duration ("3s", "10m").
+func parseSeconds(v string) (time.Duration, error) {
+	if n, err := strconv.Atoi(v); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, errors.New("want seconds or a duration such as 3s")
+	}
+	return d, nil
+}
+
+// Validate reports every problem with the configuration at once.
+func (c *Config) Validate() error {
+	var problems []string
+	if c.ServerName == "" {
+		problems = append(problems, "servername: must not be empty")
+	}
+	if strings.ContainsAny(c.ServerName, "! \t\r\n") {
+		problems = append(problems, fmt.Sprintf("servername: %q: must not contain '!' or white space", c.ServerName))
+	}
+	if c.DataDir == "" {
+		problems = append(problems, "data: must not be empty")
+	}
+	if len(c.Roles) == 0 {
+		problems = append(problems, "roles: at least one role is needed")
+	}
+	for _, r := range c.Roles {
+		if r != RoleAll && !slices.Contains(knownRoles, r) {
+			problems = append(problems, fmt.Sprintf("roles: unknown role %q (known: all, %s)", r, joinRoles(knownRoles)))
+		}
+	}
+	if c.MUPDATEListen != "" {
+		if _, _, err := net.SplitHostPort(c.MUPDATEListen); err != nil {
+			problems = append(problems, fmt.Sprintf("mupdate: %q: want host:port", c.MUPDATEListen))
+		}
+	}
+	if c.Has(RoleMaster) && c.MUPDATEListen == "" {
+		problems = append(problems, "mupdate: the master role needs an MUPDATE listener")
+	}
+	if c.FailedLoginPause < 0 {
+		problems = append(problems, "failedloginpause: must not be negative")
+	}
+	if c.MUPDATEConnectionsMax < 1 {
+		problems = append(problems, "mupdate_connections_max: must be at least 1")
+	}
+	if c.MUPDATEIdleTimeout < time.Second {
+		problems = append(problems, "mupdate_idle_timeout: must be at least 1s")
+	}
+	if c.MaxLiteral < 1024 {
+		problems = append(problems, "maxliteral: must be at least 1024")
+	}
+	if c.LogRetain < 1000 {
+		problems = append(problems, "mupdate_log_retain: must be at least 1000")
+	}
+	if len(problems) > 0 {
+		return &ConfigError{Problems: problems}
+	}
+	return nil
+}
+
+func joinRoles(rs []Role) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ", ")
+}

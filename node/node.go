@@ -1,0 +1,264 @@
+// Package node wires a node's pieces together: it opens the store, spawns
+// the actors of the configured roles and starts their listeners.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/rookery/rookery/actors/mailboxdb"
+	"github.com/rookery/rookery/actors/master"
+	"github.com/rookery/rookery/listeners/auth"
+	"github.com/rookery/rookery/listeners/mupdate"
+	"github.com/rookery/rookery/store"
+)
+
+// Version is what the node reports in greetings.
+const Version = "0.1.0"
+
+// askTimeout bounds how long a listener waits on an actor; a synced
+// Pebble commit takes milliseconds, so it only fires on a wedged node.
+const askTimeout = 30 * time.Second
+
+// Node is a running node.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	system *actor.ActorSystem
+	store  *store.DB
+	db     *actor.PID
+	master *actor.PID
+
+	mupdate   *mupdate.Server
+	mupdateLn net.Listener
+	served    chan struct{}
+}
+
+// Start brings a node up with cfg, which must have passed Validate.
+func Start(cfg Config, logger *slog.Logger) (*Node, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("node", cfg.ServerName)
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n := &Node{cfg: cfg, log: logger, served: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			n.Close()
+		}
+	}()
+
+	policy, err := n.loadPolicy()
+	if err != nil {
+		return nil, err
+	}
+	n.store, err = store.Open(filepath.Join(cfg.DataDir, "mailboxes"), store.Options{
+		Logger:    logger.With("component", "pebble"),
+		LogRetain: cfg.LogRetain,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(quietHandler{logger.With("component", "protoactor").Handler()})
+	}))
+	n.db, err = n.system.Root.SpawnNamed(mailboxdb.Props(mailboxdb.Config{
+		Store: n.store, Logger: logger.With("role", "mailbox-db"),
+	}), "mailbox-db")
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+
+	if cfg.Has(RoleMaster) {
+		n.master, err = n.system.Root.SpawnNamed(master.Props(master.Config{
+			DB: n.db, Logger: logger.With("role", "mupdate-master"),
+		}), "mupdate-master")
+		if err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+	}
+	if cfg.MUPDATEListen != "" {
+		if err := n.startMUPDATE(policy); err != nil {
+			return nil, err
+		}
+	} else {
+		close(n.served)
+	}
+	logger.Info("node started", "roles", cfg.Roles, "data", cfg.DataDir,
+		"mupdate", n.MUPDATEAddr(), "mailboxes", n.store.Count(), "seq", n.store.LastSeq())
+	ok = true
+	return n, nil
+}
+
+func (n *Node) startMUPDATE(policy *auth.Policy) error {
+	ln, err := net.Listen("tcp", n.cfg.MUPDATEListen)
+	if err != nil {
+		return fmt.Errorf("node: mupdate listener: %w", err)
+	}
+	n.mupdateLn = ln
+	scfg := mupdate.ServerConfig{
+		ServerName: n.cfg.ServerName,
+		Version:    Version,
+		Mode:       "(master)",
+		ReadOnly:   n.master == nil,
+		Login: func(authzid, authcid, password string) (string, error) {
+			return policy.AdminLogin(authzid, authcid, password)
+		},
+		Store:            n.store,
+		Watch:            n.watch,
+		Limits:           mupdate.Limits{MaxString: n.cfg.MaxLiteral},
+		IdleTimeout:      n.cfg.MUPDATEIdleTimeout,
+		MaxConns:         n.cfg.MUPDATEConnectionsMax,
+		FailedLoginPause: n.cfg.FailedLoginPause,
+		Logger:           n.log.With("listener", "mupdate"),
+	}
+	if n.master != nil {
+		scfg.Write = n.write
+	}
+	n.mupdate = mupdate.NewServer(scfg)
+	go func() {
+		defer close(n.served)
+		if err := n.mupdate.Serve(ln); err != nil {
+			n.log.Error("mupdate listener stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// write sends an MUPDATE write to the master actor and returns a wait for
+// its outcome, with the master's refusals turned into NO texts.
+func (n *Node) write(op mupdate.Op) func() error {
+	var msg any
+	switch op.Cmd {
+	case "ACTIVATE":
+		msg = &master.Activate{Name: op.Name, Location: op.Location, ACL: op.ACL}
+	case "RESERVE":
+		msg = &master.Reserve{Name: op.Name, Location: op.Location}
+	case "DEACTIVATE":
+		msg = &master.Deactivate{Name: op.Name, Location: op.Location}
+	case "DELETE":
+		msg = &master.Delete{Name: op.Name}
+	default:
+		return func() error { return fmt.Errorf("node: unknown write %q", op.Cmd) }
+	}
+	f := n.system.Root.RequestFuture(n.master, msg, askTimeout)
+	return func() error {
+		res, err := f.Result()
+		if err != nil {
+			return fmt.Errorf("node: mupdate-master: %w", err)
+		}
+		reply, ok := res.(*mailboxdb.UpdateReply)
+		if !ok {
+			return fmt.Errorf("node: mupdate-master: unexpected reply %T", res)
+		}
+		for _, refusal := range []error{master.ErrExists, master.ErrNotActive, master.ErrNoMailbox, master.ErrBadName} {
+			if errors.Is(reply.Err, refusal) {
+				return &mupdate.Refusal{Text: refusal.Error()}
+			}
+		}
+		return reply.Err
+	}
+}
+
+func (n *Node) watch(notify func(uint64)) func() {
+	res, err := n.system.Root.RequestFuture(n.db, &mailboxdb.Watch{Notify: notify}, askTimeout).Result()
+	if err != nil {
+		n.log.Error("watching the mailbox list failed", "err", err)
+		return func() {}
+	}
+	id := res.(*mailboxdb.WatchReply).ID
+	return func() { n.system.Root.Send(n.db, &mailboxdb.Unwatch{ID: id}) }
+}
+
+// loadPolicy loads the users file. On a node's first start with no users
+// file configured, it writes DATA/users with a random admin password so
+// the all-in-one default works out of the box without a shared secret.
+func (n *Node) loadPolicy() (*auth.Policy, error) {
+	path := n.cfg.UsersPath()
+	admins := n.cfg.Admins
+	if n.cfg.UsersFile == "" {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			pw := make([]byte, 12)
+			_, _ = rand.Read(pw)
+			line := fmt.Sprintf("# created by rookery on first start\nadmin:{PLAIN}%s\n", hex.EncodeToString(pw))
+			if err := os.WriteFile(path, []byte(line), 0o600); err != nil {
+				return nil, fmt.Errorf("node: creating %s: %w", path, err)
+			}
+			n.log.Warn("created a users file with a random admin password; read it there", "file", path)
+		}
+		if len(admins) == 0 {
+			admins = []string{"admin"}
+		}
+	}
+	users, err := auth.LoadUsers(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(admins) == 0 {
+		n.log.Warn("no admins configured: nobody can authenticate to MUPDATE", "hint", "set admins: in the config file or --admins")
+	}
+	return &auth.Policy{Users: users, Admins: admins}, nil
+}
+
+// MUPDATEAddr is the MUPDATE listener's address ("" when off).
+func (n *Node) MUPDATEAddr() string {
+	if n.mupdateLn == nil {
+		return ""
+	}
+	return n.mupdateLn.Addr().String()
+}
+
+// Store is the node's mailbox list, for read-only use (tests, tools).
+func (n *Node) Store() *store.DB { return n.store }
+
+// Close stops listeners first, so no session is cut off mid-write by the
+// store closing under it, then the actors, then the store.
+func (n *Node) Close() error {
+	if n.mupdate != nil {
+		_ = n.mupdate.Close()
+		<-n.served
+	}
+	if n.system != nil {
+		for _, pid := range []*actor.PID{n.master, n.db} {
+			if pid != nil {
+				_ = n.system.Root.PoisonFuture(pid).Wait()
+			}
+		}
+		n.system.Shutdown()
+	}
+	var err error
+	if n.store != nil {
+		err = n.store.Close()
+	}
+	n.log.Info("node stopped")
+	return err
+}
+
+// quietHandler keeps protoactor-go's chatter (it logs every spawn and stop
+// at Info) below Warn out of the node's log.
+type quietHandler struct{ slog.Handler }
+
+func (h quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+func (h quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h quietHandler) WithGroup(g string) slog.Handler {
+	return quietHandler{h.Handler.WithGroup(g)}
+}
