@@ -223,8 +223,11 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	ss.log.Debug("mupdate: connected")
 	ss.r.SetContinuation(func() error {
-		ss.w.Line("+ go ahead")
-		return ss.flush()
+		// Through the writer, so it follows every earlier reply.
+		if !ss.wait(func(w *session) { w.w.Line("+ go ahead") }) {
+			return net.ErrClosed
+		}
+		return nil
 	})
 	defer func() {
 		if ss.cancel != nil {
