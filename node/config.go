@@ -55,6 +55,9 @@ type Config struct {
 	// MUPDATEIdleTimeout closes MUPDATE connections that send nothing for
 	// this long ("mupdate_idle_timeout"; Cyrus hard-codes 180 minutes).
 	MUPDATEIdleTimeout time.Duration
+	// MUPDATEWriteTimeout cuts off a peer that stops reading, such as a
+	// stuck UPDATE subscriber ("mupdate_write_timeout").
+	MUPDATEWriteTimeout time.Duration
 	// MaxLiteral bounds every MUPDATE string ("maxliteral").
 	MaxLiteral int
 	// LogRetain is how many mailbox-list changes are kept for UPDATE
@@ -80,6 +83,7 @@ func DefaultConfig() Config {
 		FailedLoginPause:      3 * time.Second,
 		MUPDATEConnectionsMax: 128,
 		MUPDATEIdleTimeout:    180 * time.Minute,
+		MUPDATEWriteTimeout:   30 * time.Second,
 		MaxLiteral:            131072,
 		LogRetain:             1_000_000,
 		LogLevel:              slog.LevelInfo,
@@ -186,6 +190,12 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 				bad(k, v, err.Error())
 			}
 			c.MUPDATEIdleTimeout = d
+		case "mupdate_write_timeout":
+			d, err := parseSeconds(v)
+			if err != nil {
+				bad(k, v, err.Error())
+			}
+			c.MUPDATEWriteTimeout = d
 		case "maxliteral":
 			n, err := strconv.Atoi(v)
 			if err != nil {
@@ -261,6 +271,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MUPDATEIdleTimeout < time.Second {
 		problems = append(problems, "mupdate_idle_timeout: must be at least 1s")
+	}
+	if c.MUPDATEWriteTimeout < 100*time.Millisecond {
+		problems = append(problems, "mupdate_write_timeout: must be at least 100ms")
 	}
 	if c.MaxLiteral < 1024 {
 		problems = append(problems, "maxliteral: must be at least 1024")

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -42,6 +43,9 @@ type Node struct {
 	mupdate   *mupdate.Server
 	mupdateLn net.Listener
 	served    chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start brings a node up with cfg, which must have passed Validate.
@@ -121,6 +125,7 @@ func (n *Node) startMUPDATE(policy *auth.Policy) error {
 		Watch:            n.watch,
 		Limits:           mupdate.Limits{MaxString: n.cfg.MaxLiteral},
 		IdleTimeout:      n.cfg.MUPDATEIdleTimeout,
+		WriteTimeout:     n.cfg.MUPDATEWriteTimeout,
 		MaxConns:         n.cfg.MUPDATEConnectionsMax,
 		FailedLoginPause: n.cfg.FailedLoginPause,
 		Logger:           n.log.With("listener", "mupdate"),
@@ -225,8 +230,14 @@ func (n *Node) MUPDATEAddr() string {
 func (n *Node) Store() *store.DB { return n.store }
 
 // Close stops listeners first, so no session is cut off mid-write by the
-// store closing under it, then the actors, then the store.
+// store closing under it, then the actors, then the store. Calling it
+// again returns the first call's result.
 func (n *Node) Close() error {
+	n.closeOnce.Do(func() { n.closeErr = n.close() })
+	return n.closeErr
+}
+
+func (n *Node) close() error {
 	if n.mupdate != nil {
 		_ = n.mupdate.Close()
 		<-n.served
