@@ -124,4 +124,3 @@ func deleteEntry(cur *store.Entry) (*store.Entry, error) {
 	}
 	return nil, nil
 }
-
