@@ -22,10 +22,6 @@ var ErrBadCredentials = errors.New("auth: bad credentials")
 // offered a valid non-admin identity.
 var ErrNotAdmin = errors.New("auth: not an admin")
 
-// ErrNotAuthorized is returned when an identity asks to act as another user
-// without being allowed to.
-var ErrNotAuthorized = errors.New("auth: not authorized to act as that user")
-
 type secret struct {
 	scheme string // upper-cased, without braces
 	value  string
