@@ -62,10 +62,10 @@ func scanAll(t testing.TB, s *Snapshot) []Entry {
 	return got
 }
 
-func changesSince(t testing.TB, db *DB, after uint64, max int) ([]Change, uint64) {
+func changesSince(t testing.TB, db *DB, after uint64, limit int) ([]Change, uint64) {
 	t.Helper()
 	var got []Change
-	last, err := db.ChangesSince(after, max, func(c Change) error { got = append(got, c); return nil })
+	last, err := db.ChangesSince(after, limit, func(c Change) error { got = append(got, c); return nil })
 	if err != nil {
 		t.Fatalf("changes since %d: %v", after, err)
 	}
