@@ -19,12 +19,17 @@ type Role string
 
 // The roles a node can run. RoleAll expands to every role built so far.
 const (
-	RoleMaster Role = "master"
-	RoleAll    Role = "all"
+	RoleMaster  Role = "master"
+	RoleReplica Role = "replica"
+	RoleAll     Role = "all"
 )
 
-// knownRoles are the roles that exist; "all" means every one of them.
-var knownRoles = []Role{RoleMaster}
+// knownRoles are the roles that exist.
+var knownRoles = []Role{RoleMaster, RoleReplica}
+
+// allRoles is what "all" means: everything one machine can be on its own.
+// A replica needs a master elsewhere, so it is never implied.
+var allRoles = []Role{RoleMaster}
 
 // Config is a node's whole configuration. Defaults come first, then the
 // imapd.conf-style file, then command-line flags; option names are Cyrus's
@@ -40,6 +45,22 @@ type Config struct {
 
 	// MUPDATEListen is the MUPDATE listener address; empty turns it off.
 	MUPDATEListen string
+
+	// MUPDATEServer is the master a replica follows, host:port
+	// ("mupdate_server").
+	MUPDATEServer string
+	// MUPDATEAuthname and MUPDATEPassword are the replica's credentials at
+	// its master ("mupdate_authname", "mupdate_password" or, better,
+	// "mupdate_password_file"); MUPDATEUsername is an optional
+	// authorization id ("mupdate_username").
+	MUPDATEAuthname, MUPDATEUsername, MUPDATEPassword string
+	// MUPDATERetryDelay is the replica's keep-alive interval and the time
+	// after which an unanswered keep-alive means the master is gone; it
+	// also caps the wait between reconnections ("mupdate_retry_delay").
+	MUPDATERetryDelay time.Duration
+	// ClientTimeout bounds connecting, the greeting and authentication when
+	// this node is a client of another server ("client_timeout").
+	ClientTimeout time.Duration
 
 	// UsersFile is a passwd-style file of "name:{SCHEME}secret" lines.
 	UsersFile string
@@ -84,6 +105,8 @@ func DefaultConfig() Config {
 		MUPDATEConnectionsMax: 128,
 		MUPDATEIdleTimeout:    180 * time.Minute,
 		MUPDATEWriteTimeout:   30 * time.Second,
+		MUPDATERetryDelay:     20 * time.Second,
+		ClientTimeout:         10 * time.Second,
 		MaxLiteral:            131072,
 		LogRetain:             1_000_000,
 		LogLevel:              slog.LevelInfo,
@@ -92,7 +115,7 @@ func DefaultConfig() Config {
 
 // Has reports whether the node runs role r.
 func (c *Config) Has(r Role) bool {
-	return slices.Contains(c.Roles, r) || slices.Contains(c.Roles, RoleAll)
+	return slices.Contains(c.Roles, r) || (slices.Contains(c.Roles, RoleAll) && slices.Contains(allRoles, r))
 }
 
 // UsersPath is the users file in effect: the configured one, else
@@ -168,6 +191,32 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 			}
 		case "mupdate_listen":
 			c.MUPDATEListen = v
+		case "mupdate_server":
+			c.MUPDATEServer = v
+		case "mupdate_authname":
+			c.MUPDATEAuthname = v
+		case "mupdate_username":
+			c.MUPDATEUsername = v
+		case "mupdate_password":
+			c.MUPDATEPassword = v
+		case "mupdate_password_file":
+			b, err := os.ReadFile(v)
+			if err != nil {
+				bad(k, v, err.Error())
+			}
+			c.MUPDATEPassword = strings.TrimRight(string(b), "\r\n")
+		case "mupdate_retry_delay":
+			d, err := parseSeconds(v)
+			if err != nil {
+				bad(k, v, err.Error())
+			}
+			c.MUPDATERetryDelay = d
+		case "client_timeout":
+			d, err := parseSeconds(v)
+			if err != nil {
+				bad(k, v, err.Error())
+			}
+			c.ClientTimeout = d
 		case "users", "users_file":
 			c.UsersFile = v
 		case "admins":
@@ -258,6 +307,23 @@ func (c *Config) Validate() error {
 	if c.MUPDATEListen != "" {
 		if _, _, err := net.SplitHostPort(c.MUPDATEListen); err != nil {
 			problems = append(problems, fmt.Sprintf("mupdate: %q: want host:port", c.MUPDATEListen))
+		}
+	}
+	if c.Has(RoleReplica) {
+		if c.Has(RoleMaster) {
+			problems = append(problems, "roles: a node is either the master or a replica of one")
+		}
+		if _, _, err := net.SplitHostPort(c.MUPDATEServer); err != nil {
+			problems = append(problems, fmt.Sprintf("mupdate_server: %q: a replica needs its master as host:port", c.MUPDATEServer))
+		}
+		if c.MUPDATEAuthname == "" {
+			problems = append(problems, "mupdate_authname: a replica needs credentials for its master")
+		}
+		if c.ClientTimeout < 100*time.Millisecond {
+			problems = append(problems, "client_timeout: must be at least 100ms")
+		}
+		if c.MUPDATERetryDelay < 100*time.Millisecond {
+			problems = append(problems, "mupdate_retry_delay: must be at least 100ms")
 		}
 	}
 	if c.Has(RoleMaster) && c.MUPDATEListen == "" {

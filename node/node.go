@@ -19,6 +19,7 @@ import (
 
 	"github.com/rookery/rookery/actors/mailboxdb"
 	"github.com/rookery/rookery/actors/master"
+	"github.com/rookery/rookery/actors/slave"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/mupdate"
 	"github.com/rookery/rookery/store"
@@ -39,6 +40,7 @@ type Node struct {
 	store  *store.DB
 	db     *actor.PID
 	master *actor.PID
+	slave  *actor.PID
 
 	mupdate   *mupdate.Server
 	mupdateLn net.Listener
@@ -94,6 +96,25 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 	}
+	if cfg.Has(RoleReplica) {
+		n.slave, err = n.system.Root.SpawnNamed(slave.Props(slave.Config{
+			Master: cfg.MUPDATEServer,
+			Client: mupdate.ClientConfig{
+				Username: cfg.MUPDATEAuthname,
+				Authzid:  cfg.MUPDATEUsername,
+				Password: cfg.MUPDATEPassword,
+				Timeout:  cfg.ClientTimeout,
+				Logger:   logger.With("role", "mupdate-slave"),
+			},
+			DB:         n.db,
+			Store:      n.store,
+			RetryDelay: cfg.MUPDATERetryDelay,
+			Logger:     logger.With("role", "mupdate-slave"),
+		}), "mupdate-slave")
+		if err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+	}
 	if cfg.MUPDATEListen != "" {
 		if err := n.startMUPDATE(policy); err != nil {
 			return nil, err
@@ -116,7 +137,7 @@ func (n *Node) startMUPDATE(policy *auth.Policy) error {
 	scfg := mupdate.ServerConfig{
 		ServerName: n.cfg.ServerName,
 		Version:    Version,
-		Mode:       "(master)",
+		Mode:       n.mupdateMode(),
 		ReadOnly:   n.master == nil,
 		Login: func(authzid, authcid, password string) (string, error) {
 			return policy.AdminLogin(authzid, authcid, password)
@@ -141,6 +162,28 @@ func (n *Node) startMUPDATE(policy *auth.Policy) error {
 		}
 	}()
 	return nil
+}
+
+// mupdateMode is the greeting's last field: Cyrus's slaves name their
+// master there.
+func (n *Node) mupdateMode() string {
+	if n.master == nil && n.cfg.MUPDATEServer != "" {
+		return "mupdate://" + n.cfg.MUPDATEServer
+	}
+	return "(master)"
+}
+
+// ReplicaStatus is the replica role's state; ok is false on a node
+// without that role.
+func (n *Node) ReplicaStatus() (st slave.Status, ok bool) {
+	if n.slave == nil {
+		return st, false
+	}
+	res, err := n.system.Root.RequestFuture(n.slave, &slave.GetStatus{}, askTimeout).Result()
+	if err != nil {
+		return st, false
+	}
+	return *res.(*slave.Status), true
 }
 
 // write sends an MUPDATE write to the master actor and returns a wait for
@@ -243,7 +286,7 @@ func (n *Node) close() error {
 		<-n.served
 	}
 	if n.system != nil {
-		for _, pid := range []*actor.PID{n.master, n.db} {
+		for _, pid := range []*actor.PID{n.slave, n.master, n.db} {
 			if pid != nil {
 				_ = n.system.Root.PoisonFuture(pid).Wait()
 			}

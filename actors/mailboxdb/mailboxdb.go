@@ -33,6 +33,15 @@ type UpdateReply struct {
 	Err error
 }
 
+// Apply writes changes as they are, with Meta, in one durable batch: each
+// change's New is stored (nil deletes) whatever the current state. Sent by
+// mupdate-slave, which copies a master's decisions instead of making its
+// own; the reply is *UpdateReply with the seq of the last change.
+type Apply struct {
+	Changes []store.Change
+	Meta    map[string]string
+}
+
 // Watch registers a function that is called, from the actor, every time a
 // batch of changes becomes durable. Notify must not block (a watcher
 // typically does a non-blocking send on a channel of size 1). Sent by
@@ -79,9 +88,11 @@ type committed struct {
 	err  error
 }
 
+// pending is one request's share of a batch.
 type pending struct {
-	change store.Change
-	reply  *actor.PID
+	changes []store.Change
+	meta    map[string]string
+	reply   *actor.PID
 }
 
 // overlayEntry is a decided but not yet durable state of a name; gen says
@@ -107,6 +118,8 @@ func (a *db) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *Update:
 		a.update(ctx, m)
+	case *Apply:
+		a.apply(ctx, m)
 	case *committed:
 		a.committed(ctx, m)
 	case *Watch:
@@ -143,11 +156,26 @@ func (a *db) update(ctx actor.Context, m *Update) {
 	if next != nil {
 		next.Name = m.Name
 	}
-	a.overlay[m.Name] = overlayEntry{entry: next, gen: a.gen}
-	a.queue = append(a.queue, pending{
-		change: store.Change{Name: m.Name, Old: cur, New: next},
-		reply:  ctx.Sender(),
+	a.enqueue(ctx, pending{
+		changes: []store.Change{{Name: m.Name, Old: cur, New: next}},
+		reply:   ctx.Sender(),
 	})
+}
+
+func (a *db) apply(ctx actor.Context, m *Apply) {
+	for i := range m.Changes {
+		if n := m.Changes[i].New; n != nil {
+			n.Name = m.Changes[i].Name
+		}
+	}
+	a.enqueue(ctx, pending{changes: m.Changes, meta: m.Meta, reply: ctx.Sender()})
+}
+
+func (a *db) enqueue(ctx actor.Context, p pending) {
+	for _, c := range p.changes {
+		a.overlay[c.Name] = overlayEntry{entry: c.New, gen: a.gen}
+	}
+	a.queue = append(a.queue, p)
 	if !a.inflight {
 		a.flush(ctx)
 	}
@@ -166,9 +194,15 @@ func (a *db) flush(ctx actor.Context) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		b := &store.Batch{Changes: make([]store.Change, len(reqs))}
-		for i := range reqs {
-			b.Changes[i] = reqs[i].change
+		b := &store.Batch{}
+		for _, r := range reqs {
+			b.Changes = append(b.Changes, r.changes...)
+			for k, v := range r.meta {
+				if b.Meta == nil {
+					b.Meta = make(map[string]string)
+				}
+				b.Meta[k] = v
+			}
 		}
 		seq, err := a.cfg.Store.Commit(b)
 		root.Send(self, &committed{reqs: reqs, gen: gen, seq: seq, err: err})
@@ -177,24 +211,31 @@ func (a *db) flush(ctx actor.Context) {
 
 func (a *db) committed(ctx actor.Context, c *committed) {
 	a.inflight = false
-	first := c.seq - uint64(len(c.reqs)) + 1
-	for i, r := range c.reqs {
-		if o, ok := a.overlay[r.change.Name]; ok && o.gen == c.gen {
-			delete(a.overlay, r.change.Name)
+	total := 0
+	for _, r := range c.reqs {
+		total += len(r.changes)
+	}
+	seq := c.seq - uint64(total) // seq of the change before this batch
+	for _, r := range c.reqs {
+		for _, ch := range r.changes {
+			if o, ok := a.overlay[ch.Name]; ok && o.gen == c.gen {
+				delete(a.overlay, ch.Name)
+			}
 		}
+		seq += uint64(len(r.changes))
 		if r.reply == nil {
 			continue
 		}
 		if c.err != nil {
 			ctx.Send(r.reply, &UpdateReply{Err: c.err})
 		} else {
-			ctx.Send(r.reply, &UpdateReply{Seq: first + uint64(i)})
+			ctx.Send(r.reply, &UpdateReply{Seq: seq})
 		}
 	}
 	if c.err != nil {
 		// Everything queued since was decided against states that never
 		// became durable: refuse it too rather than build on them.
-		a.cfg.Logger.Error("mailbox list commit failed", "err", c.err, "changes", len(c.reqs))
+		a.cfg.Logger.Error("mailbox list commit failed", "err", c.err, "changes", total)
 		for _, r := range a.queue {
 			if r.reply != nil {
 				ctx.Send(r.reply, &UpdateReply{Err: c.err})

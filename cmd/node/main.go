@@ -34,7 +34,8 @@ func run(args []string) int {
 	}
 	flagVar("name", "servername", def.ServerName, "node and server name (servername)")
 	flagVar("data", "data", def.DataDir, "data folder")
-	flagVar("roles", "roles", "all", "comma-separated roles: master, or all")
+	flagVar("roles", "roles", "all", "comma-separated roles: master, replica, or all (= master)")
+	flagVar("master", "mupdate_server", "", "the master a replica follows, host:port (mupdate_server)")
 	flagVar("mupdate", "mupdate_listen", def.MUPDATEListen, "MUPDATE listen address; empty turns it off")
 	flagVar("users", "users", "DATA/users", "users file: one name:{SCHEME}secret per line ({PLAIN}, {BCRYPT})")
 	flagVar("admins", "admins", "", "space-separated admin users (admins)")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,10 @@ type Op struct {
 	Location string
 	ACL      string
 }
+
+// CapLog is the greeting capability of a master that serves XUPDATE:
+// resumable streams from its change log, for Rookery replicas.
+const CapLog = "X-ROOKERY-LOG"
 
 // Refusal is a write that the mailbox list refused by rule; Text goes on
 // the wire in the NO reply.
@@ -206,6 +211,7 @@ type session struct {
 	streamTag string
 	hosts     []string
 	lastSeq   uint64
+	xseq      bool // an XUPDATE stream: mark each caught-up point with XSEQ
 	wake      chan struct{}
 	cancel    func()
 }
@@ -265,6 +271,9 @@ func (ss *session) greet() {
 	cfg := &ss.s.cfg
 	ss.w.Line(`* AUTH "PLAIN"`)
 	ss.w.Line("* PARTIAL-UPDATE")
+	// Rookery's change-log extension; Cyrus clients skip capabilities they
+	// do not know.
+	ss.w.Line("* " + CapLog)
 	ss.w.Line(fmt.Sprintf("* OK MUPDATE %s %s %s %s",
 		quote(cfg.ServerName), quote(cfg.Software), quote(cfg.Version), quote(cfg.Mode)))
 }
@@ -408,7 +417,7 @@ func (ss *session) command(tag, name string) bool {
 			return true
 		}
 		return ss.authenticate(tag, args)
-	case "NOOP", "FIND", "LIST", "UPDATE", "ACTIVATE", "RESERVE", "DEACTIVATE", "DELETE":
+	case "NOOP", "FIND", "LIST", "UPDATE", "XUPDATE", "ACTIVATE", "RESERVE", "DEACTIVATE", "DELETE":
 	default:
 		// STARTTLS and COMPRESS are not offered in the greeting.
 		if err := ss.r.DiscardLine(); err != nil {
@@ -436,6 +445,14 @@ func (ss *session) command(tag, name string) bool {
 	case name == "UPDATE":
 		ss.wait(func(w *session) { w.update(tag, args) })
 		// update ran on the writer; the wait orders its result before us.
+		ss.streaming = ss.streamTag != ""
+	case name == "XUPDATE":
+		after, err := strconv.ParseUint(args[1], 10, 64)
+		if err != nil {
+			ss.status(tag, "BAD", "Badly formed arguments")
+			return true
+		}
+		ss.wait(func(w *session) { w.xupdate(tag, args[0], after) })
 		ss.streaming = ss.streamTag != ""
 	case writeCommands[name]:
 		ss.write(tag, name, args)
@@ -542,16 +559,72 @@ func (ss *session) noop(tag string) {
 }
 
 func (ss *session) update(tag string, hosts []string) {
-	// Watch first, then snapshot: a commit racing with the dump still
-	// wakes the stream, which resumes from the snapshot's seq.
+	ss.watch()
+	snap := ss.s.cfg.Store.Snapshot()
+	defer snap.Close()
+	if !ss.dump(tag, snap, hosts) {
+		return
+	}
+	ss.streamTag, ss.hosts, ss.lastSeq = tag, hosts, snap.Seq()
+	ss.w.Status(tag, "OK", "streaming starts")
+	ss.log.Info("mupdate: streaming", "user", ss.user, "seq", ss.lastSeq, "hosts", len(hosts))
+}
+
+// xupdate is Rookery's UPDATE for replicas that remember where they were:
+// given the store epoch and the last seq they applied, it resumes from
+// the change log when the log still reaches back that far, else dumps
+// everything. Either way the replica learns the seq it is at from XSEQ
+// lines, here and throughout the stream.
+//
+//	C: U01 XUPDATE "<epoch>" "<seq>"
+//	S: U01 XSYNC "RESUME"|"FULL" "<epoch>"
+//	S: (changes since seq, or the whole list)
+//	S: U01 XSEQ "<seq>"
+//	S: U01 OK "streaming starts"
+func (ss *session) xupdate(tag, epoch string, after uint64) {
+	st := ss.s.cfg.Store
+	ss.watch()
+	ss.streamTag = tag
+	// From the first XSEQ on, every caught-up point gets one.
+	defer func() { ss.xseq = true }()
+	if epoch == st.Epoch() && after+1 >= st.OldestSeq() && after <= st.LastSeq() {
+		ss.w.Line(tag + " XSYNC \"RESUME\" " + quote(st.Epoch()))
+		ss.lastSeq = after
+		if !ss.catchUp() {
+			return
+		}
+		ss.w.Line(tag + " XSEQ " + quote(strconv.FormatUint(ss.lastSeq, 10)))
+		ss.w.Status(tag, "OK", "streaming starts")
+		ss.log.Info("mupdate: replica resumed", "user", ss.user, "from", after, "to", ss.lastSeq)
+		return
+	}
+	ss.w.Line(tag + " XSYNC \"FULL\" " + quote(st.Epoch()))
+	snap := st.Snapshot()
+	defer snap.Close()
+	if !ss.dump(tag, snap, nil) {
+		return
+	}
+	ss.lastSeq = snap.Seq()
+	ss.w.Line(tag + " XSEQ " + quote(strconv.FormatUint(ss.lastSeq, 10)))
+	ss.w.Status(tag, "OK", "streaming starts")
+	ss.log.Info("mupdate: replica loading the full list", "user", ss.user, "seq", ss.lastSeq, "asked", after)
+}
+
+// watch asks to be woken when changes become durable. It comes before the
+// snapshot: a commit racing with the dump still wakes the stream, which
+// resumes from the snapshot's seq.
+func (ss *session) watch() {
 	ss.cancel = ss.s.cfg.Watch(func(uint64) {
 		select {
 		case ss.wake <- struct{}{}:
 		default:
 		}
 	})
-	snap := ss.s.cfg.Store.Snapshot()
-	defer snap.Close()
+}
+
+// dump writes every entry of snap on the given hosts; false if the
+// session broke.
+func (ss *session) dump(tag string, snap *store.Snapshot, hosts []string) bool {
 	err := snap.Scan(func(e store.Entry) error {
 		if len(hosts) == 0 || contains(hosts, e.Server()) {
 			ss.entry(tag, e)
@@ -564,16 +637,15 @@ func (ss *session) update(tag string, hosts []string) {
 		// a complete list and deletes the rest of its copy.
 		ss.log.Warn("mupdate: update dump aborted", "err", err)
 		_ = ss.conn.Close()
-		return
+		return false
 	}
-	ss.streamTag, ss.hosts, ss.lastSeq = tag, hosts, snap.Seq()
-	ss.w.Status(tag, "OK", "streaming starts")
-	ss.log.Info("mupdate: streaming", "user", ss.user, "seq", ss.lastSeq, "hosts", len(hosts))
+	return true
 }
 
 // catchUp sends every logged change after lastSeq; false ends the session.
 func (ss *session) catchUp() bool {
 	const page = 4096
+	start := ss.lastSeq
 	for {
 		n := 0
 		last, err := ss.s.cfg.Store.ChangesSince(ss.lastSeq, page, func(c store.Change) error {
@@ -600,6 +672,9 @@ func (ss *session) catchUp() bool {
 		}
 		ss.lastSeq = last
 		if n < page {
+			if ss.xseq && last > start {
+				ss.w.Line(ss.streamTag + " XSEQ " + quote(strconv.FormatUint(last, 10)))
+			}
 			return true
 		}
 	}

@@ -1,0 +1,482 @@
+// Package slave is the mupdate-slave actor: it keeps the node's mailbox list
+// a copy of a master's, Rookery or Cyrus. A connection goroutine talks to
+// the master (dump, reconcile, stream, keep-alive, reconnect); the actor
+// holds the replica's state and answers status requests.
+package slave
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/rookery/rookery/actors/mailboxdb"
+	"github.com/rookery/rookery/listeners/mupdate"
+	"github.com/rookery/rookery/store"
+)
+
+// Meta keys the slave keeps in the local store, written in the same batch
+// as the changes they describe.
+const (
+	metaEpoch = "master_epoch" // the Rookery master's store epoch
+	metaSeq   = "master_seq"   // the master's last change applied here
+)
+
+// GetStatus asks for the replica's state. Sent by the node; reply *Status.
+type GetStatus struct{}
+
+// Status is the replica's state.
+type Status struct {
+	Master    string
+	Connected bool // a session with the master is streaming
+	// Rookery is true when the master offers its change log, so the
+	// replica can resume instead of reloading everything.
+	Rookery bool
+	// AppliedSeq is the master's seq of the last change applied here
+	// (Rookery masters only).
+	AppliedSeq uint64
+	LastSync   time.Time // when the last full resync or resume finished
+	LastChange time.Time // when the last streamed change was applied
+	FullSyncs  uint64
+	Resumes    uint64
+	LastError  string
+}
+
+// Config is what the actor needs.
+type Config struct {
+	// Master is the master's host:port.
+	Master string
+	Client mupdate.ClientConfig
+	// DB is the mailbox-db actor; Store the list it writes, read here to
+	// reconcile.
+	DB    *actor.PID
+	Store *store.DB
+	// RetryDelay is the keep-alive interval; a NOOP unanswered for that
+	// long means the master is gone (Cyrus's mupdate_retry_delay).
+	RetryDelay time.Duration
+	// MaxBackoff caps the wait between reconnection attempts.
+	MaxBackoff time.Duration
+	Logger     *slog.Logger
+}
+
+// Props makes the actor's props.
+func Props(cfg Config) *actor.Props {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = 20 * time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = cfg.RetryDelay
+	}
+	return actor.PropsFromProducer(func() actor.Actor { return &slave{cfg: cfg} })
+}
+
+// progress is sent by the connection goroutine to the actor.
+type progress struct{ update func(*Status) }
+
+type slave struct {
+	cfg    Config
+	status Status
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (a *slave) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.status.Master = a.cfg.Master
+		if s, ok, _ := a.cfg.Store.Meta(metaSeq); ok {
+			a.status.AppliedSeq, _ = strconv.ParseUint(s, 10, 64)
+		}
+		c, cancel := context.WithCancel(context.Background())
+		a.cancel = cancel
+		l := &link{cfg: a.cfg, root: ctx.ActorSystem().Root, self: ctx.Self(), log: a.cfg.Logger}
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			l.run(c)
+		}()
+	case *progress:
+		m.update(&a.status)
+	case *GetStatus:
+		s := a.status
+		ctx.Respond(&s)
+	case *actor.Stopping:
+		a.cancel()
+		a.wg.Wait()
+	}
+}
+
+// link is the connection goroutine's state.
+type link struct {
+	cfg  Config
+	root *actor.RootContext
+	self *actor.PID
+	log  *slog.Logger
+}
+
+func (l *link) report(f func(*Status)) { l.root.Send(l.self, &progress{update: f}) }
+
+// run keeps a session with the master going until ctx ends, reconnecting
+// with capped exponential backoff and jitter.
+func (l *link) run(ctx context.Context) {
+	const minBackoff = 100 * time.Millisecond
+	backoff := minBackoff
+	for ctx.Err() == nil {
+		streamed, err := l.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		msg := "master connection lost"
+		if !streamed {
+			msg = "master connection failed"
+		}
+		l.log.Warn(msg, "master", l.cfg.Master, "err", err)
+		l.report(func(s *Status) { s.Connected, s.LastError = false, err.Error() })
+		if streamed {
+			backoff = minBackoff
+		}
+		// Jitter spreads the reconnects of many replicas after a master
+		// restart.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, l.cfg.MaxBackoff)
+	}
+}
+
+// session is one connection's life: sync, then stream until it breaks.
+// streamed says whether it got as far as streaming.
+func (l *link) session(ctx context.Context) (streamed bool, err error) {
+	c, err := mupdate.Dial(ctx, l.cfg.Master, l.cfg.Client)
+	if err != nil {
+		return false, err
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	defer c.Close()
+
+	g := c.Greeting()
+	_, rookery := g.Capabilities[mupdate.CapLog]
+	start := time.Now()
+	var seq uint64
+	var mode string
+	if rookery {
+		seq, mode, err = l.syncRookery(c)
+	} else {
+		mode = "full"
+		err = l.syncCyrus(c)
+	}
+	if err != nil {
+		return false, err
+	}
+	l.log.Info("replica synchronised with master", "master", l.cfg.Master, "mode", mode,
+		"seq", seq, "mailboxes", l.cfg.Store.Count(), "took", time.Since(start).Round(time.Millisecond))
+	l.report(func(s *Status) {
+		s.Connected, s.Rookery, s.AppliedSeq, s.LastSync, s.LastError = true, rookery, seq, time.Now(), ""
+		if mode == "resume" {
+			s.Resumes++
+		} else {
+			s.FullSyncs++
+		}
+	})
+	return true, l.stream(c, rookery)
+}
+
+// syncCyrus loads a Cyrus master's dump (no change log to resume from).
+func (l *link) syncCyrus(c *mupdate.Client) error {
+	r := l.newReconciler()
+	// A Cyrus master has no seq: forget any a Rookery master left here.
+	if err := l.apply(nil, map[string]string{metaEpoch: "", metaSeq: ""}); err != nil {
+		return err
+	}
+	if err := c.Update(nil, r.add); err != nil {
+		return err
+	}
+	return r.finish(nil)
+}
+
+// syncRookery resumes from the master's change log when it still reaches
+// back to what was applied here, else reloads the whole list.
+func (l *link) syncRookery(c *mupdate.Client) (uint64, string, error) {
+	epoch, _, err := l.cfg.Store.Meta(metaEpoch)
+	if err != nil {
+		return 0, "", err
+	}
+	var seq uint64
+	if s, ok, _ := l.cfg.Store.Meta(metaSeq); ok && epoch != "" {
+		seq, _ = strconv.ParseUint(s, 10, 64)
+	}
+	full, masterEpoch, err := c.XUpdate(epoch, seq)
+	if err != nil {
+		return 0, "", err
+	}
+	if full {
+		if err := l.apply(nil, map[string]string{metaEpoch: "", metaSeq: ""}); err != nil {
+			return 0, "", err
+		}
+		r := l.newReconciler()
+		last, err := l.readUntilSeq(c, r.add)
+		if err != nil {
+			return 0, "", err
+		}
+		return last, "full", r.finish(seqMeta(masterEpoch, last))
+	}
+	var changes []store.Change
+	last, err := l.readUntilSeq(c, func(rec mupdate.Record) error {
+		changes = append(changes, change(rec))
+		return nil
+	})
+	if err != nil {
+		return 0, "", err
+	}
+	return last, "resume", l.applyStream(changes, seqMeta(masterEpoch, last), last)
+}
+
+// readUntilSeq passes records to fn up to the master's XSEQ line, and
+// then expects the OK that starts the stream.
+func (l *link) readUntilSeq(c *mupdate.Client, fn func(mupdate.Record) error) (uint64, error) {
+	for {
+		rec, err := c.Next()
+		if err != nil {
+			return 0, err
+		}
+		switch rec.Kind {
+		case "MAILBOX", "RESERVE", "DELETE":
+			if err := fn(rec); err != nil {
+				return 0, err
+			}
+		case mupdate.KindSeq:
+			seq, err := strconv.ParseUint(rec.Name, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("slave: bad seq %q from master", rec.Name)
+			}
+			ok, err := c.Next()
+			if err != nil {
+				return 0, err
+			}
+			if ok.Kind != "OK" {
+				return 0, fmt.Errorf("slave: master answered %s to XUPDATE", ok.Kind)
+			}
+			return seq, nil
+		default:
+			return 0, fmt.Errorf("slave: unexpected %s line during sync", rec.Kind)
+		}
+	}
+}
+
+func seqMeta(epoch string, seq uint64) map[string]string {
+	return map[string]string{metaEpoch: epoch, metaSeq: strconv.FormatUint(seq, 10)}
+}
+
+// stream applies the master's changes as they come and keeps the link
+// alive: a NOOP every RetryDelay, and a link whose NOOP is still
+// unanswered at the next tick is dead.
+func (l *link) stream(c *mupdate.Client, rookery bool) error {
+	type next struct {
+		rec mupdate.Record
+		err error
+	}
+	recs := make(chan next, 256)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			rec, err := c.Next()
+			select {
+			case recs <- next{rec, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(l.cfg.RetryDelay)
+	defer tick.Stop()
+	outstanding := false
+	var pending []store.Change
+	for {
+		select {
+		case n := <-recs:
+			if n.err != nil {
+				return n.err
+			}
+			switch n.rec.Kind {
+			case "OK":
+				outstanding = false
+			case "MAILBOX", "RESERVE", "DELETE":
+				pending = append(pending, change(n.rec))
+				// A Cyrus master marks no batch ends: apply what has
+				// arrived once nothing more is waiting.
+				if !rookery && len(recs) == 0 {
+					if err := l.applyStream(pending, nil, 0); err != nil {
+						return err
+					}
+					pending = pending[:0]
+				}
+			case mupdate.KindSeq:
+				seq, err := strconv.ParseUint(n.rec.Name, 10, 64)
+				if err != nil {
+					return fmt.Errorf("slave: bad seq %q from master", n.rec.Name)
+				}
+				epoch, _, _ := l.cfg.Store.Meta(metaEpoch)
+				if err := l.applyStream(pending, seqMeta(epoch, seq), seq); err != nil {
+					return err
+				}
+				pending = pending[:0]
+			default:
+				return fmt.Errorf("slave: unexpected %s line while streaming", n.rec.Kind)
+			}
+		case <-tick.C:
+			if outstanding {
+				return errors.New("slave: master did not answer NOOP in time")
+			}
+			if _, err := c.SendNoop(); err != nil {
+				return err
+			}
+			outstanding = true
+		}
+	}
+}
+
+func (l *link) applyStream(changes []store.Change, meta map[string]string, seq uint64) error {
+	// Deletes of names never seen here are normal (Cyrus streams them for
+	// short-lived names); drop them rather than log a change.
+	kept := changes[:0]
+	for _, ch := range changes {
+		if ch.New == nil {
+			if _, found, err := l.cfg.Store.Get(ch.Name); err == nil && !found {
+				continue
+			}
+		}
+		kept = append(kept, ch)
+	}
+	if len(kept) == 0 && meta == nil {
+		return nil
+	}
+	if err := l.apply(kept, meta); err != nil {
+		return err
+	}
+	l.report(func(s *Status) {
+		s.LastChange = time.Now()
+		if seq > 0 {
+			s.AppliedSeq = seq
+		}
+	})
+	return nil
+}
+
+// apply writes changes through mailbox-db and waits until they are durable.
+func (l *link) apply(changes []store.Change, meta map[string]string) error {
+	res, err := l.root.RequestFuture(l.cfg.DB, &mailboxdb.Apply{Changes: changes, Meta: meta}, time.Minute).Result()
+	if err != nil {
+		return fmt.Errorf("slave: mailbox-db: %w", err)
+	}
+	if r, ok := res.(*mailboxdb.UpdateReply); ok && r.Err != nil {
+		return r.Err
+	} else if !ok {
+		return fmt.Errorf("slave: mailbox-db: unexpected reply %T", res)
+	}
+	return nil
+}
+
+func change(rec mupdate.Record) store.Change {
+	switch rec.Kind {
+	case "MAILBOX":
+		return store.Change{Name: rec.Name, New: &store.Entry{Name: rec.Name, Kind: store.Active, Location: rec.Location, ACL: rec.ACL}}
+	case "RESERVE":
+		return store.Change{Name: rec.Name, New: &store.Entry{Name: rec.Name, Kind: store.Reserved, Location: rec.Location}}
+	default:
+		return store.Change{Name: rec.Name}
+	}
+}
+
+// reconciler turns a master's full dump into the changes that make the
+// local list equal to it. It compares by set membership, not by a sorted
+// merge: Cyrus's own slave merges with strcmp over lists sorted in dbname
+// order and so deletes entries it has just inserted.
+type reconciler struct {
+	l       *link
+	seen    map[[16]byte]struct{}
+	batch   []store.Change
+	changed int
+}
+
+// batchSize bounds one Apply during a resync.
+const batchSize = 4096
+
+func (l *link) newReconciler() *reconciler {
+	return &reconciler{l: l, seen: make(map[[16]byte]struct{}, l.cfg.Store.Count())}
+}
+
+// key is a 128-bit hash of a name: a set of them costs a fraction of a set
+// of the names themselves, with collisions out of reach.
+func key(name string) [16]byte {
+	h := fnv.New128a()
+	h.Write([]byte(name))
+	var k [16]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func (r *reconciler) add(rec mupdate.Record) error {
+	if rec.Kind != "MAILBOX" && rec.Kind != "RESERVE" {
+		return fmt.Errorf("slave: unexpected %s line in a dump", rec.Kind)
+	}
+	r.seen[key(rec.Name)] = struct{}{}
+	want := change(rec)
+	cur, found, err := r.l.cfg.Store.Get(rec.Name)
+	if err != nil {
+		return err
+	}
+	if found && cur == *want.New {
+		return nil
+	}
+	return r.push(want)
+}
+
+func (r *reconciler) push(c store.Change) error {
+	r.batch = append(r.batch, c)
+	r.changed++
+	if len(r.batch) < batchSize {
+		return nil
+	}
+	err := r.l.apply(r.batch, nil)
+	r.batch = r.batch[:0]
+	return err
+}
+
+// finish deletes what the master no longer has and writes meta with the
+// last batch.
+func (r *reconciler) finish(meta map[string]string) error {
+	snap := r.l.cfg.Store.Snapshot()
+	err := snap.Scan(func(e store.Entry) error {
+		if _, ok := r.seen[key(e.Name)]; ok {
+			return nil
+		}
+		return r.push(store.Change{Name: e.Name})
+	})
+	snap.Close()
+	if err != nil {
+		return err
+	}
+	if err := r.l.apply(r.batch, meta); err != nil {
+		return err
+	}
+	r.l.log.Debug("replica reconciled", "changed", r.changed, "master_entries", len(r.seen))
+	return nil
+}
