@@ -97,6 +97,7 @@ const (
 	cmdReserve      = "RESERVE"
 	cmdStartTLS     = "STARTTLS"
 	cmdUpdate       = "UPDATE"
+	cmdXUpdate      = "XUPDATE" // Rookery's resumable UPDATE: epoch, seq
 )
 
 // Response kinds.
@@ -302,7 +303,7 @@ func (r *Reader) ReadHead() (tag, name string, err error) {
 // allocating for the known ones.
 func commandName(w []byte) string {
 	for _, known := range [...]string{cmdActivate, cmdFind, cmdNoop, cmdReserve, cmdDelete,
-		cmdDeactivate, cmdList, cmdUpdate, cmdAuthenticate, cmdLogout, cmdStartTLS, cmdCompress} {
+		cmdDeactivate, cmdList, cmdUpdate, cmdAuthenticate, cmdLogout, cmdStartTLS, cmdCompress, cmdXUpdate} {
 		if equalFoldASCII(w, known) {
 			return known
 		}
@@ -400,6 +401,9 @@ func (r *Reader) readQuoted() ([]byte, strStatus, error) {
 		}
 		if len(r.scratch)+i > max {
 			// Cyrus exits on a quoted string over maxquoted (section 4.7).
+			keep := max - len(r.scratch)
+			r.scratch = append(r.scratch, data[:keep]...)
+			r.skip(keep)
 			return r.scratch, strBad, nil
 		}
 		r.scratch = append(r.scratch, data[:i]...)
@@ -435,28 +439,31 @@ func (r *Reader) readQuoted() ([]byte, strStatus, error) {
 	}
 }
 
+// maxDigits bounds the digits of a literal size; a longer run is not taken
+// for a literal header at all.
+const maxDigits = 64
+
 // literalSize reads the digits of a literal header. ok is false when there
-// are none; the value saturates above math.MaxInt32 (overflow is then true).
+// are none or too many; the value saturates above math.MaxInt32 (overflow is
+// then true).
 func (r *Reader) literalSize() (n int64, overflow, ok bool, err error) {
-	for {
+	for digits := 0; ; digits++ {
 		c, err := r.peek()
 		if err != nil {
 			return 0, false, false, err
 		}
 		if c < '0' || c > '9' {
-			return n, overflow, ok, nil
+			return n, overflow, digits > 0, nil
+		}
+		if digits == maxDigits {
+			return 0, false, false, nil
 		}
 		r.skip(1)
-		ok = true
 		if !overflow {
 			n = n*10 + int64(c-'0')
 			if n > 1<<31-1 {
 				overflow = true
 			}
-		}
-		if r.n > int64(r.lim.MaxLine) {
-			// A run of digits longer than any line: not a literal we take.
-			return n, true, false, nil
 		}
 	}
 }
@@ -535,10 +542,7 @@ func (r *Reader) readLiteral() ([]byte, strStatus, error) {
 		}
 		return nil, strBadNoData, nil
 	}
-	if cap(r.scratch) < int(n) {
-		r.scratch = make([]byte, n)
-	}
-	r.scratch = r.scratch[:n]
+	r.scratch = growLen(r.scratch, int(n))
 	got, err := io.ReadFull(r.br, r.scratch)
 	r.n += int64(got)
 	if err != nil {
@@ -585,7 +589,7 @@ func (r *Reader) lineEnd() (bool, error) {
 }
 
 // ReadArgs parses the arguments of the command name read by ReadHead
-// (section 3.1 grammar): strings are quoted strings or literals only,
+// (section 3.1 grammar, plus Rookery's XUPDATE epoch seq): strings are quoted strings or literals only,
 // separated by exactly one space, and the line ends with CRLF or LF. The
 // reply texts for bad arguments are Cyrus's: an argument that is missing, or
 // not a string while another argument must follow, gives "Missing
@@ -608,6 +612,8 @@ func (r *Reader) ReadArgs(tag, name string) ([]string, error) {
 		return r.fixedArgs(tag, 0, 0)
 	case cmdUpdate:
 		return r.updateArgs(tag)
+	case cmdXUpdate:
+		return r.fixedArgs(tag, 2, 0)
 	}
 	return nil, r.fail(tag, textUnrecognized)
 }
@@ -655,10 +661,11 @@ func (r *Reader) fixedArgs(tag string, required, optional int) ([]string, error)
 		}
 		args = append(args, string(s))
 	}
-	return args, r.endArgs(tag, args)
+	return args, r.endArgs(tag)
 }
 
-func (r *Reader) endArgs(tag string, _ []string) error {
+// endArgs requires the line end after the last argument (CHECKNEWLINE).
+func (r *Reader) endArgs(tag string) error {
 	ok, err := r.lineEnd()
 	if err != nil {
 		return err
@@ -694,7 +701,7 @@ func (r *Reader) updateArgs(tag string) ([]string, error) {
 		}
 		args = append(args, string(s))
 	}
-	return args, r.endArgs(tag, args)
+	return args, r.endArgs(tag)
 }
 
 // DiscardLine consumes the rest of the current line (Cyrus eatline): a
@@ -706,9 +713,6 @@ func (r *Reader) DiscardLine() error { return r.discard() }
 func (r *Reader) discard() error {
 	var thrown int64
 	for r.inLine {
-		if thrown > r.lim.MaxDiscard {
-			return fmt.Errorf("mupdate: line goes on past %d bytes: %w", r.lim.MaxDiscard, ErrFatal)
-		}
 		data, err := r.chunk()
 		if err != nil {
 			return err
@@ -719,6 +723,9 @@ func (r *Reader) discard() error {
 		}
 		r.skip(i)
 		thrown += int64(i)
+		if thrown > r.lim.MaxDiscard {
+			return fmt.Errorf("mupdate: line goes on past %d bytes: %w", r.lim.MaxDiscard, ErrFatal)
+		}
 		if i == len(data) {
 			continue
 		}
@@ -734,8 +741,14 @@ func (r *Reader) discard() error {
 		if err != nil {
 			return err
 		}
-		if !ok || sync {
+		if !ok {
 			continue
+		}
+		if sync {
+			// Its header's line end was the end of the line: the payload
+			// is not coming without a continuation.
+			r.inLine = false
+			return nil
 		}
 		if overflow || n > r.lim.MaxDiscard-thrown {
 			return fmt.Errorf("mupdate: literal of %d bytes in a bad line: %w", n, ErrFatal)
@@ -777,6 +790,29 @@ func (r *Reader) ReadLine() (string, error) {
 			return string(bytes.TrimSuffix(r.scratch, []byte{'\r'})), nil
 		}
 	}
+}
+
+// hasPrefix reports whether the next line starts with one of the
+// prefixes, reading no further than needed to tell (so never past a line
+// end, since no prefix holds one).
+func (r *Reader) hasPrefix(prefixes ...string) (bool, error) {
+	if err := r.discard(); err != nil {
+		return false, err
+	}
+	for _, p := range prefixes {
+		match := true
+		for i := 1; i <= len(p) && match; i++ {
+			b, err := r.br.Peek(i)
+			if err != nil {
+				return false, err
+			}
+			match = b[i-1] == p[i-1]
+		}
+		if match {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Response is one line a server sends.
@@ -890,24 +926,14 @@ func (r *Reader) dataArgs(resp *Response, n int) error {
 }
 
 // looseArgs reads the rest of a capability or status line as words, quoted
-// strings and literals, keeping the raw text for Response.Text.
+// strings and literals with any spacing, keeping the raw text for
+// Response.Text.
 func (r *Reader) looseArgs(resp *Response) error {
 	r.raw = r.raw[:0]
-	r.scratch = r.scratch[:0]
 	var (
 		tokens   int
-		inAtom   bool
-		isString bool // the last token was a quoted string or literal
+		isString bool // the last token was a quoted string or a literal
 	)
-	endAtom := func() {
-		if inAtom {
-			resp.Args = append(resp.Args, string(r.scratch))
-			r.scratch = r.scratch[:0]
-			inAtom = false
-			tokens++
-			isString = false
-		}
-	}
 	for {
 		if len(r.raw) > r.lim.MaxLine {
 			return r.malformed("response line too long")
@@ -916,96 +942,79 @@ func (r *Reader) looseArgs(resp *Response) error {
 		if err != nil {
 			return err
 		}
-		switch {
-		case c == '\n':
+		switch c {
+		case '\n':
 			r.skip(1)
 			r.inLine = false
-			endAtom()
-		case c == '\r':
-			r.skip(1)
-			if c, err = r.peek(); err != nil {
+		case '\r':
+			ok, err := r.lineEnd()
+			if err != nil {
 				return err
 			}
-			if c == '\n' {
-				continue
+			if ok {
+				break
 			}
-			// A lone CR is part of a word.
+			// A lone CR was consumed: it starts a word.
 			r.raw = append(r.raw, '\r')
-			r.scratch = append(r.scratch, '\r')
-			inAtom = true
-			continue
-		case c == ' ':
+			r.scratch = append(r.scratch[:0], '\r')
+			if err := r.looseWord(); err != nil {
+				return err
+			}
+			isString = false
+		case ' ':
 			r.skip(1)
 			r.raw = append(r.raw, ' ')
-			endAtom()
 			continue
-		case c == '"' && !inAtom:
+		case '"':
 			r.skip(1)
 			if err := r.looseQuoted(); err != nil {
 				return err
 			}
-			resp.Args = append(resp.Args, string(r.scratch))
-			r.scratch = r.scratch[:0]
-			tokens++
 			isString = true
-			continue
-		case c == '{' && !inAtom:
-			r.skip(1)
-			r.raw = append(r.raw, '{')
-			start := r.n
-			n, overflow, _, ok, err := r.literalHeader()
+		case '{':
+			hdr, n, ok, err := r.peekLiteral()
 			if err != nil {
 				return err
 			}
 			if !ok {
-				// Not a literal: what was read is part of a word; the raw
-				// text is rebuilt from the header digits already consumed.
-				r.raw = strconv.AppendInt(r.raw, n, 10)
-				r.scratch = append(r.scratch, '{')
-				r.scratch = strconv.AppendInt(r.scratch, n, 10)
-				if r.n-start == 0 {
-					r.scratch = r.scratch[:len(r.scratch)-1]
-					r.raw = r.raw[:len(r.raw)-1]
+				r.scratch = r.scratch[:0]
+				if err := r.looseWord(); err != nil {
+					return err
 				}
-				inAtom = true
-				continue
+				isString = false
+				break
 			}
-			if overflow || n > int64(r.budget()) {
+			if n > int64(r.budget()) {
 				return r.malformed("response literal too long")
 			}
-			if r.cont != nil {
+			b, _ := r.br.Peek(hdr)
+			if bytes.IndexByte(b, '+') < 0 && r.cont != nil {
 				if err := r.cont(); err != nil {
 					return err
 				}
 			}
-			r.raw = strconv.AppendInt(r.raw, n, 10)
-			r.raw = append(r.raw, "+}\r\n"...)
-			if cap(r.scratch) < int(n) {
-				r.scratch = make([]byte, 0, n)
-			}
-			r.scratch = r.scratch[:n]
+			r.raw = append(r.raw, b...)
+			r.skip(hdr)
+			r.scratch = growLen(r.scratch, int(n))
 			got, err := io.ReadFull(r.br, r.scratch)
 			r.n += int64(got)
 			if err != nil {
 				return r.eofErr(err)
 			}
 			r.raw = append(r.raw, r.scratch...)
-			resp.Args = append(resp.Args, string(r.scratch))
-			r.scratch = r.scratch[:0]
-			tokens++
 			isString = true
-			continue
 		default:
-			r.skip(1)
-			r.raw = append(r.raw, c)
-			r.scratch = append(r.scratch, c)
-			if len(r.scratch) > r.lim.MaxString {
-				return r.malformed("response word too long")
+			r.scratch = r.scratch[:0]
+			if err := r.looseWord(); err != nil {
+				return err
 			}
-			inAtom = true
-			continue
+			isString = false
 		}
-		break
+		if !r.inLine {
+			break
+		}
+		resp.Args = append(resp.Args, string(r.scratch))
+		tokens++
 	}
 	switch resp.Kind {
 	case kindOK, kindNO, kindBAD, kindBYE:
@@ -1018,9 +1027,83 @@ func (r *Reader) looseArgs(resp *Response) error {
 	return nil
 }
 
+// growLen returns b resized to n bytes, reallocating only when needed.
+func growLen(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
+// peekLiteral recognises a literal header ("{n}" or "{n+}" and CRLF or LF)
+// at the read position without consuming anything; hdr is its length. It
+// never asks for bytes past a line end, so it cannot wait for input the
+// peer has no reason to send.
+func (r *Reader) peekLiteral() (hdr int, n int64, ok bool, err error) {
+	const (
+		digits = iota
+		closing
+		cr
+		lf
+	)
+	state := digits
+	for i := 2; i <= maxDigits+5; i++ {
+		b, err := r.br.Peek(i)
+		if err != nil {
+			return 0, 0, false, r.eofErr(err)
+		}
+		c := b[i-1]
+		switch {
+		case state == digits && '0' <= c && c <= '9':
+			if n <= 1<<31-1 {
+				n = n*10 + int64(c-'0')
+			}
+			continue
+		case state == digits && i > 2 && c == '+':
+			state = closing
+			continue
+		case (state == digits && i > 2 || state == closing) && c == '}':
+			state = cr
+			continue
+		case state == cr && c == '\r':
+			state = lf
+			continue
+		case (state == cr || state == lf) && c == '\n':
+			return i, n, true, nil
+		}
+		return 0, 0, false, nil
+	}
+	return 0, 0, false, nil
+}
+
+// looseWord reads a word of a status line into r.scratch (after what is
+// already there) up to a space or a line end.
+func (r *Reader) looseWord() error {
+	for {
+		data, err := r.chunk()
+		if err != nil {
+			return err
+		}
+		i := 0
+		for i < len(data) && data[i] != ' ' && data[i] != '\r' && data[i] != '\n' {
+			i++
+		}
+		if len(r.scratch)+i > r.lim.MaxString {
+			return r.malformed("response word too long")
+		}
+		r.scratch = append(r.scratch, data[:i]...)
+		r.raw = append(r.raw, data[:i]...)
+		r.skip(i)
+		if i < len(data) {
+			return nil
+		}
+	}
+}
+
 // looseQuoted reads a quoted string after its opening quote into r.scratch,
 // recording the raw bytes; a line end before the closing quote ends it.
 func (r *Reader) looseQuoted() error {
+	r.scratch = r.scratch[:0]
 	r.raw = append(r.raw, '"')
 	for {
 		c, err := r.peek()
