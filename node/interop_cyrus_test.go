@@ -1,0 +1,212 @@
+package node
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rookery/rookery/internal/cyrustest"
+	"github.com/rookery/rookery/store"
+)
+
+// cyrusMaster starts a Rookery master that Cyrus peers from the harness can
+// use: its users file has the harness's mupdate user as an admin.
+func cyrusMaster(t *testing.T, dir string) *Node {
+	t.Helper()
+	users := filepath.Join(t.TempDir(), "users")
+	content := "admin:{PLAIN}secret\n" + cyrustest.MupdateUser + ":{PLAIN}" + cyrustest.MupdatePass + "\n"
+	if err := os.WriteFile(users, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return testNode(t, dir, func(c *Config) {
+		c.UsersFile = users
+		c.Admins = []string{"admin", cyrustest.MupdateUser}
+	})
+}
+
+// waitEntry polls the master's list until check accepts the entry for
+// name (found reports whether it exists).
+func waitEntry(t *testing.T, n *Node, name string, check func(e store.Entry, found bool) bool) store.Entry {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e, found, err := n.Store().Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if check(e, found) {
+			return e
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mailbox %s: condition not met; last state found=%v %+v", name, found, e)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func activeAt(loc string) func(store.Entry, bool) bool {
+	return func(e store.Entry, found bool) bool { return found && e.Kind == store.Active && e.Location == loc }
+}
+
+func gone(_ store.Entry, found bool) bool { return !found }
+
+// TestCyrusBackendPushesToRookeryMaster: a real Cyrus 3.6 backend uses a
+// Rookery master for its start-up ctl_mboxlist -m and for every mailbox
+// change done over IMAP.
+func TestCyrusBackendPushesToRookeryMaster(t *testing.T) {
+	cyrustest.Require(t)
+	n := cyrusMaster(t, t.TempDir())
+
+	// A stale entry the backend does not have, held for its servername:
+	// ctl_mboxlist -m must remove it; an entry of another server stays.
+	be := cyrustest.Start(t, cyrustest.RoleBackend, cyrustest.Options{
+		Master:   n.MUPDATEAddr(),
+		IMAPPort: cyrustest.FreePort(t),
+	})
+	loc := be.ServerName + "!default"
+
+	imap := cyrustest.DialIMAP(t, be.IMAPAddr(), cyrustest.AdminUser, cyrustest.AdminPass)
+	// Names whose dbname order differs from byte order, so that the
+	// restart below exercises ctl_mboxlist -m's ordered merge.
+	for _, mb := range []string{"user.alice", "user.alice.sub", "user.alice-x", "user.alicex", "shared"} {
+		if _, _, err := imap.Cmd("CREATE %s", mb); err != nil {
+			t.Fatal(err)
+		}
+		waitEntry(t, n, mb, activeAt(loc))
+	}
+	e := waitEntry(t, n, "user.alice", activeAt(loc))
+	if !strings.Contains(e.ACL, "alice\t") {
+		t.Errorf("user.alice ACL %q lacks the owner", e.ACL)
+	}
+
+	if _, _, err := imap.Cmd("RENAME user.alice.sub user.alice.work"); err != nil {
+		t.Fatal(err)
+	}
+	waitEntry(t, n, "user.alice.sub", gone)
+	// Cyrus 3.6 sends an empty partition on same-server renames.
+	waitEntry(t, n, "user.alice.work", func(e store.Entry, found bool) bool {
+		return found && e.Kind == store.Active && e.Server() == be.ServerName
+	})
+
+	if _, _, err := imap.Cmd("SETACL shared anyone lr"); err != nil {
+		t.Fatal(err)
+	}
+	waitEntry(t, n, "shared", func(e store.Entry, found bool) bool {
+		return found && strings.Contains(e.ACL, "anyone\tlr\t")
+	})
+
+	// Cyrus admins hold only lookup and admin rights on users' mailboxes.
+	if _, _, err := imap.Cmd("SETACL user.alice-x admin lrswipkxtecda"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := imap.Cmd("DELETE user.alice-x"); err != nil {
+		t.Fatal(err)
+	}
+	waitEntry(t, n, "user.alice-x", gone)
+	// delete_mode: delayed keeps it registered under DELETED.
+	var deleted bool
+	snap := n.Store().Snapshot()
+	snap.Scan(func(e store.Entry) error {
+		deleted = deleted || strings.HasPrefix(e.Name, "DELETED.user.alice-x.")
+		return nil
+	})
+	snap.Close()
+	if !deleted {
+		t.Error("the delayed delete did not register DELETED.user.alice-x.*")
+	}
+	imap.Close()
+
+	// A stale entry for this backend and one of another server: the
+	// backend's restart runs ctl_mboxlist -m, which must delete the first,
+	// leave the second, repair user.alice.work's empty partition, and not
+	// abort on the order of our LIST.
+	c := dialClient(t, n)
+	if err := c.Activate("user.ghost", loc, "ghost\tlrswipkxtecdan\t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Activate("user.other", "elsewhere!default", ""); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	be.Restart(t)
+	waitEntry(t, n, "user.ghost", gone)
+	waitEntry(t, n, "user.other", activeAt("elsewhere!default"))
+	waitEntry(t, n, "user.alice.work", activeAt(loc))
+	for _, mb := range []string{"user.alice", "user.alicex", "shared"} {
+		waitEntry(t, n, mb, activeAt(loc))
+	}
+	if log := be.Syslog(); strings.Contains(log, "mupdate said not us") {
+		t.Errorf("ctl_mboxlist -m disagreed with our LIST order:\n%s", log)
+	}
+}
+
+// TestCyrusFrontendFollowsRookeryMaster: a real Cyrus frontend's mupdate
+// slave follows the Rookery master, and a user logging in there sees and
+// selects a mailbox on a real Cyrus backend registered in our master.
+func TestCyrusFrontendFollowsRookeryMaster(t *testing.T) {
+	cyrustest.Require(t)
+	n := cyrusMaster(t, t.TempDir())
+	be := cyrustest.Start(t, cyrustest.RoleBackend, cyrustest.Options{
+		Master:   n.MUPDATEAddr(),
+		IMAPPort: cyrustest.FreePort(t),
+	})
+	be.AddUser(t, "alice", "alicepw", true)
+	waitEntry(t, n, "user.alice", activeAt(be.ServerName+"!default"))
+
+	fe := cyrustest.Start(t, cyrustest.RoleFrontend, cyrustest.Options{
+		Master:   n.MUPDATEAddr(),
+		IMAPPort: cyrustest.FreePort(t),
+		Conf:     map[string]string{"mupdate_retry_delay": "2"},
+	})
+	fe.AddUser(t, "alice", "alicepw", false)
+
+	// Created after the frontend's initial sync: reaches it by the stream.
+	admin := cyrustest.DialIMAP(t, be.IMAPAddr(), cyrustest.AdminUser, cyrustest.AdminPass)
+	if _, _, err := admin.Cmd("CREATE user.alice.later"); err != nil {
+		t.Fatal(err)
+	}
+	admin.Close()
+	waitEntry(t, n, "user.alice.later", activeAt(be.ServerName+"!default"))
+	fe.Sync(t)
+
+	imap := cyrustest.DialIMAP(t, fe.IMAPAddr(), "alice", "alicepw")
+	untagged, _, err := imap.Cmd(`LIST "" "*"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := strings.Join(untagged, "\n")
+	for _, want := range []string{"INBOX", "INBOX.later"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("LIST on the frontend lacks %s:\n%s", want, list)
+		}
+	}
+	if _, _, err := imap.Cmd("SELECT INBOX.later"); err != nil {
+		t.Fatalf("SELECT through the Cyrus frontend: %v", err)
+	}
+	if _, _, err := imap.Cmd("APPEND INBOX {20+}\r\nSubject: hi\r\n\r\nhello"); err != nil {
+		t.Fatalf("APPEND through the Cyrus frontend: %v", err)
+	}
+}
+
+// TestCyrusMupdatetest: Cyrus's own mupdatetest authenticates to the
+// Rookery master and runs a command.
+func TestCyrusMupdatetest(t *testing.T) {
+	cyrustest.Require(t)
+	n := cyrusMaster(t, t.TempDir())
+	host, port, _ := strings.Cut(n.MUPDATEAddr(), ":")
+	cmd := exec.Command("/usr/lib/cyrus/bin/mupdatetest", "-m", "PLAIN",
+		"-a", cyrustest.MupdateUser, "-w", cyrustest.MupdatePass, "-p", port, host)
+	cmd.Stdin = strings.NewReader("t1 NOOP\r\nt2 LOGOUT\r\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mupdatetest: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Authenticated", `t1 OK "Noop done"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("mupdatetest output lacks %q:\n%s", want, out)
+		}
+	}
+}
