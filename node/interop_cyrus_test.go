@@ -210,3 +210,74 @@ func TestCyrusMupdatetest(t *testing.T) {
 		}
 	}
 }
+
+// TestRookeryReplicaFollowsCyrusMaster: a Rookery replica follows a real
+// Cyrus mupdate -m, including changes a real Cyrus backend pushes there and
+// deletes; a real Cyrus frontend then follows the Rookery replica.
+func TestRookeryReplicaFollowsCyrusMaster(t *testing.T) {
+	cyrustest.Require(t)
+	cm := cyrustest.Start(t, cyrustest.RoleMupdateMaster, cyrustest.Options{MupdatePort: cyrustest.FreePort(t)})
+	be := cyrustest.Start(t, cyrustest.RoleBackend, cyrustest.Options{
+		Master:   cm.MupdateAddr(),
+		IMAPPort: cyrustest.FreePort(t),
+	})
+	be.AddUser(t, "alice", "alicepw", true)
+	loc := be.ServerName + "!default"
+
+	users := filepath.Join(t.TempDir(), "users")
+	content := "admin:{PLAIN}secret\n" + cyrustest.MupdateUser + ":{PLAIN}" + cyrustest.MupdatePass + "\n"
+	if err := os.WriteFile(users, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := testNode(t, t.TempDir(), func(c *Config) {
+		c.Roles = []Role{RoleReplica}
+		c.MUPDATEServer = cm.MupdateAddr()
+		c.MUPDATEAuthname = cyrustest.MupdateUser
+		c.MUPDATEPassword = cyrustest.MupdatePass
+		c.MUPDATERetryDelay = time.Second
+		c.UsersFile = users
+		c.Admins = []string{"admin", cyrustest.MupdateUser}
+	})
+	waitEntry(t, r, "user.alice", activeAt(loc))
+
+	// Changes pushed by the Cyrus backend reach the replica through the
+	// Cyrus master's stream (within its 5 s tick).
+	imap := cyrustest.DialIMAP(t, be.IMAPAddr(), cyrustest.AdminUser, cyrustest.AdminPass)
+	for _, cmd := range []string{"CREATE user.alice.a", "CREATE user.alice.b", "RENAME user.alice.a user.alice.c", "SETACL user.alice.b anyone lr"} {
+		if _, _, err := imap.Cmd("%s", cmd); err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+	}
+	imap.Close()
+	waitEntry(t, r, "user.alice.a", gone)
+	waitEntry(t, r, "user.alice.c", func(e store.Entry, found bool) bool { return found && e.Server() == be.ServerName })
+	waitEntry(t, r, "user.alice.b", func(e store.Entry, found bool) bool {
+		return found && strings.Contains(e.ACL, "anyone\tlr\t")
+	})
+	if st, _ := r.ReplicaStatus(); st.Rookery || !st.Connected {
+		t.Errorf("status while following Cyrus: %+v", st)
+	}
+
+	// A real Cyrus frontend follows the Rookery replica (read-only MUPDATE).
+	fe := cyrustest.Start(t, cyrustest.RoleFrontend, cyrustest.Options{
+		Master:   r.MUPDATEAddr(),
+		IMAPPort: cyrustest.FreePort(t),
+		Conf:     map[string]string{"mupdate_retry_delay": "2"},
+	})
+	fe.AddUser(t, "alice", "alicepw", false)
+	fe.Sync(t)
+	c := cyrustest.DialIMAP(t, fe.IMAPAddr(), "alice", "alicepw")
+	untagged, _, err := c.Cmd(`LIST "" "*"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := strings.Join(untagged, "\n")
+	for _, want := range []string{"INBOX", "INBOX.b", "INBOX.c"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("LIST on the Cyrus frontend behind the Rookery replica lacks %s:\n%s", want, list)
+		}
+	}
+	if _, _, err := c.Cmd("SELECT INBOX.b"); err != nil {
+		t.Errorf("SELECT: %v", err)
+	}
+}

@@ -320,14 +320,6 @@ func (l *link) stream(c *mupdate.Client, rookery bool) error {
 				outstanding = false
 			case "MAILBOX", "RESERVE", "DELETE":
 				pending = append(pending, change(n.rec))
-				// A Cyrus master marks no batch ends: apply what has
-				// arrived once nothing more is waiting.
-				if !rookery && len(recs) == 0 {
-					if err := l.applyStream(pending, nil, 0); err != nil {
-						return err
-					}
-					pending = pending[:0]
-				}
 			case mupdate.KindSeq:
 				seq, err := strconv.ParseUint(n.rec.Name, 10, 64)
 				if err != nil {
@@ -340,6 +332,14 @@ func (l *link) stream(c *mupdate.Client, rookery bool) error {
 				pending = pending[:0]
 			default:
 				return fmt.Errorf("slave: unexpected %s line while streaming", n.rec.Kind)
+			}
+			// A Cyrus master marks no batch ends: apply what has arrived
+			// once nothing more is waiting.
+			if !rookery && len(pending) > 0 && len(recs) == 0 {
+				if err := l.applyStream(pending, nil, 0); err != nil {
+					return err
+				}
+				pending = pending[:0]
 			}
 		case <-tick.C:
 			if outstanding {
