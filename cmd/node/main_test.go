@@ -109,4 +109,3 @@ func waitLine(t *testing.T, lines <-chan string, want string) {
 		}
 	}
 }
-
