@@ -42,13 +42,6 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Command is one client command.
-type Command struct {
-	Tag  string
-	Name string // upper-cased command name
-	Args []string
-}
-
 // Texts of the BAD replies the Reader produces (section 8).
 const (
 	textNeedCommand  = "Need command"
