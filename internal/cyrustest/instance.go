@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -126,38 +127,82 @@ type Instance struct {
 func Start(t testing.TB, role string, opt Options) *Instance {
 	t.Helper()
 	Require(t)
-	switch role {
-	case RoleMupdateMaster, RoleBackend, RoleFrontend:
-	default:
-		t.Fatalf("cyrustest: unknown role %q", role)
-	}
-	harness, err := Dir()
+	i, err := newInstance(role, opt, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reapOrphans(t, harness)
-
-	dir, err := os.MkdirTemp(baseDir, dirPrefix+role+"-")
-	if err != nil {
-		t.Fatalf("cyrustest: %v", err)
-	}
-	if opt.Name == "" {
-		opt.Name = strings.TrimPrefix(filepath.Base(dir), dirPrefix) // e.g. backend-123456
-	}
-	i := &Instance{Role: role, Dir: dir, harness: harness, args: opt.args()}
-	// Registered before anything can fail, so the directory and whatever
-	// the harness managed to start are always cleaned up.
 	t.Cleanup(func() { i.cleanup(t) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatalf("cyrustest: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(ownerID()), 0o644); err != nil {
-		t.Fatalf("cyrustest: %v", err)
-	}
 	if err := i.start(); err != nil {
 		t.Fatal(err)
 	}
 	return i
+}
+
+// Launch is Start for programs (benchmarks, tools) that have no
+// testing.TB: it returns an error instead of failing a test, and the
+// caller must Close the instance on every path, also after an error-free
+// Launch. On failure Launch has already stopped whatever it started and
+// removed the directory. Orphans are reaped as by Start.
+func Launch(role string, opt Options) (*Instance, error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
+	i, err := newInstance(role, opt, func(string, ...any) {})
+	if err != nil {
+		return nil, err
+	}
+	if err := i.start(); err != nil {
+		if cerr := i.Close(); cerr != nil {
+			return nil, fmt.Errorf("%w\n%w", err, cerr)
+		}
+		return nil, err
+	}
+	return i, nil
+}
+
+// Close stops the instance (see Stop) and removes its directory. A
+// directory whose processes could not be stopped is kept, because without
+// it nobody could find and stop them; the error names it.
+func (i *Instance) Close() error {
+	if err := i.Stop(); err != nil {
+		return fmt.Errorf("%w\ncyrustest: kept %s", err, i.Dir)
+	}
+	if err := os.RemoveAll(i.Dir); err != nil {
+		return fmt.Errorf("cyrustest: %w", err)
+	}
+	return nil
+}
+
+// newInstance prepares a fresh instance directory; nothing runs yet, and
+// on error nothing is left behind.
+func newInstance(role string, opt Options, logf func(string, ...any)) (*Instance, error) {
+	switch role {
+	case RoleMupdateMaster, RoleBackend, RoleFrontend:
+	default:
+		return nil, fmt.Errorf("cyrustest: unknown role %q", role)
+	}
+	harness, err := Dir()
+	if err != nil {
+		return nil, err
+	}
+	reapOrphans(logf, harness)
+
+	dir, err := os.MkdirTemp(baseDir, dirPrefix+role+"-")
+	if err != nil {
+		return nil, fmt.Errorf("cyrustest: %w", err)
+	}
+	if opt.Name == "" {
+		opt.Name = strings.TrimPrefix(filepath.Base(dir), dirPrefix) // e.g. backend-123456
+	}
+	err = os.Chmod(dir, 0o755)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, ownerFile), []byte(ownerID()), 0o644)
+	}
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("cyrustest: %w", err)
+	}
+	return &Instance{Role: role, Dir: dir, harness: harness, args: opt.args()}, nil
 }
 
 func (i *Instance) start() error {
@@ -310,6 +355,10 @@ func murder(harness string, args ...string) (string, error) {
 	// Cyrus daemons must never hold our pipes open, but if one did, this
 	// keeps the call from hanging.
 	cmd.WaitDelay = 5 * time.Second
+	// Its own process group keeps a terminal's Ctrl-C, meant for the Go
+	// program, from killing the harness half-way through start or stop:
+	// the program's own cleanup still needs a working stop.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Run(); err != nil {
 		return stdout.String(), fmt.Errorf("cyrustest: murder.sh %s: %w\n%s",
 			strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
@@ -327,8 +376,7 @@ func ownerID() string {
 // reapOrphans stops and removes instance directories whose test process is
 // gone: t.Cleanup does not run when a test binary is killed or panics on
 // -timeout, and the Cyrus master is a daemon that outlives it.
-func reapOrphans(t testing.TB, harness string) {
-	t.Helper()
+func reapOrphans(logf func(string, ...any), harness string) {
 	dirs, _ := filepath.Glob(filepath.Join(baseDir, dirPrefix+"*"))
 	_, selfNS, _ := strings.Cut(strings.TrimSpace(ownerID()), " ")
 	for _, d := range dirs {
@@ -344,11 +392,11 @@ func reapOrphans(t testing.TB, harness string) {
 			continue // owner still alive
 		}
 		if _, err := murder(harness, "stop", d); err != nil {
-			t.Logf("cyrustest: could not stop orphaned instance %s: %v", d, err)
+			logf("cyrustest: could not stop orphaned instance %s: %v", d, err)
 			continue
 		}
 		if err := os.RemoveAll(d); err == nil {
-			t.Logf("cyrustest: stopped and removed %s, left behind by test process %s", d, pid)
+			logf("cyrustest: stopped and removed %s, left behind by test process %s", d, pid)
 		}
 	}
 }
