@@ -1,0 +1,48 @@
+package auth
+
+import (
+	"errors"
+	"slices"
+)
+
+// ErrNotAuthorized is returned when an authenticated user asks to act as
+// another identity without being allowed to.
+var ErrNotAuthorized = errors.New("auth: not authorized to act as another user")
+
+// Identity is who a mail session (IMAP, POP3, LMTP) acts as once logged in.
+type Identity struct {
+	User string // the user whose rights apply
+	// Admin is set only for an admin logged in as itself; a proxy acting
+	// for a user is never an admin, even when that user or the proxy is.
+	Admin bool
+	// Proxy is the authentication identity when it differs from User
+	// (a frontend logged in for a user); empty otherwise.
+	Proxy string
+}
+
+// MailPolicy is the login rule set of a mail listener, as Cyrus's
+// backends apply it: users in ProxyServers may give an authorization
+// identity and then act as that user; nobody else may.
+type MailPolicy struct {
+	Users        *Users
+	Admins       []string // imapd.conf "admins"
+	ProxyServers []string // imapd.conf "proxyservers"
+}
+
+// Login checks SASL PLAIN-style credentials. An empty authzid, or one equal
+// to authcid, logs authcid in as itself.
+func (p *MailPolicy) Login(authzid, authcid, password string) (Identity, error) {
+	if p.Users == nil {
+		return Identity{}, ErrBadCredentials
+	}
+	if err := p.Users.Verify(authcid, password); err != nil {
+		return Identity{}, err
+	}
+	if authzid == "" || authzid == authcid {
+		return Identity{User: authcid, Admin: slices.Contains(p.Admins, authcid)}, nil
+	}
+	if !slices.Contains(p.ProxyServers, authcid) {
+		return Identity{}, ErrNotAuthorized
+	}
+	return Identity{User: authzid, Proxy: authcid}, nil
+}

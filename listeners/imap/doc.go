@@ -1,0 +1,44 @@
+// Package imap is a backend's IMAP server: IMAP4rev1 with IDLE, UIDPLUS,
+// MOVE, LITERAL+, MULTIAPPEND, NAMESPACE, ID, ENABLE, CONDSTORE,
+// SPECIAL-USE, UNSELECT, ACL (RFC 4314 with Cyrus's rights) and QUOTA,
+// plus Cyrus's LOCALAPPEND, over a mailstore.Store, in the namespace a
+// default Cyrus backend presents (internal "user.alice" is the user's
+// INBOX, other users under "user.", the separator "." or "/").
+//
+// # Why our own command loop, and what it takes from go-imap
+//
+// go-imap v2 (beta.8) imapserver dispatches a fixed set of commands and
+// answers anything else with BAD, so ACL, QUOTA and LOCALAPPEND cannot be
+// added to it. A filter in front of it was considered and rejected: it
+// would have to frame every command itself (literals included, or it
+// cannot tell where the next command starts), own the whole
+// not-authenticated state (imapserver advertises capabilities only from a
+// built-in list, so ACL, QUOTA, ID, RIGHTS=, MULTIAPPEND and CONDSTORE
+// would be missing from the greeting and from LOGIN's OK), rewrite
+// LOCALAPPEND into APPEND, and mirror the selected state; two parsers over
+// one stream, kept in step by guesswork. imapserver also fixes things a
+// backend must control: read timeouts (35 min, not configurable), the
+// command length, literal limits (a non-synchronising APPEND literal over
+// the limit is not skipped, so its bytes would be read as commands), no
+// MULTIAPPEND (which a Cyrus frontend uses for cross-backend COPY) and no
+// CONDSTORE. Its wire codec is internal, and its FetchWriter,
+// UpdateWriter and therefore MailboxTracker cannot be used without its
+// Conn.
+//
+// So this package has its own codec (codec.go, also usable by a proxy
+// that must frame commands to route them) and command loop, and reuses
+// go-imap where it is a library: the protocol types (imap.SeqSet,
+// imap.UIDSet, imap.SearchCriteria, imap.FetchItemBodySection, ...),
+// imapserver.ExtractBodyStructure for BODYSTRUCTURE, ExtractBodySection
+// for MIME part sections, MatchList for LIST patterns; and its imapclient
+// in the tests. Sequence-number bookkeeping is ours (session.go): each
+// session keeps the UIDs it has announced and diffs the store against
+// them, which survives restarts and works for changes made by LMTP.
+//
+// # Mailbox changes and the murder
+//
+// CREATE, DELETE, RENAME and SETACL/DELETEACL go through a MailboxRegistry
+// (the backend-pusher in a murder, NopRegistry alone): reserve, change
+// locally, activate, rolling back on failure, so that while the master is
+// unreachable nothing changes and the client gets NO.
+package imap

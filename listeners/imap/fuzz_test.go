@@ -1,0 +1,71 @@
+package imap
+
+import (
+	"bufio"
+	"bytes"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// FuzzParse feeds arbitrary command text to the parsers behind FETCH,
+// SEARCH, STORE and the string readers; none may panic or loop, and
+// skip must always leave the reader usable.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"a FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (DATE FROM)] BODY[1.2.MIME]<0.100>)",
+		"a FETCH 2:4 ALL",
+		"a SEARCH CHARSET UTF-8 OR (FROM \"smith\" SINCE 1-Feb-1994) NOT UID 1:3,7 TEXT {3+}\r\nabc",
+		"a STORE 1 (UNCHANGEDSINCE 5) +FLAGS.SILENT (\\Deleted $Junk)",
+		"a APPEND INBOX (\\Seen) \"17-Jul-1996 02:44:25 -0700\" {5+}\r\nhello",
+		"a LIST (SUBSCRIBED) \"\" (\"INBOX\" \"%\") RETURN (CHILDREN)",
+		"a LOGIN {5}\r\nalice \"pa\\\"ss\"",
+		"a FETCH 1 (BODY[HEADER.FIELDS.NOT ({4+}\r\nDate)])",
+	} {
+		f.Add([]byte(s + "\r\n"))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzOne(data) })
+}
+
+// fuzzOne parses data as up to four commands.
+func fuzzOne(data []byte) {
+	r := &reader{
+		br: bufio.NewReader(bytes.NewReader(data)), maxLine: 1 << 10, maxString: 64, maxDiscard: 1 << 10,
+		cont: func() error { return nil },
+	}
+	v := &selected{uids: []uint32{1, 2, 5, 9}}
+	for i := 0; i < 4; i++ {
+		if r.readLine() != nil {
+			return
+		}
+		r.err = nil
+		r.tag()
+		r.maybeSP()
+		switch r.atom() {
+		case "FETCH":
+			r.sp()
+			r.seqSetText()
+			r.sp()
+			r.fetchItems()
+		case "SEARCH":
+			r.sp()
+			var c imap.SearchCriteria
+			r.searchKeys(&c, v)
+		case "STORE":
+			r.sp()
+			r.flagList()
+		case "LIST":
+			r.sp()
+			r.listMailbox()
+		default:
+			r.maybeSP()
+			r.astring()
+			r.maybeSP()
+			r.nstring()
+		}
+		_ = r.end()
+		if r.skip() != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,637 @@
+package imap
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/rookery/rookery/store/mailstore"
+)
+
+// registryTimeout bounds one registry call: a client waits at most this
+// long for the master before getting NO.
+const registryTimeout = 30 * time.Second
+
+func (sess *session) registryCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(sess.srv.ctx, registryTimeout)
+}
+
+var specialUses = []string{`\All`, `\Archive`, `\Drafts`, `\Flagged`, `\Junk`, `\Sent`, `\Trash`}
+
+// nearestAncestor returns the closest existing ancestor of name.
+func (sess *session) nearestAncestor(name string) (mailstore.Mailbox, bool, error) {
+	for p := parent(name); p != ""; p = parent(p) {
+		m, ok, err := sess.srv.cfg.Store.Mailbox(p)
+		if err != nil || ok {
+			return m, ok, err
+		}
+	}
+	return mailstore.Mailbox{}, false, nil
+}
+
+// newMailboxACL checks that the user may create name and returns the ACL
+// it gets: a user INBOX (admins only) gives its owner every right, a
+// mailbox under an existing one inherits its ACL, a new top-level
+// hierarchy (admins only) gets the default ACL.
+func (sess *session) newMailboxACL(name string) (string, error) {
+	if isInbox(name) {
+		if !sess.id.Admin {
+			return "", no("Permission denied")
+		}
+		return userPart(owner(name)) + "\t" + allRights.String() + "\t", nil
+	}
+	anc, ok, err := sess.nearestAncestor(name)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		if !sess.id.Admin {
+			return "", no("Permission denied")
+		}
+		if o := owner(name); o != "" {
+			return o + "\t" + allRights.String() + "\t", nil
+		}
+		return sess.srv.cfg.DefaultACL, nil
+	}
+	if err := need(sess.rightsOn(&anc), rCreate); err != nil {
+		return "", err
+	}
+	return anc.ACL, nil
+}
+
+func cmdCreate(sess *session, _ string, _ bool) (string, error) {
+	r := sess.r
+	r.sp()
+	ext, name := sess.mailboxArg()
+	var use []string
+	if r.maybeSP() {
+		if r.peek() == '(' {
+			r.list(func() {
+				kw := strings.ToUpper(r.atom())
+				r.sp()
+				if kw == "USE" {
+					use = r.flagList()
+				} else {
+					r.astring()
+				}
+			})
+		} else {
+			r.astring() // a partition: there is one here
+		}
+	}
+	if err := r.end(); err != nil {
+		return "", err
+	}
+	if strings.ContainsAny(ext, "%*") {
+		return "", no("Invalid mailbox name")
+	}
+	var specialUse string
+	for _, u := range use {
+		i := slices.IndexFunc(specialUses, func(s string) bool { return strings.EqualFold(s, u) })
+		if i < 0 || len(use) > 1 {
+			return "", noCode("USEATTR", "Invalid special-use attribute")
+		}
+		specialUse = specialUses[i]
+	}
+	srv := sess.srv
+	srv.mboxMu.Lock()
+	defer srv.mboxMu.Unlock()
+	if _, ok, err := srv.cfg.Store.Mailbox(name); err != nil || ok {
+		if err == nil {
+			err = noCode("ALREADYEXISTS", "Mailbox already exists")
+		}
+		return "", err
+	}
+	acl, err := sess.newMailboxACL(name)
+	if err != nil {
+		return "", err
+	}
+	return "", sess.createRegistered(name, acl, specialUse)
+}
+
+// createRegistered creates a mailbox through the registry; the caller
+// holds mboxMu.
+func (sess *session) createRegistered(name, acl, specialUse string) error {
+	srv := sess.srv
+	reg := srv.cfg.Registry
+	ctx, cancel := sess.registryCtx()
+	defer cancel()
+	if err := reg.Reserve(ctx, name); err != nil {
+		sess.log.Warn("imap: registry refused reserve", "mailbox", name, "err", err)
+		return registryError(err)
+	}
+	if _, err := srv.cfg.Store.CreateMailbox(name, acl, specialUse); err != nil {
+		sess.undo("delete", name, reg.Delete(ctx, name))
+		return storeError(err)
+	}
+	if err := reg.Activate(ctx, name, acl); err != nil {
+		sess.log.Warn("imap: registry refused activate", "mailbox", name, "err", err)
+		sess.undo("local delete", name, srv.cfg.Store.DeleteMailbox(name))
+		sess.undo("delete", name, reg.Delete(ctx, name))
+		return registryError(err)
+	}
+	return nil
+}
+
+// undo logs a failed rollback step; the client already gets a NO.
+func (sess *session) undo(step, name string, err error) {
+	if err != nil {
+		sess.log.Error("imap: rollback step failed; registry and store may disagree", "step", step, "mailbox", name, "err", err)
+	}
+}
+
+func cmdDelete(sess *session, _ string, _ bool) (string, error) {
+	r := sess.r
+	r.sp()
+	_, name := sess.mailboxArg()
+	if err := r.end(); err != nil {
+		return "", err
+	}
+	srv := sess.srv
+	srv.mboxMu.Lock()
+	defer srv.mboxMu.Unlock()
+	m, rt, err := sess.lookup(name)
+	if err != nil {
+		return "", err
+	}
+	if err := need(rt, rDeleteMbox); err != nil {
+		return "", err
+	}
+	victims := []mailstore.Mailbox{m}
+	if isInbox(name) {
+		if !sess.id.Admin {
+			return "", no("Operation is not supported on mailbox")
+		}
+		// An admin deleting a user's INBOX deletes the user's mailboxes.
+		if err := srv.cfg.Store.Mailboxes(name, func(c mailstore.Mailbox) bool {
+			if c.Name != name {
+				victims = append(victims, c)
+			}
+			return true
+		}); err != nil {
+			return "", err
+		}
+		slices.Reverse(victims) // children first
+	}
+	reg := srv.cfg.Registry
+	ctx, cancel := sess.registryCtx()
+	defer cancel()
+	for _, v := range victims {
+		if err := reg.Delete(ctx, v.Name); err != nil {
+			sess.log.Warn("imap: registry refused delete", "mailbox", v.Name, "err", err)
+			return "", registryError(err)
+		}
+		if sess.sel != nil && sess.sel.id == v.ID {
+			sess.unselect()
+		}
+		if err := srv.cfg.Store.DeleteMailbox(v.Name); err != nil {
+			sess.undo("activate", v.Name, reg.Activate(ctx, v.Name, v.ACL))
+			return "", storeError(err)
+		}
+	}
+	return "", nil
+}
+
+func cmdRename(sess *session, _ string, _ bool) (string, error) {
+	r := sess.r
+	r.sp()
+	_, oldName := sess.mailboxArg()
+	r.sp()
+	newExt, newName := sess.mailboxArg()
+	if r.maybeSP() {
+		r.astring() // a partition
+		if r.err == nil {
+			r.fail(no("Cross-server or cross-partition move w/rename not supported"))
+		}
+	}
+	if err := r.end(); err != nil {
+		return "", err
+	}
+	if strings.ContainsAny(newExt, "%*") {
+		return "", no("Invalid mailbox name")
+	}
+	srv := sess.srv
+	st := srv.cfg.Store
+	srv.mboxMu.Lock()
+	defer srv.mboxMu.Unlock()
+	m, rt, err := sess.lookup(oldName)
+	if err != nil {
+		return "", err
+	}
+	if err := need(rt, rDeleteMbox); err != nil {
+		return "", err
+	}
+	if oldName == newName || strings.HasPrefix(newName, oldName+".") {
+		return "", no("Invalid mailbox name")
+	}
+	if _, ok, err := st.Mailbox(newName); err != nil || ok {
+		if err == nil {
+			err = noCode("ALREADYEXISTS", "Mailbox already exists")
+		}
+		return "", err
+	}
+	if isInbox(newName) && !sess.id.Admin {
+		return "", no("Permission denied")
+	}
+	if !isInbox(newName) {
+		anc, ok, err := sess.nearestAncestor(newName)
+		if err != nil {
+			return "", err
+		}
+		if ok && anc.Name != oldName {
+			if err := need(sess.rightsOn(&anc), rCreate); err != nil {
+				return "", err
+			}
+		} else if !ok && !sess.id.Admin {
+			return "", no("Permission denied")
+		}
+	}
+	if isInbox(oldName) {
+		return "", sess.renameInbox(m, newName)
+	}
+	// The mailbox and its descendants, parents first.
+	var moves []mailstore.Mailbox
+	if err := st.Mailboxes(oldName, func(c mailstore.Mailbox) bool {
+		moves = append(moves, c)
+		return true
+	}); err != nil {
+		return "", err
+	}
+	reg := srv.cfg.Registry
+	ctx, cancel := sess.registryCtx()
+	defer cancel()
+	for _, c := range moves {
+		to := newName + strings.TrimPrefix(c.Name, oldName)
+		if err := reg.Reserve(ctx, to); err != nil {
+			sess.log.Warn("imap: registry refused reserve", "mailbox", to, "err", err)
+			return "", registryError(err)
+		}
+		if err := st.RenameMailbox(c.Name, to); err != nil {
+			sess.undo("delete", to, reg.Delete(ctx, to))
+			return "", storeError(err)
+		}
+		if err := reg.Activate(ctx, to, c.ACL); err != nil {
+			sess.log.Warn("imap: registry refused activate", "mailbox", to, "err", err)
+			sess.undo("local rename back", c.Name, st.RenameMailbox(to, c.Name))
+			sess.undo("delete", to, reg.Delete(ctx, to))
+			return "", registryError(err)
+		}
+		if err := reg.Delete(ctx, c.Name); err != nil {
+			// The mailbox is where it should be and registered there; the
+			// old name stays registered until the next full push.
+			sess.log.Warn("imap: registry kept the old name after a rename", "mailbox", c.Name, "err", err)
+		}
+	}
+	return "", nil
+}
+
+// renameInbox moves every message of the INBOX into a new mailbox; the
+// INBOX stays, empty, with its children (RFC 3501 6.3.5).
+func (sess *session) renameInbox(m mailstore.Mailbox, newName string) error {
+	acl, err := sess.newMailboxACL(newName)
+	if err != nil {
+		return err
+	}
+	if err := sess.createRegistered(newName, acl, ""); err != nil {
+		return err
+	}
+	var uids []uint32
+	if err := sess.srv.cfg.Store.Messages(m.ID, 1, ^uint32(0), func(msg *mailstore.Message) bool {
+		uids = append(uids, msg.UID)
+		return true
+	}); err != nil {
+		return err
+	}
+	if len(uids) == 0 {
+		return nil
+	}
+	_, err = sess.srv.cfg.Store.Move(m.ID, uids, newName)
+	return storeError(err)
+}
+
+func cmdSubscribe(sess *session, _ string, _ bool) (string, error) {
+	r := sess.r
+	r.sp()
+	_, name := sess.mailboxArg()
+	if err := r.end(); err != nil {
+		return "", err
+	}
+	st := sess.srv.cfg.Store
+	if sess.cmd == "UNSUBSCRIBE" {
+		return "", st.Unsubscribe(sess.id.User, name)
+	}
+	if !sess.srv.cfg.AllowAllSubscribe {
+		if _, _, err := sess.lookup(name); err != nil {
+			if ie, ok := err.(*Error); ok {
+				ie.Code = ""
+			}
+			return "", err
+		}
+	}
+	return "", st.Subscribe(sess.id.User, name)
+}
+
+// listMailbox reads a LIST pattern: astring characters plus '%' and '*'.
+func (r *reader) listMailbox() string {
+	switch r.peek() {
+	case '"', '{':
+		return r.str()
+	}
+	start := r.pos
+	for r.pos < len(r.line) {
+		c := r.line[r.pos]
+		if !isAtomChar(c, true) && c != '%' && c != '*' {
+			break
+		}
+		r.pos++
+	}
+	if r.pos == start {
+		r.syntax("expected a mailbox pattern")
+	}
+	return string(r.line[start:r.pos])
+}
+
+type listEntry struct {
+	ext      string
+	exists   bool // exists and is visible (else an implied parent)
+	children bool
+	special  string
+}
+
+// visible returns the names user can see, in the order to list them
+// (INBOX and its children first, then Cyrus order), with implied parents
+// of visible names as non-existent entries.
+func (sess *session) visible() ([]*listEntry, error) {
+	ns := sess.srv.ns
+	var own, other []*listEntry
+	byName := make(map[string]*listEntry)
+	ib := inbox(sess.id.User)
+	err := sess.srv.cfg.Store.Mailboxes("", func(m mailstore.Mailbox) bool {
+		if sess.rightsOn(&m)&rLookup == 0 {
+			return true
+		}
+		add := func(name string, exists bool, special string) {
+			if e, ok := byName[name]; ok {
+				if exists {
+					e.exists, e.special = true, special
+				}
+				return
+			}
+			e := &listEntry{ext: ns.external(sess.id.User, name), exists: exists, special: special}
+			byName[name] = e
+			if name == ib || strings.HasPrefix(name, ib+".") {
+				own = append(own, e)
+			} else {
+				other = append(other, e)
+			}
+		}
+		// Implied parents first, so they come before their children; the
+		// INBOX has none ("user" above it is not the user's).
+		mine := m.Name == ib || strings.HasPrefix(m.Name, ib+".")
+		var anc []string
+		for p := parent(m.Name); p != "" && !(mine && strings.HasPrefix(ib, p+".")); p = parent(p) {
+			anc = append(anc, p)
+		}
+		for i := len(anc) - 1; i >= 0; i-- {
+			add(anc[i], false, "")
+			byName[anc[i]].children = true
+		}
+		add(m.Name, true, m.SpecialUse)
+		return true
+	})
+	return append(own, other...), err
+}
+
+func cmdList(sess *session, _ string, _ bool) (string, error) {
+	r := sess.r
+	r.sp()
+	var selSubscribed, selSpecial, retSubscribed bool
+	if r.peek() == '(' {
+		r.list(func() {
+			switch strings.ToUpper(r.atom()) {
+			case "SUBSCRIBED":
+				selSubscribed = true
+			case "SPECIAL-USE":
+				selSpecial = true
+			case "REMOTE", "RECURSIVEMATCH":
+			default:
+				if r.err == nil {
+					r.fail(bad("Invalid list selection option"))
+				}
+			}
+		})
+		r.sp()
+	}
+	ref := r.listMailbox()
+	r.sp()
+	var patterns []string
+	if r.peek() == '(' {
+		r.list(func() { patterns = append(patterns, r.listMailbox()) })
+	} else {
+		patterns = append(patterns, r.listMailbox())
+	}
+	if r.maybeSP() {
+		if !strings.EqualFold(r.atom(), "RETURN") && r.err == nil {
+			r.syntax("expected RETURN")
+		}
+		r.sp()
+		r.list(func() {
+			switch strings.ToUpper(r.atom()) {
+			case "SUBSCRIBED":
+				retSubscribed = true
+			case "CHILDREN", "SPECIAL-USE":
+			default:
+				if r.err == nil {
+					r.fail(bad("Invalid list return option"))
+				}
+			}
+		})
+	}
+	if err := r.end(); err != nil {
+		return "", err
+	}
+	sep := string(sess.srv.ns.sep)
+	if len(patterns) == 1 && patterns[0] == "" {
+		root := ""
+		if i := strings.Index(ref, sep); i >= 0 {
+			root = ref[:i+1]
+		}
+		sess.w.raw(`* LIST (\Noselect) "` + sep + `" `).str(root).raw("\r\n")
+		return "", nil
+	}
+	entries, err := sess.visible()
+	if err != nil {
+		return "", err
+	}
+	var subs map[string]bool
+	if selSubscribed || retSubscribed {
+		if subs, err = sess.subscribed(); err != nil {
+			return "", err
+		}
+	}
+	for _, e := range entries {
+		if !matchAny(e.ext, sess.srv.ns.sep, ref, patterns) {
+			continue
+		}
+		if selSpecial && e.special == "" {
+			continue
+		}
+		if selSubscribed && !subs[e.ext] {
+			continue
+		}
+		var attrs []string
+		if !e.exists {
+			attrs = append(attrs, `\Noselect`)
+		}
+		if subs[e.ext] {
+			attrs = append(attrs, `\Subscribed`)
+		}
+		if e.children {
+			attrs = append(attrs, `\HasChildren`)
+		} else {
+			attrs = append(attrs, `\HasNoChildren`)
+		}
+		if e.special != "" {
+			attrs = append(attrs, e.special)
+		}
+		sess.writeList("LIST", attrs, e.ext)
+	}
+	return "", nil
+}
+
+func (sess *session) writeList(kind string, attrs []string, name string) {
+	w := sess.w
+	w.raw("* ").raw(kind).raw(" (").raw(strings.Join(attrs, " ")).raw(`) "`).raw(string(sess.srv.ns.sep)).raw(`" `)
+	w.astr(name).raw("\r\n")
+}
+
+// matchAny matches a name against LIST patterns, INBOX case-insensitively.
+func matchAny(name string, sep byte, ref string, patterns []string) bool {
+	ref = canonicalInbox(ref, sep)
+	for _, p := range patterns {
+		if imapserver.MatchList(name, rune(sep), ref, canonicalInbox(p, sep)) {
+			return true
+		}
+	}
+	return false
+}
+
+// canonicalInbox spells a leading "inbox" level as "INBOX".
+func canonicalInbox(s string, sep byte) string {
+	if len(s) >= 5 && strings.EqualFold(s[:5], "INBOX") && (len(s) == 5 || s[5] == sep) {
+		return "INBOX" + s[5:]
+	}
+	return s
+}
+
+// subscribed returns the user's subscriptions by external name.
+func (sess *session) subscribed() (map[string]bool, error) {
+	names, err := sess.srv.cfg.Store.Subscriptions(sess.id.User)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(names))
+	for _, n := range names {
+		out[sess.srv.ns.external(sess.id.User, n)] = true
+	}
+	return out, nil
+}
+
+func cmdLsub(sess *session, _ string, _ bool) (string, error) {
+	r := sess.r
+	r.sp()
+	ref := r.listMailbox()
+	r.sp()
+	pattern := r.listMailbox()
+	if err := r.end(); err != nil {
+		return "", err
+	}
+	names, err := sess.srv.cfg.Store.Subscriptions(sess.id.User)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range names {
+		ext := sess.srv.ns.external(sess.id.User, n)
+		if !matchAny(ext, sess.srv.ns.sep, ref, []string{pattern}) {
+			continue
+		}
+		var attrs []string
+		if _, _, err := sess.lookup(n); err != nil {
+			var ie *Error
+			if !errors.As(err, &ie) {
+				return "", err
+			}
+			attrs = append(attrs, `\Noselect`)
+		}
+		sess.writeList("LSUB", attrs, ext)
+	}
+	return "", nil
+}
+
+func cmdStatus(sess *session, _ string, _ bool) (string, error) {
+	r := sess.r
+	r.sp()
+	ext, name := sess.mailboxArg()
+	r.sp()
+	var items []string
+	r.list(func() { items = append(items, strings.ToUpper(r.atom())) })
+	if err := r.end(); err != nil {
+		return "", err
+	}
+	for _, it := range items {
+		if !slices.Contains([]string{"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "HIGHESTMODSEQ"}, it) {
+			return "", badf("Invalid status attribute %s", it)
+		}
+	}
+	m, rt, err := sess.lookup(name)
+	if err != nil {
+		if ie, ok := err.(*Error); ok {
+			ie.Code = ""
+		}
+		return "", err
+	}
+	if err := need(rt, rRead); err != nil {
+		return "", err
+	}
+	var unseen uint32
+	if slices.Contains(items, "UNSEEN") {
+		if err := sess.srv.cfg.Store.Messages(m.ID, 1, ^uint32(0), func(msg *mailstore.Message) bool {
+			if !slices.Contains(msg.Flags, `\Seen`) {
+				unseen++
+			}
+			return true
+		}); err != nil {
+			return "", err
+		}
+	}
+	w := sess.w
+	w.raw("* STATUS ").astr(ext).raw(" (")
+	for i, it := range items {
+		if i > 0 {
+			w.raw(" ")
+		}
+		w.raw(it).raw(" ")
+		switch it {
+		case "MESSAGES":
+			w.num(uint64(m.Exists))
+		case "RECENT":
+			w.num(0)
+		case "UIDNEXT":
+			w.num(uint64(m.UIDNext))
+		case "UIDVALIDITY":
+			w.num(uint64(m.UIDValidity))
+		case "UNSEEN":
+			w.num(uint64(unseen))
+		case "SIZE":
+			w.num(uint64(m.Size))
+		case "HIGHESTMODSEQ":
+			w.num(m.HighestModSeq)
+		}
+	}
+	w.raw(")\r\n")
+	return "", nil
+}

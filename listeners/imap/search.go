@@ -1,0 +1,407 @@
+package imap
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"mime"
+	"net/mail"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/rookery/rookery/store/mailstore"
+)
+
+// searchKeys reads search keys until the end of the line or ')' into c.
+func (r *reader) searchKeys(c *imap.SearchCriteria, v *selected) {
+	for r.err == nil {
+		r.searchKey(c, v)
+		if r.atEOL() || r.peek() == ')' {
+			return
+		}
+		r.sp()
+	}
+}
+
+// noneSet matches nothing (RECENT and NEW: this server has no \Recent).
+var noneSet = imap.SeqSet{}
+
+func (r *reader) searchKey(c *imap.SearchCriteria, v *selected) {
+	if r.peek() == '(' {
+		r.pos++
+		r.searchKeys(c, v)
+		r.expect(')')
+		return
+	}
+	if ch := r.peek(); ch >= '0' && ch <= '9' || ch == '*' || ch == '$' {
+		c.UID = append(c.UID, r.uidSet(v, false))
+		return
+	}
+	key := strings.ToUpper(r.atom())
+	arg := func() string { r.sp(); return r.astring() }
+	date := func() time.Time { r.sp(); return r.date() }
+	flag := func(f string, not bool) {
+		if not {
+			c.NotFlag = append(c.NotFlag, imap.Flag(f))
+		} else {
+			c.Flag = append(c.Flag, imap.Flag(f))
+		}
+	}
+	header := func(k string) {
+		c.Header = append(c.Header, imap.SearchCriteriaHeaderField{Key: k, Value: arg()})
+	}
+	switch key {
+	case "ALL", "OLD":
+	case "NEW", "RECENT":
+		c.SeqNum = append(c.SeqNum, noneSet)
+	case "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN":
+		flag(`\`+key[:1]+strings.ToLower(key[1:]), false)
+	case "UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN":
+		flag(`\`+key[2:3]+strings.ToLower(key[3:]), true)
+	case "KEYWORD":
+		r.sp()
+		flag(canonicalFlag(r.flag()), false)
+	case "UNKEYWORD":
+		r.sp()
+		flag(canonicalFlag(r.flag()), true)
+	case "BCC", "CC", "FROM", "SUBJECT", "TO":
+		header(key[:1] + strings.ToLower(key[1:]))
+	case "HEADER":
+		r.sp()
+		k := r.astring()
+		header(k)
+	case "BODY":
+		c.Body = append(c.Body, arg())
+	case "TEXT":
+		c.Text = append(c.Text, arg())
+	case "BEFORE":
+		c.Before = laterOf(c.Before, date(), false)
+	case "SINCE":
+		c.Since = laterOf(c.Since, date(), true)
+	case "ON":
+		d := date()
+		c.Since = laterOf(c.Since, d, true)
+		c.Before = laterOf(c.Before, d.AddDate(0, 0, 1), false)
+	case "SENTBEFORE":
+		c.SentBefore = laterOf(c.SentBefore, date(), false)
+	case "SENTSINCE":
+		c.SentSince = laterOf(c.SentSince, date(), true)
+	case "SENTON":
+		d := date()
+		c.SentSince = laterOf(c.SentSince, d, true)
+		c.SentBefore = laterOf(c.SentBefore, d.AddDate(0, 0, 1), false)
+	case "LARGER":
+		r.sp()
+		c.Larger = max(c.Larger, int64(r.number(false)))
+	case "SMALLER":
+		r.sp()
+		n := int64(r.number(false))
+		if c.Smaller == 0 || n < c.Smaller {
+			c.Smaller = n
+		}
+	case "UID":
+		r.sp()
+		c.UID = append(c.UID, r.uidSet(v, true))
+	case "NOT":
+		r.sp()
+		var n imap.SearchCriteria
+		r.searchKey(&n, v)
+		c.Not = append(c.Not, n)
+	case "OR":
+		var a, b imap.SearchCriteria
+		r.sp()
+		r.searchKey(&a, v)
+		r.sp()
+		r.searchKey(&b, v)
+		c.Or = append(c.Or, [2]imap.SearchCriteria{a, b})
+	case "MODSEQ":
+		r.sp()
+		ms := &imap.SearchCriteriaModSeq{}
+		if r.peek() == '"' {
+			ms.MetadataName = r.quoted()
+			r.sp()
+			ms.MetadataType = imap.SearchCriteriaMetadataType(strings.ToLower(r.atom()))
+			r.sp()
+		}
+		ms.ModSeq = r.number(false)
+		c.ModSeq = ms
+	default:
+		if r.err == nil {
+			r.fail(badf("Invalid search key %s", key))
+		}
+	}
+}
+
+// laterOf combines two date bounds: the later of two "since" bounds or the
+// earlier of two "before" bounds.
+func laterOf(have, t time.Time, since bool) time.Time {
+	if have.IsZero() || (since && t.After(have)) || (!since && t.Before(have)) {
+		return t
+	}
+	return have
+}
+
+// uidSet reads a sequence set and turns it into the UIDs it names now,
+// as a UIDSet (sequence numbers are resolved against the view here).
+func (r *reader) uidSet(v *selected, uid bool) imap.UIDSet {
+	text := r.seqSetText()
+	if r.err != nil {
+		return nil
+	}
+	uids, err := v.resolve(text, uid)
+	if err != nil {
+		r.fail(err)
+		return nil
+	}
+	var s imap.UIDSet
+	for _, u := range uids {
+		s.AddNum(imap.UID(u))
+	}
+	if s == nil {
+		s = imap.UIDSet{}
+	}
+	return s
+}
+
+func cmdSearch(sess *session, _ string, uid bool) (string, error) {
+	r := sess.r
+	r.sp()
+	if strings.EqualFold(string(r.line[r.pos:min(len(r.line), r.pos+7)]), "CHARSET") {
+		r.atom()
+		r.sp()
+		cs := strings.ToUpper(r.astring())
+		if cs != "US-ASCII" && cs != "UTF-8" && r.err == nil {
+			r.fail(noCode("BADCHARSET (US-ASCII UTF-8)", "Unsupported charset"))
+		}
+		r.sp()
+	}
+	var c imap.SearchCriteria
+	v := sess.sel
+	r.searchKeys(&c, v)
+	if err := r.end(); err != nil {
+		return "", err
+	}
+	if c.ModSeq != nil {
+		sess.condstore = true
+	}
+	st := sess.srv.cfg.Store
+	var hits []uint32
+	var highest uint64
+	var ev evaluator
+	var err error
+	serr := st.Messages(v.id, 1, ^uint32(0), func(m *mailstore.Message) bool {
+		seq := v.seq(m.UID)
+		if seq == 0 {
+			return true
+		}
+		ev = evaluator{st: st, m: m}
+		var ok bool
+		if ok, err = ev.match(&c, seq); err != nil {
+			return false
+		}
+		if ok {
+			if uid {
+				hits = append(hits, m.UID)
+			} else {
+				hits = append(hits, seq)
+			}
+			highest = max(highest, m.ModSeq)
+		}
+		return true
+	})
+	if serr != nil {
+		return "", serr
+	}
+	if err != nil {
+		return "", err
+	}
+	w := sess.w
+	w.raw("* SEARCH")
+	for _, h := range hits {
+		w.raw(" ").num(uint64(h))
+	}
+	if c.ModSeq != nil && len(hits) > 0 {
+		w.raw(" (MODSEQ ").num(highest).raw(")")
+	}
+	w.raw("\r\n")
+	return "", nil
+}
+
+// evaluator matches one message, reading its header and body only when a
+// key needs them.
+type evaluator struct {
+	st     *mailstore.Store
+	m      *mailstore.Message
+	fields []field
+	loaded bool
+}
+
+func (e *evaluator) header() ([]field, error) {
+	if !e.loaded {
+		b := e.st.OpenBody(e.m)
+		defer b.Close()
+		h := make([]byte, e.m.HeaderSize)
+		if _, err := io.ReadFull(b, h); err != nil {
+			return nil, err
+		}
+		e.fields = splitHeader(h)
+		e.loaded = true
+	}
+	return e.fields, nil
+}
+
+var wordDecoder = &mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) {
+	// Unknown charsets are compared as they are.
+	return input, nil
+}}
+
+func decodeWords(s string) string {
+	if d, err := wordDecoder.DecodeHeader(s); err == nil {
+		return d
+	}
+	return s
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
+
+func (e *evaluator) match(c *imap.SearchCriteria, seq uint32) (bool, error) {
+	m := e.m
+	for _, s := range c.SeqNum {
+		if !s.Contains(seq) {
+			return false, nil
+		}
+	}
+	for _, s := range c.UID {
+		if !s.Contains(imap.UID(m.UID)) {
+			return false, nil
+		}
+	}
+	for _, f := range c.Flag {
+		if !slices.Contains(m.Flags, string(f)) {
+			return false, nil
+		}
+	}
+	for _, f := range c.NotFlag {
+		if slices.Contains(m.Flags, string(f)) {
+			return false, nil
+		}
+	}
+	if c.Larger > 0 && m.Size <= c.Larger {
+		return false, nil
+	}
+	if c.Smaller > 0 && m.Size >= c.Smaller {
+		return false, nil
+	}
+	if c.ModSeq != nil && m.ModSeq < c.ModSeq.ModSeq {
+		return false, nil
+	}
+	day := func(t time.Time) time.Time {
+		y, mo, d := t.Date()
+		return time.Date(y, mo, d, 0, 0, 0, 0, time.UTC)
+	}
+	if !c.Since.IsZero() && day(m.InternalDate).Before(day(c.Since)) {
+		return false, nil
+	}
+	if !c.Before.IsZero() && !day(m.InternalDate).Before(day(c.Before)) {
+		return false, nil
+	}
+	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() || len(c.Header) > 0 {
+		fields, err := e.header()
+		if err != nil {
+			return false, err
+		}
+		if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+			v, _ := headerValue(fields, "Date")
+			sent, err := mail.ParseDate(v)
+			if err != nil {
+				return false, nil
+			}
+			if !c.SentSince.IsZero() && day(sent).Before(day(c.SentSince)) {
+				return false, nil
+			}
+			if !c.SentBefore.IsZero() && !day(sent).Before(day(c.SentBefore)) {
+				return false, nil
+			}
+		}
+		for _, h := range c.Header {
+			found := false
+			for _, f := range fields {
+				if strings.EqualFold(f.name, h.Key) && containsFold(decodeWords(f.value), h.Value) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				return false, nil
+			}
+		}
+	}
+	for _, s := range c.Body {
+		ok, err := e.bodyContains(s, e.m.HeaderSize)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	for _, s := range c.Text {
+		ok, err := e.bodyContains(s, 0)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	for i := range c.Not {
+		ok, err := e.match(&c.Not[i], seq)
+		if err != nil || ok {
+			return false, err
+		}
+	}
+	for i := range c.Or {
+		a, err := e.match(&c.Or[i][0], seq)
+		if err != nil {
+			return false, err
+		}
+		if !a {
+			b, err := e.match(&c.Or[i][1], seq)
+			if err != nil || !b {
+				return false, err
+			}
+		}
+	}
+	return true, nil
+}
+
+// bodyContains looks for s (ASCII case-insensitively) in the message from
+// offset on, streaming it in windows that overlap by len(s).
+func (e *evaluator) bodyContains(s string, from int64) (bool, error) {
+	if s == "" {
+		return true, nil
+	}
+	needle := bytes.ToLower([]byte(s))
+	b := e.st.OpenBody(e.m)
+	defer b.Close()
+	if _, err := b.Seek(from, io.SeekStart); err != nil {
+		return false, err
+	}
+	br := bufio.NewReaderSize(b, 64<<10)
+	window := make([]byte, 0, 64<<10+len(needle))
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := io.ReadFull(br, buf)
+		window = append(window, buf[:n]...)
+		if bytes.Contains(bytes.ToLower(window), needle) {
+			return true, nil
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		keep := min(len(needle)-1, len(window))
+		window = append(window[:0], window[len(window)-keep:]...)
+	}
+}

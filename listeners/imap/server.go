@@ -1,0 +1,254 @@
+package imap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rookery/rookery/listeners/auth"
+	"github.com/rookery/rookery/store/mailstore"
+)
+
+// Config is what a backend IMAP listener needs from its node. Zero values
+// take the defaults given.
+type Config struct {
+	ServerName string // in the greeting
+	Version    string // in the greeting and ID
+	Store      *mailstore.Store
+	// Login checks credentials (authzid empty for LOGIN) and says who the
+	// session acts as; auth.MailPolicy.Login fits.
+	Login func(authzid, authcid, password string) (auth.Identity, error)
+	// Registry is told of every mailbox list change; nil is NopRegistry.
+	Registry MailboxRegistry
+	// Separator is the hierarchy separator clients see: '.' (default) or
+	// '/' (Cyrus's unixhierarchysep: yes).
+	Separator byte
+	// DefaultACL is the ACL of a new top-level mailbox that is not a user's
+	// (Cyrus's defaultacl); default "anyone\tlrs\t".
+	DefaultACL string
+	// AllowAllSubscribe lets users subscribe to mailboxes that do not exist
+	// here, as backends behind a frontend need (Cyrus's allowallsubscribe).
+	AllowAllSubscribe bool
+
+	// MaxMessageSize caps APPEND messages; default 100 MiB.
+	MaxMessageSize int64
+	// MaxLine caps a command line (literals excluded); default 64 KiB.
+	MaxLine int
+	// MaxString caps literals that are not messages; default 64 KiB.
+	MaxString int64
+	// IdleTimeout ends a connection that sends nothing for this long,
+	// IDLE included; default 30 minutes.
+	IdleTimeout time.Duration
+	// WriteTimeout ends a connection that does not read what it is sent;
+	// default 60 s.
+	WriteTimeout time.Duration
+	// MaxConns caps connections; default 1000.
+	MaxConns int
+	// MaxConnsPerUser caps the authenticated connections of one user;
+	// default 100.
+	MaxConnsPerUser int
+	// FailedLoginPause delays the reply to a failed login; default 3 s,
+	// negative for none.
+	FailedLoginPause time.Duration
+	Logger           *slog.Logger
+}
+
+// Server serves IMAP on any number of listeners.
+type Server struct {
+	cfg    Config
+	ns     namespace
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	conns  atomic.Int64
+	nextID atomic.Uint64
+
+	// mboxMu serialises mailbox list changes, so that a registry sequence
+	// (reserve, create, activate) is never interleaved with another.
+	mboxMu sync.Mutex
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	open      map[net.Conn]struct{}
+	perUser   map[string]int
+}
+
+// NewServer makes a server.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Login == nil {
+		return nil, errors.New("imap: Store and Login are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = NopRegistry{}
+	}
+	switch cfg.Separator {
+	case 0:
+		cfg.Separator = '.'
+	case '.', '/':
+	default:
+		return nil, fmt.Errorf("imap: separator %q is neither '.' nor '/'", cfg.Separator)
+	}
+	if cfg.DefaultACL == "" {
+		cfg.DefaultACL = "anyone\tlrs\t"
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = 100 << 20
+	}
+	if cfg.MaxLine <= 0 {
+		cfg.MaxLine = 64 << 10
+	}
+	if cfg.MaxString <= 0 {
+		cfg.MaxString = 64 << 10
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Minute
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 60 * time.Second
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 1000
+	}
+	if cfg.MaxConnsPerUser <= 0 {
+		cfg.MaxConnsPerUser = 100
+	}
+	if cfg.FailedLoginPause == 0 {
+		cfg.FailedLoginPause = 3 * time.Second
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = "rookery"
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg: cfg, ns: namespace{sep: cfg.Separator}, ctx: ctx, cancel: cancel,
+		listeners: make(map[net.Listener]struct{}),
+		open:      make(map[net.Conn]struct{}),
+		perUser:   make(map[string]int),
+	}, nil
+}
+
+// Serve accepts connections on l until Close.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.ctx.Err() != nil {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.cfg.Logger.Warn("imap: accept failed, backing off", "err", err, "wait", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("imap: accept: %w", err)
+		}
+		backoff = 0
+		if s.conns.Add(1) > int64(s.cfg.MaxConns) {
+			s.conns.Add(-1)
+			s.cfg.Logger.Warn("imap: connection refused: limit reached", "remote", c.RemoteAddr().String(), "limit", s.cfg.MaxConns)
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = c.Write([]byte("* BYE Too many connections\r\n"))
+			_ = c.Close()
+			continue
+		}
+		s.mu.Lock()
+		if s.ctx.Err() != nil {
+			s.mu.Unlock()
+			_ = c.Close()
+			s.conns.Add(-1)
+			return nil
+		}
+		s.open[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer func() {
+				s.mu.Lock()
+				delete(s.open, c)
+				s.mu.Unlock()
+				s.conns.Add(-1)
+				s.wg.Done()
+			}()
+			s.serveConn(c)
+		}()
+	}
+}
+
+// Close stops accepting, closes every connection and waits for their
+// goroutines. Commands in progress finish their store writes first or
+// fail; nothing acknowledged is lost.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.cancel()
+	for l := range s.listeners {
+		_ = l.Close()
+	}
+	for c := range s.open {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// Conns is the number of open connections.
+func (s *Server) Conns() int { return int(s.conns.Load()) }
+
+// acquireUser counts an authenticated connection of user, refusing one
+// over the cap.
+func (s *Server) acquireUser(user string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perUser[user] >= s.cfg.MaxConnsPerUser {
+		return false
+	}
+	s.perUser[user]++
+	return true
+}
+
+func (s *Server) releaseUser(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perUser[user]--; s.perUser[user] <= 0 {
+		delete(s.perUser, user)
+	}
+}
+
+// timeoutConn gives every read the idle timeout and every write the
+// write timeout, so a silent or stuck peer is cut off without a timer per
+// command.
+type timeoutConn struct {
+	net.Conn
+	read, write time.Duration
+}
+
+func (c *timeoutConn) Read(p []byte) (int, error) {
+	_ = c.Conn.SetReadDeadline(time.Now().Add(c.read))
+	return c.Conn.Read(p)
+}
+
+func (c *timeoutConn) Write(p []byte) (int, error) {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.write))
+	return c.Conn.Write(p)
+}

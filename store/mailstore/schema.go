@@ -1,0 +1,376 @@
+package mailstore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+)
+
+// Key schema. Every key starts with a one-byte family prefix (readable
+// ASCII, so a raw dump is legible); every value starts with a one-byte
+// layout version. Integers in keys are big-endian so that byte order is
+// numeric order; integers in values are uvarints; strings in values are a
+// uvarint length then the bytes.
+//
+//	family    key                                   value (after version 0x01)
+//	--------  ------------------------------------  -----------------------------------
+//	system    's' + name                            see the sys* keys below
+//	mailbox   'n' + sortName(mailbox)               name, id, uidvalidity, uidnext,
+//	                                                highestmodseq, acl, specialuse,
+//	                                                exists, size, keywords
+//	id index  'i' + id (8)                          mailbox name
+//	message   'm' + mailbox id (8) + uid (4)        modseq, internal date (unix s),
+//	                                                zone offset (s, zigzag), body id,
+//	                                                size, header size, flags
+//	body      'b' + body id (8)                     refs, size, header size, summary
+//	chunk     'c' + body id (8) + index (4)         raw bytes, no version byte
+//	pending   'p' + body id (8)                     empty: a body being staged
+//	subscr.   'u' + user + 0x00 + mailbox           empty
+//	quota     'q' + sortName(root)                  root name, limit (KiB + 1; 0 = none),
+//	                                                used bytes
+//
+// System keys:
+//
+//	's' "format"    uvarint layout version of the whole store, currently 1
+//	's' "mbid"      uvarint last mailbox id handed out
+//	's' "body"      uvarint last body id handed out
+//	's' "uidv"      uvarint last UIDVALIDITY handed out (a re-created name
+//	                always gets a new one, even within the same second)
+//
+// Messages are keyed by the mailbox's id, not its name, so RENAME moves one
+// record and the id index entry. Bodies are shared by the messages COPY
+// makes (refs counts them) and stored in chunks so that no value, and no
+// read, ever holds a whole large message. A body is staged (chunks written
+// without waiting for the disk, its 'p' key marking it unfinished) before
+// the batch that adds its message; that batch deletes the 'p' key and is
+// synced, which also makes the earlier chunk writes durable (one WAL). At
+// open, bodies still marked pending are removed.
+//
+// sortName maps '.' to 0x1F so mailboxes sort in Cyrus's order, with a
+// mailbox directly followed by its children ("user.bob.sub" before
+// "user.bob-x"); names holding 0x1F or 0x00 are refused.
+const (
+	prefixSys     = 's'
+	prefixMailbox = 'n'
+	prefixID      = 'i'
+	prefixMessage = 'm'
+	prefixBody    = 'b'
+	prefixChunk   = 'c'
+	prefixPending = 'p'
+	prefixSub     = 'u'
+	prefixQuota   = 'q'
+
+	valueV1     = 1
+	storeFormat = 1
+
+	// chunkSize is the largest chunk value; a body up to this size is one
+	// value written in the same batch as its message.
+	chunkSize = 128 << 10
+	// stageBatch is how many bytes of chunks one staging batch carries.
+	stageBatch = 1 << 20
+)
+
+var (
+	sysFormat = []byte("sformat")
+	sysMBID   = []byte("smbid")
+	sysBody   = []byte("sbody")
+	sysUIDV   = []byte("suidv")
+)
+
+func checkName(name string) error {
+	if name == "" {
+		return fmt.Errorf("mailstore: empty mailbox name")
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] == 0x1F || name[i] == 0 {
+			return fmt.Errorf("mailstore: mailbox name %q holds byte %#x", name, name[i])
+		}
+	}
+	return nil
+}
+
+func appendSortName(dst []byte, name string) []byte {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c == '.' {
+			c = 0x1F
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+func mailboxKey(name string) []byte {
+	return appendSortName([]byte{prefixMailbox}, name)
+}
+
+func quotaKey(root string) []byte {
+	return appendSortName([]byte{prefixQuota}, root)
+}
+
+func idKey(id uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixID}, id)
+}
+
+func messageKey(id uint64, uid uint32) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 13), id)
+	k = append([]byte{prefixMessage}, k...)
+	return binary.BigEndian.AppendUint32(k, uid)
+}
+
+// messageBounds covers the messages of one mailbox with uid in [from, to].
+func messageBounds(id uint64, from, to uint32) (lo, hi []byte) {
+	lo = messageKey(id, from)
+	if to == ^uint32(0) {
+		hi = binary.BigEndian.AppendUint64([]byte{prefixMessage}, id+1)
+	} else {
+		hi = messageKey(id, to+1)
+	}
+	return lo, hi
+}
+
+func bodyKey(id uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixBody}, id)
+}
+
+func pendingKey(id uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixPending}, id)
+}
+
+func chunkKey(id uint64, n uint32) []byte {
+	k := binary.BigEndian.AppendUint64([]byte{prefixChunk}, id)
+	return binary.BigEndian.AppendUint32(k, n)
+}
+
+// chunkBounds covers every chunk of one body.
+func chunkBounds(id uint64) (lo, hi []byte) {
+	return chunkKey(id, 0), binary.BigEndian.AppendUint64([]byte{prefixChunk}, id+1)
+}
+
+func subKey(user, mailbox string) []byte {
+	k := append([]byte{prefixSub}, user...)
+	return append(append(k, 0), mailbox...)
+}
+
+func subBounds(user string) (lo, hi []byte) {
+	lo = append(append([]byte{prefixSub}, user...), 0)
+	hi = append(append([]byte{prefixSub}, user...), 1)
+	return lo, hi
+}
+
+func appendString(dst []byte, s string) []byte {
+	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
+}
+
+func encodeMailbox(m *Mailbox) []byte {
+	b := []byte{valueV1}
+	b = appendString(b, m.Name)
+	b = binary.AppendUvarint(b, m.ID)
+	b = binary.AppendUvarint(b, uint64(m.UIDValidity))
+	b = binary.AppendUvarint(b, uint64(m.UIDNext))
+	b = binary.AppendUvarint(b, m.HighestModSeq)
+	b = appendString(b, m.ACL)
+	b = appendString(b, m.SpecialUse)
+	b = binary.AppendUvarint(b, uint64(m.Exists))
+	b = binary.AppendUvarint(b, uint64(m.Size))
+	b = binary.AppendUvarint(b, uint64(len(m.Keywords)))
+	for _, k := range m.Keywords {
+		b = appendString(b, k)
+	}
+	return b
+}
+
+func decodeMailbox(key, v []byte) (Mailbox, error) {
+	d := newDecoder(v)
+	m := Mailbox{Name: d.string(), ID: d.uvarint()}
+	m.UIDValidity = d.uint32()
+	m.UIDNext = d.uint32()
+	m.HighestModSeq = d.uvarint()
+	m.ACL = d.string()
+	m.SpecialUse = d.string()
+	m.Exists = d.uint32()
+	m.Size = int64(d.uvarint())
+	n := d.uvarint()
+	if n > uint64(len(v)) {
+		d.bad = true
+	}
+	for i := uint64(0); i < n && !d.bad; i++ {
+		m.Keywords = append(m.Keywords, d.string())
+	}
+	return m, d.err(key)
+}
+
+func encodeMessage(m *Message) []byte {
+	b := make([]byte, 0, 48)
+	b = append(b, valueV1)
+	b = binary.AppendUvarint(b, m.ModSeq)
+	_, off := m.InternalDate.Zone()
+	b = binary.AppendVarint(b, m.InternalDate.Unix())
+	b = binary.AppendVarint(b, int64(off))
+	b = binary.AppendUvarint(b, m.body)
+	b = binary.AppendUvarint(b, uint64(m.Size))
+	b = binary.AppendUvarint(b, uint64(m.HeaderSize))
+	b = binary.AppendUvarint(b, uint64(len(m.Flags)))
+	for _, f := range m.Flags {
+		b = appendString(b, f)
+	}
+	return b
+}
+
+func decodeMessage(key, v []byte) (Message, error) {
+	d := newDecoder(v)
+	if len(key) != 13 {
+		d.bad = true
+	} else {
+		d.uid = binary.BigEndian.Uint32(key[9:])
+	}
+	m := Message{UID: d.uid, ModSeq: d.uvarint()}
+	sec, off := d.varint(), d.varint()
+	if off > -86400*2 && off < 86400*2 {
+		m.InternalDate = time.Unix(sec, 0).In(zone(int(off)))
+	} else {
+		d.bad = true
+	}
+	m.body = d.uvarint()
+	m.Size = int64(d.uvarint())
+	m.HeaderSize = int64(d.uvarint())
+	n := d.uvarint()
+	if n > uint64(len(v)) {
+		d.bad = true
+	}
+	if n > 0 && !d.bad {
+		m.Flags = make([]string, 0, n)
+		for i := uint64(0); i < n && !d.bad; i++ {
+			m.Flags = append(m.Flags, d.string())
+		}
+	}
+	return m, d.err(key)
+}
+
+// zone returns a fixed zone for an offset; UTC is shared so that most
+// decoded dates allocate nothing for their location.
+func zone(off int) *time.Location {
+	if off == 0 {
+		return time.UTC
+	}
+	return time.FixedZone("", off)
+}
+
+type bodyRecord struct {
+	refs       uint64
+	size       int64
+	headerSize int64
+	summary    []byte
+}
+
+func encodeBody(r *bodyRecord) []byte {
+	b := []byte{valueV1}
+	b = binary.AppendUvarint(b, r.refs)
+	b = binary.AppendUvarint(b, uint64(r.size))
+	b = binary.AppendUvarint(b, uint64(r.headerSize))
+	b = binary.AppendUvarint(b, uint64(len(r.summary)))
+	return append(b, r.summary...)
+}
+
+func decodeBody(key, v []byte) (bodyRecord, error) {
+	d := newDecoder(v)
+	r := bodyRecord{refs: d.uvarint(), size: int64(d.uvarint()), headerSize: int64(d.uvarint())}
+	// The value's buffer belongs to Pebble; the summary outlives it.
+	r.summary = append([]byte(nil), d.bytes()...)
+	return r, d.err(key)
+}
+
+type quotaRecord struct {
+	root  string
+	limit int64 // KiB; -1 = no limit
+	used  int64 // bytes
+}
+
+func encodeQuota(q *quotaRecord) []byte {
+	b := []byte{valueV1}
+	b = appendString(b, q.root)
+	b = binary.AppendUvarint(b, uint64(q.limit+1))
+	return binary.AppendUvarint(b, uint64(max(q.used, 0)))
+}
+
+func decodeQuota(key, v []byte) (quotaRecord, error) {
+	d := newDecoder(v)
+	q := quotaRecord{root: d.string()}
+	q.limit = int64(d.uvarint()) - 1
+	q.used = int64(d.uvarint())
+	return q, d.err(key)
+}
+
+func encodeUvarint(v uint64) []byte {
+	return binary.AppendUvarint([]byte{valueV1}, v)
+}
+
+// decoder reads a value; the first problem sticks and err reports it.
+type decoder struct {
+	b   []byte
+	off int
+	bad bool
+	uid uint32
+}
+
+func newDecoder(v []byte) *decoder {
+	d := &decoder{b: v, off: 1}
+	if len(v) == 0 || v[0] != valueV1 {
+		d.bad = true
+	}
+	return d
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.bad {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.bad {
+		return 0
+	}
+	v, n := binary.Varint(d.b[d.off:])
+	if n <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) uint32() uint32 {
+	v := d.uvarint()
+	if v > uint64(^uint32(0)) {
+		d.bad = true
+	}
+	return uint32(v)
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.bad || n > uint64(len(d.b)-d.off) {
+		d.bad = true
+		return nil
+	}
+	b := d.b[d.off : d.off+int(n)]
+	d.off += int(n)
+	return b
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+func (d *decoder) err(key []byte) error {
+	if d.bad || d.off != len(d.b) {
+		return fmt.Errorf("mailstore: corrupt value for key %q", key)
+	}
+	return nil
+}

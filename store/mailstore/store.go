@@ -1,0 +1,694 @@
+// Package mailstore owns a backend's mail in Pebble: mailboxes (by their
+// internal Cyrus names, e.g. "user.alice.sub"), messages by mailbox and
+// UID with their flags, dates and modseqs, message bodies in chunks,
+// subscriptions and storage quotas. It knows nothing of IMAP beyond those
+// words: access rights are the callers' business.
+//
+// Writes are serialised by one mutex and made durable (synced) before any
+// method returns, so a caller may acknowledge a write to its client as soon
+// as the method succeeds; concurrent writers share their disk syncs. A
+// write becomes visible to readers in commit order, possibly a moment
+// before its sync completes; only its own caller is ever told it is done.
+// Readers never block writers. Watch tells a caller (an IMAP session in
+// IDLE) when a mailbox changed, whichever protocol changed it.
+package mailstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+)
+
+// Errors returned by the store; test with errors.Is.
+var (
+	ErrNotFound  = errors.New("mailstore: mailbox does not exist")
+	ErrExists    = errors.New("mailstore: mailbox already exists")
+	ErrOverQuota = errors.New("mailstore: over quota")
+	ErrTooBig    = errors.New("mailstore: message too big")
+	ErrClosed    = errors.New("mailstore: closed")
+)
+
+// Options configures Open.
+type Options struct {
+	Logger *slog.Logger // nil discards
+	// Summarize computes the protocol summary stored with each new body
+	// (the IMAP server's ENVELOPE and BODYSTRUCTURE, see the imap
+	// listener's Summarize); nil stores none. An error stores none too,
+	// and is logged: a message is never refused for its summary.
+	Summarize func(body io.Reader) ([]byte, error)
+	// CacheSize is Pebble's block cache; 0 means 64 MiB.
+	CacheSize int64
+}
+
+// Mailbox is a mailbox's record.
+type Mailbox struct {
+	Name          string // internal name, e.g. "user.alice.Sent"
+	ID            uint64 // stable across RENAME, never reused
+	UIDValidity   uint32
+	UIDNext       uint32
+	HighestModSeq uint64
+	ACL           string // Cyrus form "id\trights\t..."
+	SpecialUse    string // e.g. `\Sent`; empty if none
+	Exists        uint32 // number of messages
+	Size          int64  // bytes of all messages
+	Keywords      []string
+}
+
+// Message is a message's record.
+type Message struct {
+	UID          uint32
+	ModSeq       uint64
+	InternalDate time.Time
+	Size         int64
+	HeaderSize   int64    // bytes up to and including the empty line
+	Flags        []string // as stored by the caller: system flags and keywords
+	body         uint64
+}
+
+// Store is an open mail store.
+type Store struct {
+	pdb       *pebble.DB
+	log       *slog.Logger
+	summarize func(io.Reader) ([]byte, error)
+
+	mu       sync.Mutex // serialises writes: read, compute, apply
+	lastMBID uint64     // under mu
+	lastUIDV uint64     // under mu
+	lastBody atomic.Uint64
+	closed   atomic.Bool
+
+	watchMu  sync.Mutex
+	watchers map[uint64]map[chan struct{}]struct{}
+}
+
+// Open opens or creates the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cache := opts.CacheSize
+	if cache <= 0 {
+		cache = 64 << 20
+	}
+	po := &pebble.Options{
+		CacheSize:          cache,
+		MemTableSize:       32 << 20,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{log},
+		EventListener: &pebble.EventListener{
+			DiskSlow: func(info pebble.DiskSlowInfo) { log.Warn("mailstore: " + info.String()) },
+		},
+	}
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	pdb, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: open %s: %w", dir, err)
+	}
+	s := &Store{pdb: pdb, log: log, summarize: opts.Summarize, watchers: make(map[uint64]map[chan struct{}]struct{})}
+	if err := s.load(); err != nil {
+		return nil, errors.Join(err, pdb.Close())
+	}
+	return s, nil
+}
+
+func (s *Store) load() error {
+	format, ok, err := s.getUvarint(sysFormat)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if err := s.pdb.Set(sysFormat, encodeUvarint(storeFormat), pebble.Sync); err != nil {
+			return fmt.Errorf("mailstore: create: %w", err)
+		}
+	} else if format != storeFormat {
+		return fmt.Errorf("mailstore: unsupported store format %d", format)
+	}
+	if s.lastMBID, _, err = s.getUvarint(sysMBID); err != nil {
+		return err
+	}
+	if s.lastUIDV, _, err = s.getUvarint(sysUIDV); err != nil {
+		return err
+	}
+	last, _, err := s.getUvarint(sysBody)
+	if err != nil {
+		return err
+	}
+	s.lastBody.Store(last)
+	return s.dropPending()
+}
+
+// dropPending removes bodies whose staging never finished (a crash between
+// staging and commit): their chunks and their markers.
+func (s *Store) dropPending() error {
+	it, err := s.pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixPending}, UpperBound: []byte{prefixPending + 1}})
+	if err != nil {
+		return fmt.Errorf("mailstore: scan pending: %w", err)
+	}
+	b := s.pdb.NewBatch()
+	defer b.Close()
+	var maxID uint64
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) != 9 {
+			continue
+		}
+		id := beUint64(k[1:])
+		maxID = max(maxID, id)
+		lo, hi := chunkBounds(id)
+		_ = b.DeleteRange(lo, hi, nil)
+		_ = b.Delete(k, nil)
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("mailstore: scan pending: %w", err)
+	}
+	if b.Empty() {
+		return nil
+	}
+	// Never hand out a dropped body's id again.
+	if maxID > s.lastBody.Load() {
+		s.lastBody.Store(maxID)
+		_ = b.Set(sysBody, encodeUvarint(maxID), nil)
+	}
+	s.log.Warn("mailstore: removed unfinished bodies left by a crash", "count", b.Count()/2)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("mailstore: drop pending: %w", err)
+	}
+	return nil
+}
+
+func beUint64(b []byte) uint64 {
+	_ = b[7]
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
+
+func (s *Store) getUvarint(key []byte) (uint64, bool, error) {
+	v, c, err := s.pdb.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("mailstore: read %s: %w", key[1:], err)
+	}
+	defer c.Close()
+	d := newDecoder(v)
+	n := d.uvarint()
+	return n, true, d.err(key)
+}
+
+// Close closes the store. Open Body readers must be closed first.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	if err := s.pdb.Close(); err != nil {
+		return fmt.Errorf("mailstore: close: %w", err)
+	}
+	return nil
+}
+
+// txn collects one write: its batch and the mailboxes to notify.
+type txn struct {
+	s      *Store
+	b      *pebble.Batch
+	notify []uint64
+	bodies map[uint64]*bodyRecord // body records read and changed in this txn
+
+	// Set by expunge for commitMailbox.
+	usageDelta   int64
+	bodiesToDrop []Message
+	usage        map[string]*quotaRecord // quota roots changed in this txn
+}
+
+// write runs fn under the write lock and, if it succeeds, applies its batch
+// and waits for the disk outside the lock (so writers share syncs). fn
+// must do all its checks before its first write to the batch, or return no
+// error: a failed fn's batch is dropped whole.
+func (s *Store) write(fn func(t *txn) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	t := &txn{s: s, b: s.pdb.NewBatch()}
+	defer t.b.Close()
+	s.mu.Lock()
+	if err := fn(t); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	if t.b.Empty() {
+		s.mu.Unlock()
+		return nil
+	}
+	err := s.pdb.ApplyNoSyncWait(t.b, pebble.Sync)
+	s.mu.Unlock()
+	if err == nil {
+		err = t.b.SyncWait()
+	}
+	if err != nil {
+		return fmt.Errorf("mailstore: commit: %w", err)
+	}
+	for _, id := range t.notify {
+		s.wake(id)
+	}
+	return nil
+}
+
+func (t *txn) set(key, value []byte) { _ = t.b.Set(key, value, nil) }
+func (t *txn) del(key []byte)        { _ = t.b.Delete(key, nil) }
+
+// Mailbox returns the mailbox named name.
+func (s *Store) Mailbox(name string) (Mailbox, bool, error) {
+	return s.getMailbox(name)
+}
+
+func (s *Store) getMailbox(name string) (Mailbox, bool, error) {
+	key := mailboxKey(name)
+	v, c, err := s.pdb.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Mailbox{}, false, nil
+	}
+	if err != nil {
+		return Mailbox{}, false, fmt.Errorf("mailstore: get %q: %w", name, err)
+	}
+	defer c.Close()
+	m, err := decodeMailbox(key, v)
+	if err != nil {
+		return Mailbox{}, false, err
+	}
+	return m, true, nil
+}
+
+// MailboxByID returns the mailbox with id, under its current name.
+func (s *Store) MailboxByID(id uint64) (Mailbox, bool, error) {
+	v, c, err := s.pdb.Get(idKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Mailbox{}, false, nil
+	}
+	if err != nil {
+		return Mailbox{}, false, fmt.Errorf("mailstore: get mailbox %d: %w", id, err)
+	}
+	d := newDecoder(v)
+	name := d.string()
+	err = d.err(idKey(id))
+	c.Close()
+	if err != nil {
+		return Mailbox{}, false, err
+	}
+	return s.getMailbox(name)
+}
+
+// mustMailbox is getMailbox with absence as ErrNotFound.
+func (s *Store) mustMailbox(name string) (Mailbox, error) {
+	m, ok, err := s.getMailbox(name)
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	return m, err
+}
+
+func (s *Store) mustMailboxByID(id uint64) (Mailbox, error) {
+	m, ok, err := s.MailboxByID(id)
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: id %d", ErrNotFound, id)
+	}
+	return m, err
+}
+
+// Mailboxes calls fn for each mailbox in Cyrus order: all of them when
+// under is empty, else under itself (if it exists) and its descendants.
+// fn returning false stops the walk.
+func (s *Store) Mailboxes(under string, fn func(Mailbox) bool) error {
+	lo, hi := []byte{prefixMailbox}, []byte{prefixMailbox + 1}
+	if under != "" {
+		m, ok, err := s.getMailbox(under)
+		if err != nil {
+			return err
+		}
+		if ok && !fn(m) {
+			return nil
+		}
+		lo = append(mailboxKey(under), 0x1F)
+		hi = append(mailboxKey(under), 0x20)
+	}
+	it, err := s.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("mailstore: list: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("mailstore: list: %w", err)
+		}
+		m, err := decodeMailbox(it.Key(), v)
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		if !fn(m) {
+			break
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("mailstore: list: %w", err)
+	}
+	return nil
+}
+
+// CreateMailbox creates a mailbox with a fresh UIDVALIDITY.
+func (s *Store) CreateMailbox(name, acl, specialUse string) (Mailbox, error) {
+	if err := checkName(name); err != nil {
+		return Mailbox{}, err
+	}
+	var m Mailbox
+	err := s.write(func(t *txn) error {
+		_, ok, err := s.getMailbox(name)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return fmt.Errorf("%w: %q", ErrExists, name)
+		}
+		s.lastMBID++
+		s.lastUIDV = max(s.lastUIDV+1, uint64(time.Now().Unix()))
+		if s.lastUIDV > uint64(^uint32(0)) {
+			s.lastUIDV = 1
+		}
+		m = Mailbox{
+			Name: name, ID: s.lastMBID, UIDValidity: uint32(s.lastUIDV), UIDNext: 1,
+			HighestModSeq: 1, ACL: acl, SpecialUse: specialUse,
+		}
+		t.set(sysMBID, encodeUvarint(s.lastMBID))
+		t.set(sysUIDV, encodeUvarint(s.lastUIDV))
+		t.set(mailboxKey(name), encodeMailbox(&m))
+		t.set(idKey(m.ID), appendString([]byte{valueV1}, name))
+		return nil
+	})
+	return m, err
+}
+
+// SetACL replaces a mailbox's ACL.
+func (s *Store) SetACL(name, acl string) error {
+	return s.write(func(t *txn) error {
+		m, err := s.mustMailbox(name)
+		if err != nil {
+			return err
+		}
+		m.ACL = acl
+		t.set(mailboxKey(name), encodeMailbox(&m))
+		return nil
+	})
+}
+
+// DeleteMailbox removes a mailbox and its messages.
+func (s *Store) DeleteMailbox(name string) error {
+	return s.write(func(t *txn) error {
+		m, err := s.mustMailbox(name)
+		if err != nil {
+			return err
+		}
+		var msgs []Message
+		if err := s.Messages(m.ID, 1, ^uint32(0), func(msg *Message) bool {
+			msgs = append(msgs, *msg)
+			return true
+		}); err != nil {
+			return err
+		}
+		if err := t.loadBodies(msgs); err != nil {
+			return err
+		}
+		if err := t.addUsage(name, -m.Size); err != nil {
+			return err
+		}
+		for i := range msgs {
+			t.unref(msgs[i].body)
+		}
+		lo, hi := messageBounds(m.ID, 0, ^uint32(0))
+		_ = t.b.DeleteRange(lo, hi, nil)
+		t.del(mailboxKey(name))
+		t.del(idKey(m.ID))
+		t.notify = append(t.notify, m.ID)
+		return nil
+	})
+}
+
+// RenameMailbox gives a mailbox a new name; its id, UIDVALIDITY and
+// messages stay. Descendants are not renamed: callers rename each.
+func (s *Store) RenameMailbox(oldName, newName string) error {
+	if err := checkName(newName); err != nil {
+		return err
+	}
+	return s.write(func(t *txn) error {
+		m, err := s.mustMailbox(oldName)
+		if err != nil {
+			return err
+		}
+		_, ok, err := s.getMailbox(newName)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return fmt.Errorf("%w: %q", ErrExists, newName)
+		}
+		oldRoot, err := s.quotaRoot(oldName)
+		if err != nil {
+			return err
+		}
+		newRoot, err := s.quotaRoot(newName)
+		if err != nil {
+			return err
+		}
+		if oldRoot.root != newRoot.root {
+			if oldRoot.root != "" {
+				oldRoot.used -= m.Size
+				t.set(quotaKey(oldRoot.root), encodeQuota(&oldRoot))
+			}
+			if newRoot.root != "" {
+				newRoot.used += m.Size
+				t.set(quotaKey(newRoot.root), encodeQuota(&newRoot))
+			}
+		}
+		m.Name = newName
+		t.del(mailboxKey(oldName))
+		t.set(mailboxKey(newName), encodeMailbox(&m))
+		t.set(idKey(m.ID), appendString([]byte{valueV1}, newName))
+		t.notify = append(t.notify, m.ID)
+		return nil
+	})
+}
+
+// Messages calls fn for each message of mailbox id with from <= uid <= to,
+// in UID order, until fn returns false. The Message is reused between
+// calls; copy what must outlive the call.
+func (s *Store) Messages(id uint64, from, to uint32, fn func(*Message) bool) error {
+	if from > to {
+		return nil
+	}
+	lo, hi := messageBounds(id, from, to)
+	it, err := s.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("mailstore: messages: %w", err)
+	}
+	var derr error
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			derr = fmt.Errorf("mailstore: messages: %w", err)
+			break
+		}
+		m, err := decodeMessage(it.Key(), v)
+		if err != nil {
+			derr = err
+			break
+		}
+		if !fn(&m) {
+			break
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("mailstore: messages: %w", err)
+	}
+	return derr
+}
+
+// Message returns one message.
+func (s *Store) Message(id uint64, uid uint32) (Message, bool, error) {
+	key := messageKey(id, uid)
+	v, c, err := s.pdb.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Message{}, false, nil
+	}
+	if err != nil {
+		return Message{}, false, fmt.Errorf("mailstore: get message: %w", err)
+	}
+	defer c.Close()
+	m, err := decodeMessage(key, v)
+	return m, err == nil, err
+}
+
+// Summary returns the summary stored with a message's body (nil if none).
+func (s *Store) Summary(m *Message) ([]byte, error) {
+	r, ok, err := s.getBody(m.body)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return r.summary, nil
+}
+
+func (s *Store) getBody(id uint64) (bodyRecord, bool, error) {
+	key := bodyKey(id)
+	v, c, err := s.pdb.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return bodyRecord{}, false, nil
+	}
+	if err != nil {
+		return bodyRecord{}, false, fmt.Errorf("mailstore: get body: %w", err)
+	}
+	defer c.Close()
+	r, err := decodeBody(key, v)
+	return r, err == nil, err
+}
+
+// loadBodies reads the body records of msgs into the txn.
+func (t *txn) loadBodies(msgs []Message) error {
+	if t.bodies == nil {
+		t.bodies = make(map[uint64]*bodyRecord)
+	}
+	for i := range msgs {
+		id := msgs[i].body
+		if _, ok := t.bodies[id]; ok {
+			continue
+		}
+		r, ok, err := t.s.getBody(id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("mailstore: message %d: body %d missing", msgs[i].UID, id)
+		}
+		t.bodies[id] = &r
+	}
+	return nil
+}
+
+// unref drops one reference to a loaded body, removing it at zero.
+func (t *txn) unref(id uint64) {
+	r := t.bodies[id]
+	r.refs--
+	if r.refs > 0 {
+		t.set(bodyKey(id), encodeBody(r))
+		return
+	}
+	t.del(bodyKey(id))
+	lo, hi := chunkBounds(id)
+	_ = t.b.DeleteRange(lo, hi, nil)
+}
+
+// ref adds one reference to a loaded body.
+func (t *txn) ref(id uint64) {
+	r := t.bodies[id]
+	r.refs++
+	t.set(bodyKey(id), encodeBody(r))
+}
+
+// Watch returns a channel that receives a value (never blocking the
+// writer; one pending value at most) after each durable change to mailbox
+// id, and a cancel function that must be called when done.
+func (s *Store) Watch(id uint64) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	s.watchMu.Lock()
+	set := s.watchers[id]
+	if set == nil {
+		set = make(map[chan struct{}]struct{})
+		s.watchers[id] = set
+	}
+	set[ch] = struct{}{}
+	s.watchMu.Unlock()
+	return ch, func() {
+		s.watchMu.Lock()
+		delete(s.watchers[id], ch)
+		if len(s.watchers[id]) == 0 {
+			delete(s.watchers, id)
+		}
+		s.watchMu.Unlock()
+	}
+}
+
+func (s *Store) wake(id uint64) {
+	s.watchMu.Lock()
+	for ch := range s.watchers[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	s.watchMu.Unlock()
+}
+
+// Deliver stores one message at the end of mailbox and returns its UID;
+// when it returns, the message is on disk and watchers of the mailbox
+// have been told. It is what LMTP and APPEND use. limit caps the
+// message's size (0: none), giving ErrTooBig.
+func (s *Store) Deliver(ctx context.Context, mailbox string, flags []string, date time.Time, body io.Reader, limit int64) (uint32, error) {
+	st, err := s.Stage(ctx, body, limit)
+	if err != nil {
+		return 0, err
+	}
+	res, err := s.Append(mailbox, []NewMessage{{Flags: flags, InternalDate: date, Body: st}})
+	if err != nil {
+		return 0, errors.Join(err, st.Discard())
+	}
+	return res.UIDs[0], nil
+}
+
+// pebbleLogger routes Pebble's log into slog; its chatter goes to Debug.
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug("pebble: " + fmt.Sprintf(format, args...))
+	}
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+
+// Fatalf is called on broken invariants; a panic lets deferred code and
+// tests see it, where Pebble's default would exit the process.
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := "pebble: " + fmt.Sprintf(format, args...)
+	l.log.Error(msg)
+	panic(msg)
+}
+
+// mergeKeywords returns have plus the keywords among flags it lacks; the
+// result is a new slice when anything is added.
+func mergeKeywords(have []string, flags []string) []string {
+	changed := false
+	for _, f := range flags {
+		if len(f) > 0 && f[0] == '\\' {
+			continue
+		}
+		if !slices.Contains(have, f) {
+			if !changed {
+				have = slices.Clone(have)
+				changed = true
+			}
+			have = append(have, f)
+		}
+	}
+	return have
+}
