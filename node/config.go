@@ -21,15 +21,16 @@ type Role string
 const (
 	RoleMaster  Role = "master"
 	RoleReplica Role = "replica"
+	RoleBackend Role = "backend"
 	RoleAll     Role = "all"
 )
 
 // knownRoles are the roles that exist.
-var knownRoles = []Role{RoleMaster, RoleReplica}
+var knownRoles = []Role{RoleMaster, RoleReplica, RoleBackend}
 
 // allRoles is what "all" means: everything one machine can be on its own.
 // A replica needs a master elsewhere, so it is never implied.
-var allRoles = []Role{RoleMaster}
+var allRoles = []Role{RoleMaster, RoleBackend}
 
 // Config is a node's whole configuration. Defaults come first, then the
 // imapd.conf-style file, then command-line flags; option names are Cyrus's
@@ -46,8 +47,9 @@ type Config struct {
 	// MUPDATEListen is the MUPDATE listener address; empty turns it off.
 	MUPDATEListen string
 
-	// MUPDATEServer is the master a replica follows, host:port
-	// ("mupdate_server").
+	// MUPDATEServer is the master a replica follows and a backend pushes
+	// to, host:port ("mupdate_server"). A backend on the master's node
+	// needs none.
 	MUPDATEServer string
 	// MUPDATEAuthname and MUPDATEPassword are the replica's credentials at
 	// its master ("mupdate_authname", "mupdate_password" or, better,
@@ -61,6 +63,26 @@ type Config struct {
 	// ClientTimeout bounds connecting, the greeting and authentication when
 	// this node is a client of another server ("client_timeout").
 	ClientTimeout time.Duration
+
+	// IMAPListen is the IMAP listener address; empty turns it off.
+	IMAPListen string
+	// ProxyServers may log in to a backend for another user
+	// ("proxyservers"): frontends.
+	ProxyServers []string
+	// Separator is the IMAP hierarchy separator: '.' or, with
+	// "unixhierarchysep: yes", '/'.
+	Separator byte
+	// Partition is where this backend puts new mailboxes; it is part of
+	// their location in the murder ("defaultpartition").
+	Partition string
+	// MaxMessageSize caps a message in bytes ("maxmessagesize").
+	MaxMessageSize int64
+	// IMAPIdleTimeout ends idle IMAP sessions ("timeout", in minutes as
+	// in Cyrus).
+	IMAPIdleTimeout time.Duration
+	// AllowAllSubscribe lets users subscribe to mailboxes that live on
+	// other backends ("allowallsubscribe").
+	AllowAllSubscribe bool
 
 	// UsersFile is a passwd-style file of "name:{SCHEME}secret" lines.
 	UsersFile string
@@ -101,6 +123,11 @@ func DefaultConfig() Config {
 		DataDir:               "rookery-data",
 		Roles:                 []Role{RoleAll},
 		MUPDATEListen:         "127.0.0.1:3905",
+		IMAPListen:            "127.0.0.1:1143",
+		Separator:             '.',
+		Partition:             "default",
+		MaxMessageSize:        100 << 20,
+		IMAPIdleTimeout:       30 * time.Minute,
 		FailedLoginPause:      3 * time.Second,
 		MUPDATEConnectionsMax: 128,
 		MUPDATEIdleTimeout:    180 * time.Minute,
@@ -217,6 +244,39 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 				bad(k, v, err.Error())
 			}
 			c.ClientTimeout = d
+		case "imap_listen":
+			c.IMAPListen = v
+		case "proxyservers":
+			c.ProxyServers = strings.Fields(v)
+		case "unixhierarchysep":
+			b, err := parseBool(v)
+			if err != nil {
+				bad(k, v, err.Error())
+			}
+			c.Separator = '.'
+			if b {
+				c.Separator = '/'
+			}
+		case "defaultpartition":
+			c.Partition = v
+		case "maxmessagesize":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				bad(k, v, "not a number of bytes")
+			}
+			c.MaxMessageSize = n
+		case "timeout":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				bad(k, v, "not a number of minutes")
+			}
+			c.IMAPIdleTimeout = time.Duration(n) * time.Minute
+		case "allowallsubscribe":
+			b, err := parseBool(v)
+			if err != nil {
+				bad(k, v, err.Error())
+			}
+			c.AllowAllSubscribe = b
 		case "users", "users_file":
 			c.UsersFile = v
 		case "admins":
@@ -271,6 +331,17 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 	return unknown, nil
 }
 
+// parseBool reads Cyrus's switch values.
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "1", "yes", "on", "true", "t":
+		return true, nil
+	case "0", "no", "off", "false", "f":
+		return false, nil
+	}
+	return false, errors.New("want yes or no")
+}
+
 // parseSeconds reads a duration the way Cyrus options are written: a bare
 // number of seconds, or a Go duration ("3s", "10m").
 func parseSeconds(v string) (time.Duration, error) {
@@ -307,6 +378,28 @@ func (c *Config) Validate() error {
 	if c.MUPDATEListen != "" {
 		if _, _, err := net.SplitHostPort(c.MUPDATEListen); err != nil {
 			problems = append(problems, fmt.Sprintf("mupdate: %q: want host:port", c.MUPDATEListen))
+		}
+	}
+	if c.Has(RoleBackend) {
+		if c.IMAPListen == "" {
+			problems = append(problems, "imap: the backend role needs an IMAP listener")
+		}
+		if c.Partition == "" || strings.ContainsAny(c.Partition, "! \t") {
+			problems = append(problems, fmt.Sprintf("defaultpartition: %q: must be a non-empty word without '!'", c.Partition))
+		}
+		if c.MaxMessageSize < 1024 {
+			problems = append(problems, "maxmessagesize: must be at least 1024")
+		}
+		if c.IMAPIdleTimeout < time.Minute {
+			problems = append(problems, "timeout: must be at least 1 (minute)")
+		}
+		if !c.Has(RoleMaster) && c.MUPDATEServer != "" && c.MUPDATEAuthname == "" {
+			problems = append(problems, "mupdate_authname: a backend needs credentials for its master")
+		}
+	}
+	if c.IMAPListen != "" {
+		if _, _, err := net.SplitHostPort(c.IMAPListen); err != nil {
+			problems = append(problems, fmt.Sprintf("imap: %q: want host:port", c.IMAPListen))
 		}
 	}
 	if c.Has(RoleReplica) {

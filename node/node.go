@@ -21,8 +21,10 @@ import (
 	"github.com/rookery/rookery/actors/master"
 	"github.com/rookery/rookery/actors/slave"
 	"github.com/rookery/rookery/listeners/auth"
+	"github.com/rookery/rookery/listeners/imap"
 	"github.com/rookery/rookery/listeners/mupdate"
 	"github.com/rookery/rookery/store"
+	"github.com/rookery/rookery/store/mailstore"
 )
 
 // Version is what the node reports in greetings.
@@ -42,9 +44,15 @@ type Node struct {
 	master *actor.PID
 	slave  *actor.PID
 
+	pusher *actor.PID
+
 	mupdate   *mupdate.Server
 	mupdateLn net.Listener
-	served    chan struct{}
+	mail      *mailstore.Store
+	imap      *imap.Server
+	imapLn    net.Listener
+	// servers counts listener goroutines, so Close can wait for them.
+	servers sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -59,7 +67,7 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	n := &Node{cfg: cfg, log: logger, served: make(chan struct{})}
+	n := &Node{cfg: cfg, log: logger}
 	ok := false
 	defer func() {
 		if !ok {
@@ -71,6 +79,9 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	secret := make([]byte, 16)
+	_, _ = rand.Read(secret)
+	policy.Internal = hex.EncodeToString(secret)
 	n.store, err = store.Open(filepath.Join(cfg.DataDir, "mailboxes"), store.Options{
 		Logger:    logger.With("component", "pebble"),
 		LogRetain: cfg.LogRetain,
@@ -119,11 +130,14 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 		if err := n.startMUPDATE(policy); err != nil {
 			return nil, err
 		}
-	} else {
-		close(n.served)
+	}
+	if cfg.Has(RoleBackend) {
+		if err := n.startBackend(policy.Users, policy.Internal); err != nil {
+			return nil, err
+		}
 	}
 	logger.Info("node started", "roles", cfg.Roles, "data", cfg.DataDir,
-		"mupdate", n.MUPDATEAddr(), "mailboxes", n.store.Count(), "seq", n.store.LastSeq())
+		"mupdate", n.MUPDATEAddr(), "imap", n.IMAPAddr(), "mailboxes", n.store.Count(), "seq", n.store.LastSeq())
 	ok = true
 	return n, nil
 }
@@ -155,13 +169,19 @@ func (n *Node) startMUPDATE(policy *auth.Policy) error {
 		scfg.Write = n.write
 	}
 	n.mupdate = mupdate.NewServer(scfg)
+	n.serve(func() error { return n.mupdate.Serve(ln) }, "mupdate")
+	return nil
+}
+
+// serve runs a listener's accept loop until Close.
+func (n *Node) serve(run func() error, name string) {
+	n.servers.Add(1)
 	go func() {
-		defer close(n.served)
-		if err := n.mupdate.Serve(ln); err != nil {
-			n.log.Error("mupdate listener stopped", "err", err)
+		defer n.servers.Done()
+		if err := run(); err != nil {
+			n.log.Error("listener stopped", "listener", name, "err", err)
 		}
 	}()
-	return nil
 }
 
 // mupdateMode is the greeting's last field: Cyrus's slaves name their
@@ -281,24 +301,44 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) close() error {
+	// Mail sessions first (they use the pusher), then the actors that talk
+	// to other servers, then the MUPDATE sessions, then the list's owners.
+	if n.imap != nil {
+		_ = n.imap.Close()
+	}
+	if n.imapLn != nil {
+		_ = n.imapLn.Close()
+	}
+	n.poison(n.pusher, n.slave)
 	if n.mupdate != nil {
 		_ = n.mupdate.Close()
-		<-n.served
 	}
+	if n.mupdateLn != nil {
+		_ = n.mupdateLn.Close()
+	}
+	n.servers.Wait()
+	n.poison(n.master, n.db)
 	if n.system != nil {
-		for _, pid := range []*actor.PID{n.slave, n.master, n.db} {
-			if pid != nil {
-				_ = n.system.Root.PoisonFuture(pid).Wait()
-			}
-		}
 		n.system.Shutdown()
 	}
 	var err error
+	if n.mail != nil {
+		err = n.mail.Close()
+	}
 	if n.store != nil {
-		err = n.store.Close()
+		err = errors.Join(err, n.store.Close())
 	}
 	n.log.Info("node stopped")
 	return err
+}
+
+// poison stops actors and waits until they have.
+func (n *Node) poison(pids ...*actor.PID) {
+	for _, pid := range pids {
+		if pid != nil {
+			_ = n.system.Root.PoisonFuture(pid).Wait()
+		}
+	}
 }
 
 // quietHandler keeps protoactor-go's chatter (it logs every spawn and stop

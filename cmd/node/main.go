@@ -20,6 +20,14 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "status":
+			return statusCommand(args[1:])
+		case "where":
+			return whereCommand(args[1:])
+		}
+	}
 	fs := flag.NewFlagSet("node", flag.ContinueOnError)
 	configFile := fs.String("config", "", "imapd.conf-style file (key: value); flags win over it")
 	def := node.DefaultConfig()
@@ -34,8 +42,9 @@ func run(args []string) int {
 	}
 	flagVar("name", "servername", def.ServerName, "node and server name (servername)")
 	flagVar("data", "data", def.DataDir, "data folder")
-	flagVar("roles", "roles", "all", "comma-separated roles: master, replica, or all (= master)")
-	flagVar("master", "mupdate_server", "", "the master a replica follows, host:port (mupdate_server)")
+	flagVar("roles", "roles", "all", "comma-separated roles: master, replica, backend, or all (= master,backend)")
+	flagVar("imap", "imap_listen", def.IMAPListen, "IMAP listen address; empty turns it off")
+	flagVar("master", "mupdate_server", "", "the master a replica follows or a backend pushes to, host:port (mupdate_server)")
 	flagVar("mupdate", "mupdate_listen", def.MUPDATEListen, "MUPDATE listen address; empty turns it off")
 	flagVar("users", "users", "DATA/users", "users file: one name:{SCHEME}secret per line ({PLAIN}, {BCRYPT})")
 	flagVar("admins", "admins", "", "space-separated admin users (admins)")
@@ -73,13 +82,14 @@ func run(args []string) int {
 	if len(unknown) > 0 {
 		logger.Warn("ignoring config options this node does not use", "file", *configFile, "options", unknown)
 	}
+	// Before Start, so a signal that comes while it runs is not fatal.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	n, err := node.Start(cfg, logger)
 	if err != nil {
 		logger.Error("node failed to start", "err", err)
 		return 1
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	logger.Info("shutting down", "signal", s.String())
 	if err := n.Close(); err != nil {

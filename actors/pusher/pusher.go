@@ -1,0 +1,370 @@
+// Package pusher is the backend-pusher actor: a backend's single path to
+// the MUPDATE master. Every mailbox create, delete, rename and ACL change
+// on the backend goes through it (reserve → create locally → activate, as
+// a Cyrus 3.6 backend does), and on every new connection to the master it
+// does what `ctl_mboxlist -m` does at a Cyrus backend's start: it makes
+// the master's entries for this server match the local mailboxes.
+//
+// The actor keeps the state and the queue; one goroutine owns the
+// connection to the master, so operations reach it one at a time and in
+// order, and a slow master never blocks the actor.
+package pusher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/rookery/rookery/listeners/mupdate"
+)
+
+// Errors in Reply.Err.
+var (
+	// ErrUnavailable means the master could not be reached; nothing was
+	// changed on it.
+	ErrUnavailable = errors.New("pusher: mupdate master unreachable")
+	// ErrRefused means the master refused a reservation: the name is held
+	// elsewhere in the murder.
+	ErrRefused = errors.New("pusher: mupdate master refused the reservation")
+)
+
+// Reserve claims a name for this server before the backend creates it.
+// Sent by the backend's IMAP sessions; reply *Reply.
+type Reserve struct{ Name string }
+
+// Activate publishes a mailbox that exists here, with its ACL. Sent by the
+// backend's IMAP sessions; reply *Reply.
+type Activate struct{ Name, ACL string }
+
+// Delete withdraws a mailbox of this server from the master. Sent by the
+// backend's IMAP sessions; reply *Reply.
+type Delete struct{ Name string }
+
+// Reply answers Reserve, Activate and Delete.
+type Reply struct{ Err error }
+
+// GetStatus asks for the pusher's state; reply *Status.
+type GetStatus struct{}
+
+// Status is the pusher's state.
+type Status struct {
+	Master    string
+	Connected bool
+	// LastPush is when the last full push (what ctl_mboxlist -m does)
+	// finished.
+	LastPush time.Time
+	// Conflicts are local mailboxes the master places on another server,
+	// as of the last push.
+	Conflicts []string
+	LastError string
+}
+
+// Mailbox is one local mailbox, as the full push sees it.
+type Mailbox struct{ Name, ACL string }
+
+// Config is what the actor needs.
+type Config struct {
+	// Master is the MUPDATE master's host:port.
+	Master string
+	Client mupdate.ClientConfig
+	// ServerName and Partition make this backend's locations,
+	// "servername!partition".
+	ServerName, Partition string
+	// Local lists this backend's mailboxes for the full push.
+	Local func(fn func(Mailbox) error) error
+	// KeepAlive is how often an idle connection is checked with NOOP, and
+	// the longest wait between reconnection attempts.
+	KeepAlive time.Duration
+	Logger    *slog.Logger
+}
+
+// Props makes the actor's props.
+func Props(cfg Config) *actor.Props {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Partition == "" {
+		cfg.Partition = "default"
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 30 * time.Second
+	}
+	return actor.PropsFromProducer(func() actor.Actor { return &pusher{cfg: cfg} })
+}
+
+// job is one operation for the connection goroutine.
+type job struct {
+	run   func(c *mupdate.Client) error
+	reply *actor.PID
+}
+
+// progress is sent by the connection goroutine to the actor.
+type progress struct{ update func(*Status) }
+
+type pusher struct {
+	cfg    Config
+	status Status
+	jobs   chan job
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (a *pusher) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.status.Master = a.cfg.Master
+		a.jobs = make(chan job, 1024)
+		c, cancel := context.WithCancel(context.Background())
+		a.cancel = cancel
+		w := &worker{cfg: a.cfg, root: ctx.ActorSystem().Root, self: ctx.Self(), jobs: a.jobs}
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			w.run(c)
+		}()
+	case *Reserve:
+		loc := a.location()
+		a.submit(ctx, func(c *mupdate.Client) error {
+			err := c.Reserve(m.Name, loc)
+			var se *mupdate.ServerError
+			if errors.As(err, &se) {
+				held := ""
+				if rec, ferr := c.Find(m.Name); ferr == nil && rec != nil {
+					held = rec.Location
+				}
+				a.cfg.Logger.Warn("mailbox conflict: the master holds this name for another server",
+					"mailbox", m.Name, "held_by", held, "wanted_by", loc)
+				return fmt.Errorf("%w: %s", ErrRefused, se.Text)
+			}
+			return err
+		})
+	case *Activate:
+		loc := a.location()
+		a.submit(ctx, func(c *mupdate.Client) error { return c.Activate(m.Name, loc, m.ACL) })
+	case *Delete:
+		a.submit(ctx, func(c *mupdate.Client) error { return a.withdraw(c, m.Name) })
+	case *progress:
+		m.update(&a.status)
+	case *GetStatus:
+		s := a.status
+		s.Conflicts = append([]string(nil), s.Conflicts...)
+		ctx.Respond(&s)
+	case *actor.Stopping:
+		a.cancel()
+		a.wg.Wait()
+	}
+}
+
+func (a *pusher) location() string { return a.cfg.ServerName + "!" + a.cfg.Partition }
+
+func (a *pusher) submit(ctx actor.Context, run func(*mupdate.Client) error) {
+	select {
+	case a.jobs <- job{run: run, reply: ctx.Sender()}:
+	default:
+		ctx.Respond(&Reply{Err: fmt.Errorf("%w: too many operations queued", ErrUnavailable)})
+	}
+}
+
+// withdraw deletes name from the master if the master holds it for this
+// server. A Cyrus master crashes on a DELETE of a name it does not have,
+// and a name held by another server is not ours to remove.
+func (a *pusher) withdraw(c *mupdate.Client, name string) error {
+	rec, err := c.Find(name)
+	if err != nil {
+		return err
+	}
+	if rec == nil {
+		return nil
+	}
+	if server(rec.Location) != a.cfg.ServerName {
+		a.cfg.Logger.Warn("not withdrawing a mailbox the master places on another server",
+			"mailbox", name, "held_by", rec.Location)
+		return nil
+	}
+	return c.Delete(name)
+}
+
+func server(location string) string {
+	s, _, _ := strings.Cut(location, "!")
+	return s
+}
+
+// worker owns the connection to the master.
+type worker struct {
+	cfg  Config
+	root *actor.RootContext
+	self *actor.PID
+	jobs chan job
+	c    *mupdate.Client
+}
+
+func (w *worker) report(f func(*Status)) { w.root.Send(w.self, &progress{update: f}) }
+
+// run serves jobs and keeps a connection to the master: it reconnects
+// with backoff while the master is away, so that a master that comes back
+// (or a new, empty one) is repopulated without waiting for a user.
+func (w *worker) run(ctx context.Context) {
+	defer w.drop(nil)
+	const minBackoff = 200 * time.Millisecond
+	backoff := minBackoff
+	for {
+		wait := w.cfg.KeepAlive
+		if w.c == nil {
+			if err := w.connect(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				wait = backoff/2 + rand.N(backoff/2+1)
+				backoff = min(2*backoff, w.cfg.KeepAlive)
+			} else {
+				backoff = minBackoff
+			}
+		}
+		select {
+		case <-ctx.Done():
+			w.fail()
+			return
+		case j := <-w.jobs:
+			w.do(ctx, j)
+		case <-time.After(wait):
+			if w.c != nil {
+				if err := w.c.Noop(); err != nil {
+					w.drop(err)
+				}
+			}
+		}
+	}
+}
+
+// do runs one job, reconnecting once if the connection turns out dead,
+// as Cyrus's XFER code does; every operation is safe to repeat.
+func (w *worker) do(ctx context.Context, j job) {
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		if w.c == nil {
+			if err = w.connect(ctx); err != nil {
+				break
+			}
+		}
+		err = j.run(w.c)
+		var se *mupdate.ServerError
+		if err == nil || errors.Is(err, ErrRefused) || errors.As(err, &se) {
+			break
+		}
+		w.drop(err)
+		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if j.reply != nil {
+		w.root.Send(j.reply, &Reply{Err: err})
+	}
+}
+
+// fail answers what is still queued when the pusher stops.
+func (w *worker) fail() {
+	for {
+		select {
+		case j := <-w.jobs:
+			if j.reply != nil {
+				w.root.Send(j.reply, &Reply{Err: ErrUnavailable})
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (w *worker) connect(ctx context.Context) error {
+	c, err := mupdate.Dial(ctx, w.cfg.Master, w.cfg.Client)
+	if err != nil {
+		w.report(func(s *Status) { s.Connected, s.LastError = false, err.Error() })
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	w.c = c
+	w.cfg.Logger.Info("connected to the mupdate master", "master", w.cfg.Master)
+	w.report(func(s *Status) { s.Connected, s.LastError = true, "" })
+	if err := w.push(); err != nil {
+		w.cfg.Logger.Warn("full push to the mupdate master failed", "master", w.cfg.Master, "err", err)
+		w.drop(err)
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+func (w *worker) drop(err error) {
+	if w.c == nil {
+		return
+	}
+	w.c.Close()
+	w.c = nil
+	if err != nil {
+		w.cfg.Logger.Warn("lost the mupdate master", "master", w.cfg.Master, "err", err)
+		w.report(func(s *Status) { s.Connected, s.LastError = false, err.Error() })
+	}
+}
+
+// push makes the master's entries for this server match the local list,
+// as ctl_mboxlist -m does: entries of this server that no longer exist
+// here are deleted, local mailboxes the master lacks or has wrong are
+// activated, and a local mailbox the master places on another server is
+// reported, never taken over (Cyrus would delete the local copy; we leave
+// that to an operator).
+func (w *worker) push() error {
+	start := time.Now()
+	prefix := w.cfg.ServerName + "!"
+	held := make(map[string]mupdate.Record)
+	if err := w.c.List(prefix, func(r mupdate.Record) error {
+		held[r.Name] = r
+		return nil
+	}); err != nil {
+		return err
+	}
+	loc := w.cfg.ServerName + "!" + w.cfg.Partition
+	var activated, deleted int
+	var conflicts []string
+	local := make(map[string]bool)
+	err := w.cfg.Local(func(m Mailbox) error {
+		local[m.Name] = true
+		if r, ok := held[m.Name]; ok {
+			if r.Kind == "MAILBOX" && r.Location == loc && r.ACL == m.ACL {
+				return nil
+			}
+		} else {
+			rec, err := w.c.Find(m.Name)
+			if err != nil {
+				return err
+			}
+			if rec != nil && server(rec.Location) != w.cfg.ServerName {
+				conflicts = append(conflicts, m.Name)
+				w.cfg.Logger.Warn("mailbox conflict: a local mailbox is placed on another server by the master; not taking it over",
+					"mailbox", m.Name, "held_by", rec.Location)
+				return nil
+			}
+		}
+		activated++
+		return w.c.Activate(m.Name, loc, m.ACL)
+	})
+	if err != nil {
+		return err
+	}
+	for name := range held {
+		if local[name] {
+			continue
+		}
+		if err := w.c.Delete(name); err != nil {
+			return err
+		}
+		deleted++
+	}
+	w.cfg.Logger.Info("pushed the mailbox list to the mupdate master", "master", w.cfg.Master,
+		"mailboxes", len(local), "activated", activated, "deleted", deleted, "conflicts", len(conflicts),
+		"took", time.Since(start).Round(time.Millisecond))
+	w.report(func(s *Status) { s.LastPush, s.Conflicts = time.Now(), conflicts })
+	return nil
+}

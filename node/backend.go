@@ -1,0 +1,147 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+
+	"github.com/rookery/rookery/actors/pusher"
+	"github.com/rookery/rookery/listeners/auth"
+	"github.com/rookery/rookery/listeners/imap"
+	"github.com/rookery/rookery/listeners/mupdate"
+	"github.com/rookery/rookery/store/mailstore"
+)
+
+// startBackend opens the mail store, spawns the backend-pusher (when there
+// is a master to push to) and starts the IMAP listener.
+func (n *Node) startBackend(users *auth.Users, internal string) error {
+	var err error
+	n.mail, err = mailstore.Open(filepath.Join(n.cfg.DataDir, "mail"), mailstore.Options{
+		Logger:    n.log.With("component", "mailstore"),
+		Summarize: imap.Summarize,
+	})
+	if err != nil {
+		return err
+	}
+
+	var registry imap.MailboxRegistry = imap.NopRegistry{}
+	master, creds := n.cfg.MUPDATEServer, mupdate.ClientConfig{
+		Username: n.cfg.MUPDATEAuthname,
+		Authzid:  n.cfg.MUPDATEUsername,
+		Password: n.cfg.MUPDATEPassword,
+	}
+	if master == "" && n.master != nil {
+		// The master runs here: push to it over its own listener, so the
+		// backend behaves exactly as it would against a remote master.
+		master = n.MUPDATEAddr()
+		creds = mupdate.ClientConfig{Username: auth.InternalUser, Password: internal}
+	}
+	if master != "" {
+		creds.Timeout = n.cfg.ClientTimeout
+		creds.Logger = n.log.With("role", "backend-pusher")
+		n.pusher, err = n.system.Root.SpawnNamed(pusher.Props(pusher.Config{
+			Master:     master,
+			Client:     creds,
+			ServerName: n.cfg.ServerName,
+			Partition:  n.cfg.Partition,
+			Local: func(fn func(pusher.Mailbox) error) error {
+				var ferr error
+				err := n.mail.Mailboxes("", func(m mailstore.Mailbox) bool {
+					ferr = fn(pusher.Mailbox{Name: m.Name, ACL: m.ACL})
+					return ferr == nil
+				})
+				if err != nil {
+					return err
+				}
+				return ferr
+			},
+			Logger: n.log.With("role", "backend-pusher"),
+		}), "backend-pusher")
+		if err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+		registry = &pushRegistry{n: n}
+	} else {
+		n.log.Warn("backend without a master: mailbox changes are not registered anywhere", "hint", "set mupdate_server")
+	}
+
+	policy := &auth.MailPolicy{Users: users, Admins: n.cfg.Admins, ProxyServers: n.cfg.ProxyServers}
+	n.imap, err = imap.NewServer(imap.Config{
+		ServerName:        n.cfg.ServerName,
+		Version:           Version,
+		Store:             n.mail,
+		Login:             policy.Login,
+		Registry:          registry,
+		Separator:         n.cfg.Separator,
+		AllowAllSubscribe: n.cfg.AllowAllSubscribe,
+		MaxMessageSize:    n.cfg.MaxMessageSize,
+		IdleTimeout:       n.cfg.IMAPIdleTimeout,
+		FailedLoginPause:  n.cfg.FailedLoginPause,
+		Logger:            n.log.With("listener", "imap"),
+	})
+	if err != nil {
+		return err
+	}
+	n.imapLn, err = net.Listen("tcp", n.cfg.IMAPListen)
+	if err != nil {
+		return fmt.Errorf("node: imap listener: %w", err)
+	}
+	n.serve(func() error { return n.imap.Serve(n.imapLn) }, "imap")
+	return nil
+}
+
+// pushRegistry sends a backend's mailbox changes through the pusher.
+type pushRegistry struct{ n *Node }
+
+func (r *pushRegistry) ask(ctx context.Context, msg any) error {
+	res, err := r.n.system.Root.RequestFuture(r.n.pusher, msg, askTimeout).Result()
+	if err != nil {
+		return fmt.Errorf("%w: %v", imap.ErrRegistryUnavailable, err)
+	}
+	err = res.(*pusher.Reply).Err
+	switch {
+	case errors.Is(err, pusher.ErrUnavailable):
+		return fmt.Errorf("%w: %v", imap.ErrRegistryUnavailable, err)
+	case errors.Is(err, pusher.ErrRefused):
+		return fmt.Errorf("%w: %v", imap.ErrRegistryRefused, err)
+	}
+	return err
+}
+
+func (r *pushRegistry) Reserve(ctx context.Context, name string) error {
+	return r.ask(ctx, &pusher.Reserve{Name: name})
+}
+
+func (r *pushRegistry) Activate(ctx context.Context, name, acl string) error {
+	return r.ask(ctx, &pusher.Activate{Name: name, ACL: acl})
+}
+
+func (r *pushRegistry) Delete(ctx context.Context, name string) error {
+	return r.ask(ctx, &pusher.Delete{Name: name})
+}
+
+// IMAPAddr is the IMAP listener's address ("" when off).
+func (n *Node) IMAPAddr() string {
+	if n.imapLn == nil {
+		return ""
+	}
+	return n.imapLn.Addr().String()
+}
+
+// Mail is the backend's mail store (nil without the backend role).
+func (n *Node) Mail() *mailstore.Store { return n.mail }
+
+// PusherStatus is the backend-pusher's state; ok is false when the node
+// pushes to no master.
+func (n *Node) PusherStatus() (st pusher.Status, ok bool) {
+	if n.pusher == nil {
+		return st, false
+	}
+	res, err := n.system.Root.RequestFuture(n.pusher, &pusher.GetStatus{}, askTimeout).Result()
+	if err != nil {
+		return st, false
+	}
+	return *res.(*pusher.Status), true
+}
