@@ -27,10 +27,10 @@ func backendUsers(t *testing.T) string {
 
 // backendNode starts a backend pushing to master (host:port), or a
 // master+backend node when master is "".
-func backendNode(t *testing.T, dir, name, master string) *Node {
+func backendNode(t *testing.T, dir, name, master string, mutate ...func(*Config)) *Node {
 	t.Helper()
 	users := backendUsers(t)
-	return testNode(t, dir, func(c *Config) {
+	return testNode(t, dir, append([]func(*Config){func(c *Config) {
 		c.ServerName = name
 		c.Roles = []Role{RoleBackend}
 		if master == "" {
@@ -46,7 +46,7 @@ func backendNode(t *testing.T, dir, name, master string) *Node {
 		c.Admins = []string{"admin", "mupdate"}
 		c.ProxyServers = []string{"proxy"}
 		c.ClientTimeout = 2 * time.Second
-	})
+	}}, mutate...)...)
 }
 
 func imapLogin(t *testing.T, addr, user, pass string) *imapclient.Client {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rookery/rookery/internal/cyrustest"
+	"github.com/rookery/rookery/listeners/mupdate"
 	"github.com/rookery/rookery/store"
 )
 
@@ -279,5 +281,100 @@ func TestRookeryReplicaFollowsCyrusMaster(t *testing.T) {
 	}
 	if _, _, err := c.Cmd("SELECT INBOX.b"); err != nil {
 		t.Errorf("SELECT: %v", err)
+	}
+}
+
+// TestRookeryBackendWithCyrusMasterAndFrontend: a Rookery backend pushes to
+// a real Cyrus mupdate -m (and is refused while it is down), and a real
+// Cyrus frontend following that master proxies a user to the Rookery
+// backend: login, select, append, fetch.
+func TestRookeryBackendWithCyrusMasterAndFrontend(t *testing.T) {
+	cyrustest.Require(t)
+	cm := cyrustest.Start(t, cyrustest.RoleMupdateMaster, cyrustest.Options{MupdatePort: cyrustest.FreePort(t)})
+	port := cyrustest.FreePort(t)
+	name := fmt.Sprintf("127.0.0.1:%d", port)
+	b := backendNode(t, t.TempDir(), name, cm.MupdateAddr(), func(c *Config) { c.IMAPListen = name })
+
+	mc, err := mupdate.Dial(t.Context(), cm.MupdateAddr(), mupdate.ClientConfig{Username: cyrustest.MupdateUser, Password: cyrustest.MupdatePass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	waitFind := func(mb string, want func(*mupdate.Record) bool) {
+		t.Helper()
+		waitFor(t, "FIND "+mb+" on the Cyrus master", func() bool {
+			rec, err := mc.Find(mb)
+			return err == nil && want(rec)
+		})
+	}
+	here := func(r *mupdate.Record) bool { return r != nil && r.Kind == "MAILBOX" && r.Location == name+"!default" }
+	none := func(r *mupdate.Record) bool { return r == nil }
+
+	c := imapLogin(t, b.IMAPAddr(), "admin", "secret")
+	for _, mb := range []string{"user.alice", "user.alice.work"} {
+		if err := c.Create(mb, nil).Wait(); err != nil {
+			t.Fatalf("CREATE %s: %v", mb, err)
+		}
+		waitFind(mb, here)
+	}
+	if err := c.Rename("user.alice.work", "user.alice.play", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitFind("user.alice.work", none)
+	waitFind("user.alice.play", here)
+	if err := c.Delete("user.alice.play").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitFind("user.alice.play", none)
+
+	// Cyrus master down: refused, nothing changes here.
+	mc.Close()
+	if err := cm.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create("user.bob", nil).Wait(); err == nil || !strings.Contains(err.Error(), "no connection to server") {
+		t.Fatalf("CREATE with the Cyrus master down: %v", err)
+	}
+	if _, ok, _ := b.Mail().Mailbox("user.bob"); ok {
+		t.Fatal("user.bob exists locally although the master was down")
+	}
+	cm.Restart(t)
+	mc, err = mupdate.Dial(t.Context(), cm.MupdateAddr(), mupdate.ClientConfig{Username: cyrustest.MupdateUser, Password: cyrustest.MupdatePass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "CREATE after the Cyrus master returned", func() bool { return c.Create("user.bob", nil).Wait() == nil })
+	waitFind("user.bob", here)
+
+	// A real Cyrus frontend proxies alice to the Rookery backend.
+	fe := cyrustest.Start(t, cyrustest.RoleFrontend, cyrustest.Options{
+		Master:   cm.MupdateAddr(),
+		IMAPPort: cyrustest.FreePort(t),
+		Conf:     map[string]string{"mupdate_retry_delay": "2"},
+	})
+	fe.AddUser(t, "alice", "alicepw", false)
+	fe.Sync(t)
+	u := cyrustest.DialIMAP(t, fe.IMAPAddr(), "alice", "alicepw")
+	if _, _, err := u.Cmd("SELECT INBOX"); err != nil {
+		t.Fatalf("SELECT through the Cyrus frontend: %v", err)
+	}
+	if _, _, err := u.Cmd("APPEND INBOX {33+}\r\nSubject: via cyrus\r\n\r\nhello rook"); err != nil {
+		t.Fatalf("APPEND through the Cyrus frontend: %v", err)
+	}
+	if _, _, err := u.Cmd("NOOP"); err != nil {
+		t.Fatal(err)
+	}
+	untagged, _, err := u.Cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[TEXT])")
+	if err != nil {
+		t.Fatalf("FETCH through the Cyrus frontend: %v", err)
+	}
+	got := strings.Join(untagged, "\n")
+	if !strings.Contains(got, "Subject: via cyrus") || !strings.Contains(got, "hello rook") {
+		t.Errorf("FETCH through the Cyrus frontend: %q", got)
+	}
+	// The message is in the Rookery backend's store.
+	mb, ok, _ := b.Mail().Mailbox("user.alice")
+	if !ok || mb.Exists != 1 {
+		t.Errorf("user.alice on the Rookery backend: %+v", mb)
 	}
 }
