@@ -53,6 +53,10 @@ type Reply struct{ Err error }
 // GetStatus asks for the pusher's state; reply *Status.
 type GetStatus struct{}
 
+// SetMaster points the pusher at another master (found by gossip); it
+// reconnects there and does a full push. Sent by the node; no reply.
+type SetMaster struct{ Addr string }
+
 // Status is the pusher's state.
 type Status struct {
 	Master    string
@@ -71,7 +75,8 @@ type Mailbox struct{ Name, ACL string }
 
 // Config is what the actor needs.
 type Config struct {
-	// Master is the MUPDATE master's host:port.
+	// Master is the MUPDATE master's host:port; "" waits for SetMaster
+	// (operations are refused meanwhile).
 	Master string
 	Client mupdate.ClientConfig
 	// ServerName and Partition make this backend's locations,
@@ -110,6 +115,7 @@ type progress struct{ update func(*Status) }
 
 type pusher struct {
 	cfg    Config
+	target *mupdate.Target
 	status Status
 	jobs   chan job
 	cancel context.CancelFunc
@@ -123,7 +129,8 @@ func (a *pusher) Receive(ctx actor.Context) {
 		a.jobs = make(chan job, 1024)
 		c, cancel := context.WithCancel(context.Background())
 		a.cancel = cancel
-		w := &worker{cfg: a.cfg, root: ctx.ActorSystem().Root, self: ctx.Self(), jobs: a.jobs}
+		a.target = mupdate.NewTarget(a.cfg.Master)
+		w := &worker{cfg: a.cfg, target: a.target, root: ctx.ActorSystem().Root, self: ctx.Self(), jobs: a.jobs}
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
@@ -150,6 +157,12 @@ func (a *pusher) Receive(ctx actor.Context) {
 		a.submit(ctx, func(c *mupdate.Client) error { return c.Activate(m.Name, loc, m.ACL) })
 	case *Delete:
 		a.submit(ctx, func(c *mupdate.Client) error { return a.withdraw(c, m.Name) })
+	case *SetMaster:
+		if m.Addr != a.target.Addr() {
+			a.cfg.Logger.Info("backend switching master", "from", a.target.Addr(), "to", m.Addr)
+			a.status.Master = m.Addr
+			a.target.Set(m.Addr)
+		}
 	case *progress:
 		m.update(&a.status)
 	case *GetStatus:
@@ -198,8 +211,10 @@ func server(location string) string {
 
 // worker owns the connection to the master.
 type worker struct {
-	cfg  Config
-	root *actor.RootContext
+	cfg    Config
+	target *mupdate.Target
+	detach func()
+	root   *actor.RootContext
 	self *actor.PID
 	jobs chan job
 	c    *mupdate.Client
@@ -231,6 +246,9 @@ func (w *worker) run(ctx context.Context) {
 		case <-ctx.Done():
 			w.fail()
 			return
+		case <-w.target.Changed():
+			w.drop(nil)
+			backoff = minBackoff
 		case j := <-w.jobs:
 			w.do(ctx, j)
 		case <-time.After(wait):
@@ -281,16 +299,24 @@ func (w *worker) fail() {
 }
 
 func (w *worker) connect(ctx context.Context) error {
-	c, err := mupdate.Dial(ctx, w.cfg.Master, w.cfg.Client)
+	addr := w.target.Addr()
+	if addr == "" {
+		return fmt.Errorf("%w: no master known yet", ErrUnavailable)
+	}
+	c, err := mupdate.Dial(ctx, addr, w.cfg.Client)
 	if err != nil {
 		w.report(func(s *Status) { s.Connected, s.LastError = false, err.Error() })
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	w.c = c
-	w.cfg.Logger.Info("connected to the mupdate master", "master", w.cfg.Master)
-	w.report(func(s *Status) { s.Connected, s.LastError = true, "" })
+	detach, ok := w.target.Attach(addr, c)
+	if !ok {
+		return fmt.Errorf("%w: master moved", ErrUnavailable)
+	}
+	w.c, w.detach = c, detach
+	w.cfg.Logger.Info("connected to the mupdate master", "master", addr)
+	w.report(func(s *Status) { s.Master, s.Connected, s.LastError = addr, true, "" })
 	if err := w.push(); err != nil {
-		w.cfg.Logger.Warn("full push to the mupdate master failed", "master", w.cfg.Master, "err", err)
+		w.cfg.Logger.Warn("full push to the mupdate master failed", "master", addr, "err", err)
 		w.drop(err)
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -302,9 +328,10 @@ func (w *worker) drop(err error) {
 		return
 	}
 	w.c.Close()
+	w.detach()
 	w.c = nil
 	if err != nil {
-		w.cfg.Logger.Warn("lost the mupdate master", "master", w.cfg.Master, "err", err)
+		w.cfg.Logger.Warn("lost the mupdate master", "master", w.target.Addr(), "err", err)
 		w.report(func(s *Status) { s.Connected, s.LastError = false, err.Error() })
 	}
 }
@@ -362,7 +389,7 @@ func (w *worker) push() error {
 		}
 		deleted++
 	}
-	w.cfg.Logger.Info("pushed the mailbox list to the mupdate master", "master", w.cfg.Master,
+	w.cfg.Logger.Info("pushed the mailbox list to the mupdate master", "master", w.target.Addr(),
 		"mailboxes", len(local), "activated", activated, "deleted", deleted, "conflicts", len(conflicts),
 		"took", time.Since(start).Round(time.Millisecond))
 	w.report(func(s *Status) { s.LastPush, s.Conflicts = time.Now(), conflicts })

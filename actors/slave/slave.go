@@ -32,6 +32,11 @@ const (
 // GetStatus asks for the replica's state. Sent by the node; reply *Status.
 type GetStatus struct{}
 
+// SetMaster points the replica at another master (found by gossip); the
+// current session ends and the replica syncs with the new one. Sent by the
+// node; no reply.
+type SetMaster struct{ Addr string }
+
 // Status is the replica's state.
 type Status struct {
 	Master    string
@@ -51,7 +56,7 @@ type Status struct {
 
 // Config is what the actor needs.
 type Config struct {
-	// Master is the master's host:port.
+	// Master is the master's host:port; "" waits for SetMaster.
 	Master string
 	Client mupdate.ClientConfig
 	// DB is the mailbox-db actor; Store the list it writes, read here to
@@ -85,6 +90,7 @@ type progress struct{ update func(*Status) }
 
 type slave struct {
 	cfg    Config
+	target *mupdate.Target
 	status Status
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -99,12 +105,19 @@ func (a *slave) Receive(ctx actor.Context) {
 		}
 		c, cancel := context.WithCancel(context.Background())
 		a.cancel = cancel
-		l := &link{cfg: a.cfg, root: ctx.ActorSystem().Root, self: ctx.Self(), log: a.cfg.Logger}
+		a.target = mupdate.NewTarget(a.cfg.Master)
+		l := &link{cfg: a.cfg, target: a.target, root: ctx.ActorSystem().Root, self: ctx.Self(), log: a.cfg.Logger}
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
 			l.run(c)
 		}()
+	case *SetMaster:
+		if m.Addr != a.target.Addr() {
+			a.cfg.Logger.Info("replica switching master", "from", a.target.Addr(), "to", m.Addr)
+			a.status.Master = m.Addr
+			a.target.Set(m.Addr)
+		}
 	case *progress:
 		m.update(&a.status)
 	case *GetStatus:
@@ -118,8 +131,9 @@ func (a *slave) Receive(ctx actor.Context) {
 
 // link is the connection goroutine's state.
 type link struct {
-	cfg  Config
-	root *actor.RootContext
+	cfg    Config
+	target *mupdate.Target
+	root   *actor.RootContext
 	self *actor.PID
 	log  *slog.Logger
 }
@@ -132,15 +146,28 @@ func (l *link) run(ctx context.Context) {
 	const minBackoff = 100 * time.Millisecond
 	backoff := minBackoff
 	for ctx.Err() == nil {
-		streamed, err := l.session(ctx)
+		addr := l.target.Addr()
+		if addr == "" {
+			select {
+			case <-l.target.Changed():
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		streamed, err := l.session(ctx, addr)
 		if ctx.Err() != nil {
 			return
+		}
+		if addr != l.target.Addr() {
+			backoff = minBackoff
+			continue
 		}
 		msg := "master connection lost"
 		if !streamed {
 			msg = "master connection failed"
 		}
-		l.log.Warn(msg, "master", l.cfg.Master, "err", err)
+		l.log.Warn(msg, "master", addr, "err", err)
 		l.report(func(s *Status) { s.Connected, s.LastError = false, err.Error() })
 		if streamed {
 			backoff = minBackoff
@@ -150,6 +177,7 @@ func (l *link) run(ctx context.Context) {
 		wait := backoff/2 + rand.N(backoff/2+1)
 		select {
 		case <-time.After(wait):
+		case <-l.target.Changed():
 		case <-ctx.Done():
 			return
 		}
@@ -159,14 +187,19 @@ func (l *link) run(ctx context.Context) {
 
 // session is one connection's life: sync, then stream until it breaks.
 // streamed says whether it got as far as streaming.
-func (l *link) session(ctx context.Context) (streamed bool, err error) {
-	c, err := mupdate.Dial(ctx, l.cfg.Master, l.cfg.Client)
+func (l *link) session(ctx context.Context, addr string) (streamed bool, err error) {
+	c, err := mupdate.Dial(ctx, addr, l.cfg.Client)
 	if err != nil {
 		return false, err
 	}
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	defer c.Close()
+	detach, ok := l.target.Attach(addr, c)
+	defer detach()
+	if !ok {
+		return false, errors.New("slave: master moved")
+	}
 
 	g := c.Greeting()
 	_, rookery := g.Capabilities[mupdate.CapLog]
@@ -182,10 +215,10 @@ func (l *link) session(ctx context.Context) (streamed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	l.log.Info("replica synchronised with master", "master", l.cfg.Master, "mode", mode,
+	l.log.Info("replica synchronised with master", "master", addr, "mode", mode,
 		"seq", seq, "mailboxes", l.cfg.Store.Count(), "took", time.Since(start).Round(time.Millisecond))
 	l.report(func(s *Status) {
-		s.Connected, s.Rookery, s.AppliedSeq, s.LastSync, s.LastError = true, rookery, seq, time.Now(), ""
+		s.Master, s.Connected, s.Rookery, s.AppliedSeq, s.LastSync, s.LastError = addr, true, rookery, seq, time.Now(), ""
 		if mode == "resume" {
 			s.Resumes++
 		} else {
