@@ -38,7 +38,8 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 		master = n.MUPDATEAddr()
 		creds = mupdate.ClientConfig{Username: auth.InternalUser, Password: internal}
 	}
-	if master != "" {
+	if master != "" || n.cfg.GossipListen != "" {
+		// With gossip and no master yet, the pusher waits for SetMaster.
 		creds.Timeout = n.cfg.ClientTimeout
 		creds.Logger = n.log.With("role", "backend-pusher")
 		n.pusher, err = n.system.Root.SpawnNamed(pusher.Props(pusher.Config{
@@ -64,7 +65,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 		}
 		registry = &pushRegistry{n: n}
 	} else {
-		n.log.Warn("backend without a master: mailbox changes are not registered anywhere", "hint", "set mupdate_server")
+		n.log.Warn("backend without a master: mailbox changes are not registered anywhere", "hint", "set mupdate_server or gossip_listen")
 	}
 
 	policy := &auth.MailPolicy{Users: users, Admins: n.cfg.Admins, ProxyServers: n.cfg.ProxyServers}

@@ -84,6 +84,23 @@ type Config struct {
 	// other backends ("allowallsubscribe").
 	AllowAllSubscribe bool
 
+	// GossipListen is the gossip address (UDP and TCP); empty leaves the
+	// node out of any cluster ("gossip_listen").
+	GossipListen string
+	// Join lists members to join, host:port ("gossip_join").
+	Join []string
+	// ClusterName keeps clusters on one network apart ("cluster_name").
+	ClusterName string
+	// ClusterKeyFile holds the key that encrypts gossip; nodes without it
+	// cannot join ("cluster_key_file").
+	ClusterKeyFile string
+	// GossipPreset picks gossip timings: lan, wan or local
+	// ("gossip_preset").
+	GossipPreset string
+	// AdminListen is the HTTP admin listener (/metrics, /status, /where);
+	// empty turns it off ("admin_listen").
+	AdminListen string
+
 	// UsersFile is a passwd-style file of "name:{SCHEME}secret" lines.
 	UsersFile string
 	// Admins may authenticate to MUPDATE and administer mailboxes ("admins").
@@ -124,6 +141,9 @@ func DefaultConfig() Config {
 		Roles:                 []Role{RoleAll},
 		MUPDATEListen:         "127.0.0.1:3905",
 		IMAPListen:            "127.0.0.1:1143",
+		AdminListen:           "127.0.0.1:9905",
+		ClusterName:           "rookery",
+		GossipPreset:          "lan",
 		Separator:             '.',
 		Partition:             "default",
 		MaxMessageSize:        100 << 20,
@@ -244,6 +264,18 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 				bad(k, v, err.Error())
 			}
 			c.ClientTimeout = d
+		case "gossip_listen":
+			c.GossipListen = v
+		case "gossip_join":
+			c.Join = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+		case "cluster_name":
+			c.ClusterName = v
+		case "cluster_key_file":
+			c.ClusterKeyFile = v
+		case "gossip_preset":
+			c.GossipPreset = strings.ToLower(v)
+		case "admin_listen":
+			c.AdminListen = v
 		case "imap_listen":
 			c.IMAPListen = v
 		case "proxyservers":
@@ -397,6 +429,22 @@ func (c *Config) Validate() error {
 			problems = append(problems, "mupdate_authname: a backend needs credentials for its master")
 		}
 	}
+	for k, v := range map[string]string{"gossip_listen": c.GossipListen, "admin_listen": c.AdminListen} {
+		if v == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %q: want host:port", k, v))
+		}
+	}
+	switch c.GossipPreset {
+	case "lan", "wan", "local":
+	default:
+		problems = append(problems, fmt.Sprintf("gossip_preset: %q: want lan, wan or local", c.GossipPreset))
+	}
+	if c.GossipListen != "" && c.ClusterName == "" {
+		problems = append(problems, "cluster_name: must not be empty")
+	}
 	if c.IMAPListen != "" {
 		if _, _, err := net.SplitHostPort(c.IMAPListen); err != nil {
 			problems = append(problems, fmt.Sprintf("imap: %q: want host:port", c.IMAPListen))
@@ -406,8 +454,8 @@ func (c *Config) Validate() error {
 		if c.Has(RoleMaster) {
 			problems = append(problems, "roles: a node is either the master or a replica of one")
 		}
-		if _, _, err := net.SplitHostPort(c.MUPDATEServer); err != nil {
-			problems = append(problems, fmt.Sprintf("mupdate_server: %q: a replica needs its master as host:port", c.MUPDATEServer))
+		if _, _, err := net.SplitHostPort(c.MUPDATEServer); err != nil && (c.MUPDATEServer != "" || c.GossipListen == "") {
+			problems = append(problems, fmt.Sprintf("mupdate_server: %q: a replica needs its master as host:port, or gossip to find it", c.MUPDATEServer))
 		}
 		if c.MUPDATEAuthname == "" {
 			problems = append(problems, "mupdate_authname: a replica needs credentials for its master")

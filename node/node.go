@@ -19,7 +19,9 @@ import (
 
 	"github.com/rookery/rookery/actors/mailboxdb"
 	"github.com/rookery/rookery/actors/master"
+	"github.com/rookery/rookery/actors/membership"
 	"github.com/rookery/rookery/actors/slave"
+	"github.com/rookery/rookery/listeners/admin"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/imap"
 	"github.com/rookery/rookery/listeners/mupdate"
@@ -53,6 +55,13 @@ type Node struct {
 	imapLn    net.Listener
 	// servers counts listener goroutines, so Close can wait for them.
 	servers sync.WaitGroup
+
+	gossip     *actor.PID
+	gossipAddr string
+	cluster    *cluster
+	admin      *admin.Server
+	adminLn    net.Listener
+	metrics    *admin.Metrics
 
 	closeOnce sync.Once
 	closeErr  error
@@ -126,7 +135,8 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 	}
-	if cfg.MUPDATEListen != "" {
+	// Only a list's owners serve it: a backend's MUPDATE is its master's.
+	if cfg.MUPDATEListen != "" && (cfg.Has(RoleMaster) || cfg.Has(RoleReplica)) {
 		if err := n.startMUPDATE(policy); err != nil {
 			return nil, err
 		}
@@ -136,8 +146,18 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 			return nil, err
 		}
 	}
+	if cfg.GossipListen != "" {
+		if err := n.startGossip(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.AdminListen != "" {
+		if err := n.startAdmin(policy.Internal); err != nil {
+			return nil, err
+		}
+	}
 	logger.Info("node started", "roles", cfg.Roles, "data", cfg.DataDir,
-		"mupdate", n.MUPDATEAddr(), "imap", n.IMAPAddr(), "mailboxes", n.store.Count(), "seq", n.store.LastSeq())
+		"mupdate", n.MUPDATEAddr(), "imap", n.IMAPAddr(), "gossip", n.gossipAddr, "admin", n.AdminAddr(), "mailboxes", n.store.Count(), "seq", n.store.LastSeq())
 	ok = true
 	return n, nil
 }
@@ -301,8 +321,19 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) close() error {
-	// Mail sessions first (they use the pusher), then the actors that talk
-	// to other servers, then the MUPDATE sessions, then the list's owners.
+	// Tell the cluster first, then mail sessions (they use the pusher),
+	// then the actors that talk to other servers, then the MUPDATE
+	// sessions, then the list's owners.
+	if n.gossip != nil {
+		_, _ = n.system.Root.RequestFuture(n.gossip, &membership.Leave{Timeout: time.Second}, 2*time.Second).Result()
+		n.poison(n.gossip)
+	}
+	if n.admin != nil {
+		_ = n.admin.Close()
+	}
+	if n.adminLn != nil {
+		_ = n.adminLn.Close()
+	}
 	if n.imap != nil {
 		_ = n.imap.Close()
 	}

@@ -27,6 +27,7 @@ func testNode(t *testing.T, dir string, mutate ...func(*Config)) *Node {
 	cfg.DataDir = dir
 	cfg.Roles = []Role{RoleMaster}
 	cfg.MUPDATEListen = "127.0.0.1:0"
+	cfg.AdminListen = "127.0.0.1:0"
 	cfg.UsersFile = users
 	cfg.Admins = []string{"admin"}
 	cfg.FailedLoginPause = 0

@@ -37,7 +37,7 @@ func TestAllInOneStartsAndStopsCleanly(t *testing.T) {
 	bin := buildNode(t)
 	data := filepath.Join(t.TempDir(), "data")
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "--data", data, "--mupdate", addr, "--imap", freeAddr(t))
+	cmd := exec.Command(bin, "--data", data, "--mupdate", addr, "--imap", freeAddr(t), "--admin", freeAddr(t))
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
