@@ -215,9 +215,9 @@ type worker struct {
 	target *mupdate.Target
 	detach func()
 	root   *actor.RootContext
-	self *actor.PID
-	jobs chan job
-	c    *mupdate.Client
+	self   *actor.PID
+	jobs   chan job
+	c      *mupdate.Client
 }
 
 func (w *worker) report(f func(*Status)) { w.root.Send(w.self, &progress{update: f}) }

@@ -134,8 +134,8 @@ type link struct {
 	cfg    Config
 	target *mupdate.Target
 	root   *actor.RootContext
-	self *actor.PID
-	log  *slog.Logger
+	self   *actor.PID
+	log    *slog.Logger
 }
 
 func (l *link) report(f func(*Status)) { l.root.Send(l.self, &progress{update: f}) }
