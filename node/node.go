@@ -289,6 +289,7 @@ func (n *Node) loadPolicy() (*auth.Policy, error) {
 		}
 		if len(admins) == 0 {
 			admins = []string{"admin"}
+			n.cfg.Admins = admins
 		}
 	}
 	users, err := auth.LoadUsers(path)
