@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rookery/rookery/internal/benchutil"
 	"github.com/rookery/rookery/listeners/mupdate"
 )
 
@@ -120,11 +121,11 @@ func measure(ctx context.Context, tg target, sz sizes, logw io.Writer) (*results
 	}
 
 	fmt.Fprintf(logw, "%s: change propagation, %d samples ... ", tg.Name, sz.Propagation)
-	if res.Propagation, err = propagation(ctx, tg, names("user.benchw", 0, sz.Propagation)); err != nil {
+	if res.Propagation, err = streamPropagation(ctx, tg, tg, names("user.benchw", 0, sz.Propagation)); err != nil {
 		fmt.Fprintln(logw, "failed")
 		return nil, err
 	}
-	fmt.Fprintf(logw, "p50 %v\n", percentile(res.Propagation, 0.5))
+	fmt.Fprintf(logw, "p50 %v\n", benchutil.Percentile(res.Propagation, 0.5))
 	return &res, nil
 }
 
@@ -300,31 +301,61 @@ func updateDump(ctx context.Context, tg target) (float64, int, error) {
 	return rate(entries, elapsed), entries, nil
 }
 
+// arrival waits until name has reached the far side of a propagation
+// measurement and returns when it got there.
+type arrival func(name string) (time.Time, error)
+
 // propagation measures, for each name, the time from sending its
-// ACTIVATE on one connection to its MAILBOX line arriving on another
-// connection's UPDATE stream. Before each sample it waits a random time
-// below the previous sample's latency, so that the samples are not locked
-// to the phase of a master that sends its stream on a timer.
-func propagation(ctx context.Context, tg target, names []string) ([]time.Duration, error) {
-	stream, sdone, err := dial(ctx, tg)
+// ACTIVATE to writer until arrived sees it. Before each sample it waits a
+// random time below the previous sample's latency, so that the samples are
+// not locked to the phase of a master that sends its stream on a timer.
+// The samples come back sorted.
+func propagation(ctx context.Context, writer target, names []string, arrived arrival) ([]time.Duration, error) {
+	w, done, err := dial(ctx, writer)
 	if err != nil {
 		return nil, err
 	}
-	defer sdone()
-	writer, wdone, err := dial(ctx, tg)
+	defer done()
+	var out []time.Duration
+	var last time.Duration
+	for _, name := range names {
+		if last > 0 {
+			if err := pause(ctx, rand.N(last)); err != nil {
+				return nil, err
+			}
+		}
+		start := time.Now()
+		if err := w.Activate(name, benchLocation, benchACL); err != nil {
+			return nil, fail(ctx, writer, "ACTIVATE "+name, err)
+		}
+		at, err := arrived(name)
+		if err != nil {
+			return nil, err
+		}
+		last = at.Sub(start)
+		out = append(out, last)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// streamPropagation is propagation until each name's MAILBOX line arrives
+// on an UPDATE stream from reader (writer itself, or a replica of it).
+func streamPropagation(ctx context.Context, writer, reader target, names []string) ([]time.Duration, error) {
+	stream, done, err := dial(ctx, reader)
 	if err != nil {
 		return nil, err
 	}
-	defer wdone()
+	defer done()
 	if err := stream.Update(nil, func(mupdate.Record) error { return nil }); err != nil {
-		return nil, fail(ctx, tg, "UPDATE", err)
+		return nil, fail(ctx, reader, "UPDATE", err)
 	}
 
-	type arrival struct {
+	type line struct {
 		name string
 		at   time.Time
 	}
-	arrivals := make(chan arrival, 64)
+	lines := make(chan line, 64)
 	readErr := make(chan error, 1)
 	quit := make(chan struct{})
 	defer close(quit)
@@ -337,48 +368,67 @@ func propagation(ctx context.Context, tg target, names []string) ([]time.Duratio
 			}
 			if r.Kind == "MAILBOX" {
 				select {
-				case arrivals <- arrival{r.Name, time.Now()}:
+				case lines <- line{r.Name, time.Now()}:
 				case <-quit:
 					return
 				}
 			}
 		}
 	}()
-
-	var out []time.Duration
-	var last time.Duration
-	for _, name := range names {
-		if last > 0 {
-			pause := time.NewTimer(rand.N(last))
-			select {
-			case <-pause.C:
-			case <-ctx.Done():
-				pause.Stop()
-				return nil, ctx.Err()
-			}
-		}
-		start := time.Now()
-		if err := writer.Activate(name, benchLocation, benchACL); err != nil {
-			return nil, fail(ctx, tg, "ACTIVATE "+name, err)
-		}
+	return propagation(ctx, writer, names, func(name string) (time.Time, error) {
 		timeout := time.NewTimer(streamTimeout)
-	wait:
+		defer timeout.Stop()
 		for {
 			select {
-			case a := <-arrivals:
-				if a.name == name {
-					last = a.at.Sub(start)
-					break wait
+			case l := <-lines:
+				if l.name == name {
+					return l.at, nil
 				}
 			case err := <-readErr:
-				return nil, fail(ctx, tg, "reading the UPDATE stream", err)
+				return time.Time{}, fail(ctx, reader, "reading the UPDATE stream", err)
 			case <-timeout.C:
-				return nil, fmt.Errorf("mupdatebench: %s: %s did not arrive on the UPDATE stream within %v", tg.Name, name, streamTimeout)
+				return time.Time{}, fmt.Errorf("mupdatebench: %s: %s did not arrive on the UPDATE stream within %v", reader.Name, name, streamTimeout)
 			}
 		}
-		timeout.Stop()
-		out = append(out, last)
+	})
+}
+
+// findPropagation is propagation until a FIND on reader finds each name;
+// the FIND is repeated every so often until it does.
+func findPropagation(ctx context.Context, writer, reader target, names []string, every time.Duration) ([]time.Duration, error) {
+	c, done, err := dial(ctx, reader)
+	if err != nil {
+		return nil, err
 	}
-	slices.Sort(out)
-	return out, nil
+	defer done()
+	return propagation(ctx, writer, names, func(name string) (time.Time, error) {
+		deadline := time.Now().Add(streamTimeout)
+		for {
+			e, err := c.Find(name)
+			if err != nil {
+				return time.Time{}, fail(ctx, reader, "FIND "+name, err)
+			}
+			if e != nil {
+				return time.Now(), nil
+			}
+			if time.Now().After(deadline) {
+				return time.Time{}, fmt.Errorf("mupdatebench: %s: FIND did not find %s within %v", reader.Name, name, streamTimeout)
+			}
+			if err := pause(ctx, every); err != nil {
+				return time.Time{}, err
+			}
+		}
+	})
+}
+
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

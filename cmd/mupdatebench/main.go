@@ -1,14 +1,18 @@
-// Command mupdatebench measures a Rookery MUPDATE master against a real
-// Cyrus IMAP `mupdate -m`, side by side on this machine, and prints a
-// table with the ratio of the two.
+// Command mupdatebench measures Rookery's MUPDATE against real Cyrus IMAP
+// 3.6, side by side on this machine, and prints a table with the ratio of
+// the two: by default the masters (Rookery's against `mupdate -m`), with
+// -replica the replicas (a Rookery replica of a Rookery master against a
+// Cyrus frontend's mupdate slave of a Cyrus master).
 //
 // It needs root and the Cyrus murder packages (see shared/cyrus/README.md):
-// both masters are started fresh by the run (Rookery in-process on a
-// temporary data directory, Cyrus through the shared harness) and removed
-// again on every way out, Ctrl-C included.
+// everything is started fresh by the run (Rookery in-process on temporary
+// data directories, Cyrus through the shared harness) and removed again on
+// every way out, Ctrl-C included.
 //
-//	go run ./cmd/mupdatebench          # about 1.5 minutes
-//	go run ./cmd/mupdatebench -quick   # about 30 s, smaller sizes
+//	go run ./cmd/mupdatebench                   # masters, about 1.5 minutes
+//	go run ./cmd/mupdatebench -quick            # masters, about 30 s
+//	go run ./cmd/mupdatebench -replica          # replicas, about 2.5 minutes
+//	go run ./cmd/mupdatebench -replica -quick   # replicas, about 1 minute
 package main
 
 import (
@@ -18,21 +22,32 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"syscall"
 
+	"github.com/rookery/rookery/internal/benchutil"
 	"github.com/rookery/rookery/internal/cyrustest"
 	"github.com/rookery/rookery/node"
 )
 
 func main() {
-	quick := flag.Bool("quick", false, "smaller sizes (about 30 s instead of 1.5 min)")
+	quick := flag.Bool("quick", false, "smaller sizes")
+	replica := flag.Bool("replica", false, "measure replicas (full sync, propagation, restart) instead of masters")
+	entries := flag.Int("entries", 0, fmt.Sprintf("with -replica: mailboxes on the Rookery master (default %d, -quick %d)",
+		fullReplicaSizes.Entries, quickReplicaSizes.Entries))
+	cyrusEntries := flag.Int("cyrus-entries", 0, fmt.Sprintf("with -replica: mailboxes on the Cyrus master (default %d, -quick %d)",
+		fullReplicaSizes.CyrusEntries, quickReplicaSizes.CyrusEntries))
 	flag.Parse()
+	if !*replica && (*entries != 0 || *cyrusEntries != 0) {
+		fmt.Fprintln(os.Stderr, "mupdatebench: -entries and -cyrus-entries go with -replica")
+		os.Exit(2)
+	}
+	if *entries < 0 || *cyrusEntries < 0 {
+		fmt.Fprintln(os.Stderr, "mupdatebench: sizes must be positive")
+		os.Exit(2)
+	}
 	if err := cyrustest.Available(); err != nil {
 		fmt.Fprintf(os.Stderr, "mupdatebench: needs root and real Cyrus 3.6 (shared/cyrus/install.sh): %v\n", err)
 		os.Exit(2)
@@ -49,11 +64,26 @@ func main() {
 		cancel()
 	}()
 
-	sz, cyrusSamples := fullSizes, 5
-	if *quick {
-		sz, cyrusSamples = quickSizes, 3
+	var err error
+	if *replica {
+		sz := fullReplicaSizes
+		if *quick {
+			sz = quickReplicaSizes
+		}
+		if *entries > 0 {
+			sz.Entries = *entries
+		}
+		if *cyrusEntries > 0 {
+			sz.CyrusEntries = *cyrusEntries
+		}
+		err = runReplica(ctx, os.Stdout, os.Stderr, sz)
+	} else {
+		sz, cyrusSamples := fullSizes, 5
+		if *quick {
+			sz, cyrusSamples = quickSizes, 3
+		}
+		err = run(ctx, os.Stdout, os.Stderr, sz, cyrusSamples)
 	}
-	err := run(ctx, os.Stdout, os.Stderr, sz, cyrusSamples)
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -77,118 +107,184 @@ var (
 	}
 )
 
-// run starts both masters, measures them one after the other (so they
-// never compete for the CPU) and prints the table to out; progress goes to
-// logw. Everything it starts is stopped before it returns.
+// run measures the two masters one after the other (so they never compete
+// for the CPU) and prints the table to out; progress goes to logw.
+// Everything it starts is stopped before it returns.
 func run(ctx context.Context, out, logw io.Writer, sz sizes, cyrusSamples int) (err error) {
-	fmt.Fprintln(logw, "starting the Cyrus mupdate master ...")
-	port, err := freePort()
+	m, err := startMasters(ctx, logw)
 	if err != nil {
 		return err
 	}
-	cy, err := cyrustest.Launch(cyrustest.RoleMupdateMaster, cyrustest.Options{MupdatePort: port})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := cy.Close(); cerr != nil {
-			err = errors.Join(err, cerr)
-		}
-	}()
+	defer closing(&err, "the masters", m.Close)
 
-	// Rookery's data go next to Cyrus's, on the same file system: both
-	// sync every write.
-	base := filepath.Dir(cy.Dir)
-	dir, err := os.MkdirTemp(base, "mupdatebench-")
-	if err != nil {
-		return fmt.Errorf("mupdatebench: %w", err)
-	}
-	defer func() {
-		if rerr := os.RemoveAll(dir); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("mupdatebench: %w", rerr))
-		}
-	}()
-
-	fmt.Fprintln(logw, "starting the Rookery master ...")
-	rook, err := startRookery(dir, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := rook.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("mupdatebench: closing rookery: %w", cerr))
-		}
-	}()
-
-	rt := target{Name: "Rookery", Addr: rook.MUPDATEAddr(), User: cyrustest.MupdateUser, Pass: cyrustest.MupdatePass}
-	ct := target{Name: "Cyrus", Addr: cy.MupdateAddr(), User: cyrustest.MupdateUser, Pass: cyrustest.MupdatePass}
-	rookVersion, err := greetingVersion(ctx, rt)
-	if err != nil {
-		return err
-	}
-	cyrusVersion, err := greetingVersion(ctx, ct)
-	if err != nil {
-		return err
-	}
-
-	loadBefore := loadAvg()
-	rr, err := measure(ctx, rt, sz, logw)
+	loadBefore := benchutil.LoadAvg()
+	rr, err := measure(ctx, m.rt, sz, logw)
 	if err != nil {
 		return err
 	}
 	csz := sz
 	csz.Propagation = cyrusSamples
-	cr, err := measure(ctx, ct, csz, logw)
+	cr, err := measure(ctx, m.ct, csz, logw)
 	if err != nil {
 		return err
 	}
 
-	fmt.Fprintf(out, "machine: %s, %d CPUs (nproc), %s %s/%s, load average %s before, %s after\n",
-		cpuModel(), runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, loadBefore, loadAvg())
-	fmt.Fprintf(out, "Rookery: %s (in-process master)\nCyrus:   %s (mupdate -m via shared/cyrus)\n", rookVersion, cyrusVersion)
+	m.printHeader(out, loadBefore, "in-process master", "mupdate -m via shared/cyrus")
 	fmt.Fprintf(out, "data: both masters under %s (%s); client: this process, pipelined rows use %d connections x %d in flight\n\n",
-		base, fsType(base), sz.Conns, sz.Window)
+		m.base, benchutil.FSType(m.base), sz.Conns, sz.Window)
 	printTable(out, sz, csz, rr, cr)
 	return nil
 }
 
-// startRookery runs a fresh master on loopback with the harness's mupdate
-// credentials as its only admin, so one client setup fits both masters.
-func startRookery(dir string, logger *slog.Logger) (*node.Node, error) {
+// masters are a fresh Cyrus mupdate master and a fresh Rookery master,
+// what both benchmarks start from.
+type masters struct {
+	cyrus   *cyrustest.Instance
+	rookery *node.Node
+	// base holds the data of everything the run starts, Cyrus's and
+	// Rookery's on the same file system: both sync every write.
+	base string
+	// dir is Rookery's part of base, removed by Close.
+	dir string
+	// rt and ct reach the two masters as the harness's mupdate user.
+	rt, ct target
+	// Versions from the greetings.
+	rookeryVersion, cyrusVersion string
+	log                          *slog.Logger
+}
+
+// startMasters starts both masters; on error nothing is left running.
+func startMasters(ctx context.Context, logw io.Writer) (_ *masters, err error) {
+	m := &masters{log: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, m.Close())
+		}
+	}()
+	fmt.Fprintln(logw, "starting the Cyrus mupdate master ...")
+	port, err := benchutil.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	if m.cyrus, err = cyrustest.Launch(cyrustest.RoleMupdateMaster, cyrustest.Options{MupdatePort: port}); err != nil {
+		return nil, err
+	}
+	m.base = filepath.Dir(m.cyrus.Dir)
+	if m.dir, err = os.MkdirTemp(m.base, "mupdatebench-"); err != nil {
+		return nil, fmt.Errorf("mupdatebench: %w", err)
+	}
+	fmt.Fprintln(logw, "starting the Rookery master ...")
+	if m.rookery, err = startRookery(filepath.Join(m.dir, "master"), m.log); err != nil {
+		return nil, err
+	}
+	m.rt = rookeryTarget("Rookery", m.rookery.MUPDATEAddr())
+	m.ct = target{Name: "Cyrus", Addr: m.cyrus.MupdateAddr(), User: cyrustest.MupdateUser, Pass: cyrustest.MupdatePass}
+	if m.rookeryVersion, err = greetingVersion(ctx, m.rt); err != nil {
+		return nil, err
+	}
+	if m.cyrusVersion, err = greetingVersion(ctx, m.ct); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Close stops both masters and removes their data.
+func (m *masters) Close() error {
+	var errs []error
+	if m.rookery != nil {
+		if err := m.rookery.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("mupdatebench: closing rookery: %w", err))
+		}
+	}
+	if m.dir != "" {
+		if err := os.RemoveAll(m.dir); err != nil {
+			errs = append(errs, fmt.Errorf("mupdatebench: %w", err))
+		}
+	}
+	if m.cyrus != nil {
+		errs = append(errs, m.cyrus.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// printHeader says on what and with what the figures were made; rookery
+// and cyrus say how each side ran.
+func (m *masters) printHeader(out io.Writer, loadBefore, rookery, cyrus string) {
+	fmt.Fprintln(out, benchutil.Machine(loadBefore))
+	fmt.Fprintf(out, "Rookery: %s (%s)\nCyrus:   %s (%s)\n", m.rookeryVersion, rookery, m.cyrusVersion, cyrus)
+}
+
+// closing joins the error of close, if any, into *err; for defers.
+func closing(err *error, what string, close func() error) {
+	if cerr := close(); cerr != nil {
+		*err = errors.Join(*err, fmt.Errorf("mupdatebench: closing %s: %w", what, cerr))
+	}
+}
+
+// rookeryTarget reaches a Rookery node as the harness's mupdate user,
+// which every node of the benchmark has as its admin.
+func rookeryTarget(name, addr string) target {
+	return target{Name: name, Addr: addr, User: cyrustest.MupdateUser, Pass: cyrustest.MupdatePass}
+}
+
+// rookeryConfig is a node with its data in dir and an MUPDATE listener on
+// loopback as its only listener (several run at once), whose only admin
+// is the harness's mupdate user, so one client setup fits every server of
+// the run. It writes the users file.
+func rookeryConfig(dir, serverName string) (node.Config, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return node.Config{}, fmt.Errorf("mupdatebench: %w", err)
+	}
 	users := filepath.Join(dir, "users")
 	line := fmt.Sprintf("%s:{PLAIN}%s\n", cyrustest.MupdateUser, cyrustest.MupdatePass)
 	if err := os.WriteFile(users, []byte(line), 0o600); err != nil {
-		return nil, fmt.Errorf("mupdatebench: %w", err)
+		return node.Config{}, fmt.Errorf("mupdatebench: %w", err)
 	}
 	cfg := node.DefaultConfig()
-	cfg.ServerName = "rookery.bench"
+	cfg.ServerName = serverName
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.Roles = []node.Role{node.RoleMaster}
 	cfg.MUPDATEListen = "127.0.0.1:0"
+	cfg.IMAPListen, cfg.AdminListen, cfg.GossipListen = "", "", ""
 	cfg.UsersFile = users
 	cfg.Admins = []string{cyrustest.MupdateUser}
+	return cfg, nil
+}
+
+// startRookery runs a fresh Rookery master with its data in dir.
+func startRookery(dir string, logger *slog.Logger) (*node.Node, error) {
+	cfg, err := rookeryConfig(dir, "rookery.bench")
+	if err != nil {
+		return nil, err
+	}
+	return startNode(cfg, logger)
+}
+
+// startReplica runs a Rookery replica of master (host:port) with its data
+// in dir; on a dir used before it starts from what it had synced.
+func startReplica(dir, master string, logger *slog.Logger) (*node.Node, error) {
+	cfg, err := rookeryConfig(dir, "rookery.replica")
+	if err != nil {
+		return nil, err
+	}
+	cfg.Roles = []node.Role{node.RoleReplica}
+	cfg.MUPDATEServer = master
+	cfg.MUPDATEAuthname, cfg.MUPDATEPassword = cyrustest.MupdateUser, cyrustest.MupdatePass
+	return startNode(cfg, logger)
+}
+
+func startNode(cfg node.Config, logger *slog.Logger) (*node.Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("mupdatebench: %w", err)
 	}
 	n, err := node.Start(cfg, logger)
 	if err != nil {
-		return nil, fmt.Errorf("mupdatebench: starting rookery: %w", err)
+		return nil, fmt.Errorf("mupdatebench: starting rookery %s: %w", cfg.Roles[0], err)
 	}
 	return n, nil
 }
 
-// freePort returns a loopback port that was free a moment ago; the
-// harness refuses it clearly if someone took it since.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("mupdatebench: free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// greetingVersion is the software and version a master announces in its
+// greetingVersion is the software and version a server announces in its
 // greeting.
 func greetingVersion(ctx context.Context, tg target) (string, error) {
 	c, done, err := dial(ctx, tg)
@@ -198,50 +294,4 @@ func greetingVersion(ctx context.Context, tg target) (string, error) {
 	defer done()
 	g := c.Greeting()
 	return g.Software + " " + g.Version, nil
-}
-
-// cpuModel is the first "model name" of /proc/cpuinfo, or "unknown CPU".
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for line := range strings.Lines(string(b)) {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-// fsType is the file system type of the mount holding path, from
-// /proc/self/mounts: both masters sync every write, so it matters.
-func fsType(path string) string {
-	b, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return "unknown file system"
-	}
-	best, typ := "", "unknown file system"
-	for line := range strings.Lines(string(b)) {
-		f := strings.Fields(line)
-		if len(f) < 3 {
-			continue
-		}
-		mnt := f[1]
-		under := path == mnt || strings.HasPrefix(path, strings.TrimSuffix(mnt, "/")+"/")
-		if under && len(mnt) >= len(best) {
-			best, typ = mnt, f[2]
-		}
-	}
-	return typ
-}
-
-// loadAvg is the one-minute load average: other work on the machine skews
-// every figure, and the table should show it.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
-		return f[0]
-	}
-	return "unknown"
 }

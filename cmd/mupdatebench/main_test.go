@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -75,14 +76,83 @@ func TestMeasureCancel(t *testing.T) {
 	}
 }
 
-func TestPercentile(t *testing.T) {
-	ds := []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
-	for q, want := range map[float64]time.Duration{0.5: 5, 0.99: 10, 1: 10, 0.1: 1} {
-		if got := percentile(ds, q); got != want {
-			t.Errorf("percentile(%v) = %v, want %v", q, got, want)
+// TestMeasureRookeryReplica runs the replica measurements, with small
+// sizes, on Rookery only: full sync, propagation through the replica and
+// the resume after a restart each produce a figure.
+func TestMeasureRookeryReplica(t *testing.T) {
+	master, err := startRookery(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	sz := replicaSizes{Entries: 3000, Propagation: 20, Changes: 30, Conns: 2, Window: 16}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := measureRookeryReplica(ctx, master, t.TempDir(), sz, nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Entries != 3000 || res.FullSync <= 0 || res.RestartStart <= 0 || res.Restart < res.RestartStart {
+		t.Errorf("results %+v", res)
+	}
+	if len(res.Propagation) != sz.Propagation || res.Propagation[0] <= 0 {
+		t.Errorf("propagation samples %v, want %d positive ones", res.Propagation, sz.Propagation)
+	}
+	if n := master.Store().Count(); n != 3050 {
+		t.Errorf("master holds %d mailboxes, want 3050", n)
+	}
+
+	var out bytes.Buffer
+	c := *res
+	c.Entries = 1000
+	printReplicaTable(&out, sz, res, &c)
+	got := out.String()
+	for _, want := range []string{"Rookery 3000 / Cyrus 1000 entries (s)", "1.00x", "restart after 30 master changes", "understates"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q:\n%s", want, got)
 		}
 	}
-	if got := percentile(nil, 0.5); got != 0 {
-		t.Errorf("percentile of nothing = %v", got)
+}
+
+// TestFindPropagation checks the Cyrus side's propagation by FIND polling
+// and the wait for a server's greeting, against a Rookery master.
+func TestFindPropagation(t *testing.T) {
+	n, err := startRookery(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	tg := rookeryTarget("Rookery", n.MUPDATEAddr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ds, err := findPropagation(ctx, tg, tg, names("user.f", 0, 3), time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 3 || ds[0] <= 0 {
+		t.Errorf("samples %v", ds)
+	}
+	if _, err := awaitFind(ctx, tg, "user.f2"); err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancelShort()
+	if _, err := awaitFind(short, tg, "user.missing"); err == nil {
+		t.Error("awaitFind found a mailbox that does not exist")
+	}
+}
+
+// TestProcessAge checks the age of this process against the time the test
+// has been running.
+func TestProcessAge(t *testing.T) {
+	age, at, err := processAge(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if age < 0 || age > 5*time.Minute || time.Since(at) > time.Minute {
+		t.Errorf("age %v at %v", age, at)
+	}
+	if _, _, err := processAge(-1); err == nil {
+		t.Error("no error for a process that does not exist")
 	}
 }

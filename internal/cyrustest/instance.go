@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -56,6 +57,10 @@ type Options struct {
 	Serverlist  []string          // frontend: backends for new top-level mailboxes
 	Conf        map[string]string // extra or overriding imapd.conf options
 	LMTPPreauth bool              // TCP lmtpd without LMTP AUTH
+	// ReadyTimeout bounds the wait for every listener to greet (default
+	// 30 s). A frontend greets on its mupdate port only once its slave has
+	// loaded the master's whole list, which takes longer for big lists.
+	ReadyTimeout time.Duration
 }
 
 func (o Options) args() []string {
@@ -86,6 +91,9 @@ func (o Options) args() []string {
 	if o.LMTPPreauth {
 		a = append(a, "--lmtp-preauth")
 	}
+	if o.ReadyTimeout > 0 {
+		a = append(a, "--timeout", strconv.Itoa(int(math.Ceil(o.ReadyTimeout.Seconds()))))
+	}
 	return a
 }
 
@@ -112,6 +120,9 @@ type Instance struct {
 
 	harness string
 	args    []string
+	// startTimeout bounds one murder.sh start: its readiness wait and the
+	// rest of its work.
+	startTimeout time.Duration
 
 	mu      sync.Mutex
 	stopped bool
@@ -202,7 +213,8 @@ func newInstance(role string, opt Options, logf func(string, ...any)) (*Instance
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("cyrustest: %w", err)
 	}
-	return &Instance{Role: role, Dir: dir, harness: harness, args: opt.args()}, nil
+	return &Instance{Role: role, Dir: dir, harness: harness, args: opt.args(),
+		startTimeout: harnessTimeout + opt.ReadyTimeout}, nil
 }
 
 func (i *Instance) start() error {
@@ -210,7 +222,7 @@ func (i *Instance) start() error {
 	i.mu.Lock()
 	i.stopped = false
 	i.mu.Unlock()
-	out, err := murder(i.harness, append([]string{"start", i.Role, i.Dir}, i.args...)...)
+	out, err := murderWithin(i.startTimeout, i.harness, append([]string{"start", i.Role, i.Dir}, i.args...)...)
 	if err != nil {
 		return err
 	}
@@ -262,12 +274,18 @@ func (i *Instance) Stop() error {
 // the mupdate master again.
 func (i *Instance) Restart(t testing.TB) {
 	t.Helper()
+	if err := i.Relaunch(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Relaunch is Restart for programs without testing.TB. After an error the
+// instance may be half-started; Close still cleans it up.
+func (i *Instance) Relaunch() error {
 	if err := i.Stop(); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if err := i.start(); err != nil {
-		t.Fatal(err)
-	}
+	return i.start()
 }
 
 // AddUser adds (or updates) a SASL user of the instance. With inbox set, a
@@ -347,7 +365,12 @@ func (i *Instance) cleanup(t testing.TB) {
 // murder runs the harness script and returns its stdout. Its stderr
 // (progress, and the tail of the logs when start fails) goes into the error.
 func murder(harness string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), harnessTimeout)
+	return murderWithin(harnessTimeout, harness, args...)
+}
+
+// murderWithin is murder with its own bound on the call.
+func murderWithin(timeout time.Duration, harness string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(harness, "murder.sh"), args...)
 	var stdout, stderr bytes.Buffer
