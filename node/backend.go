@@ -10,7 +10,9 @@ import (
 	"github.com/rookery/rookery/actors/pusher"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/imap"
+	"github.com/rookery/rookery/listeners/lmtp"
 	"github.com/rookery/rookery/listeners/mupdate"
+	"github.com/rookery/rookery/listeners/pop3"
 	"github.com/rookery/rookery/store/mailstore"
 )
 
@@ -90,7 +92,58 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 		return fmt.Errorf("node: imap listener: %w", err)
 	}
 	n.serve(func() error { return n.imap.Serve(n.imapLn) }, "imap")
+
+	if n.cfg.POP3Listen != "" {
+		n.pop3, err = pop3.NewServer(pop3.ServerConfig{
+			ServerName:       n.cfg.ServerName,
+			Store:            n.mail,
+			Login:            policy.Login,
+			IdleTimeout:      n.cfg.POP3IdleTimeout,
+			FailedLoginPause: n.cfg.FailedLoginPause,
+			Logger:           n.log.With("listener", "pop3"),
+		})
+		if err != nil {
+			return err
+		}
+		if n.pop3Ln, err = net.Listen("tcp", n.cfg.POP3Listen); err != nil {
+			return fmt.Errorf("node: pop3 listener: %w", err)
+		}
+		n.serve(func() error { return n.pop3.Serve(n.pop3Ln) }, "pop3")
+	}
+	if n.cfg.LMTPListen != "" {
+		n.lmtp, err = lmtp.NewServer(lmtp.ServerConfig{
+			ServerName:       n.cfg.ServerName,
+			Store:            n.mail,
+			Login:            policy.Login,
+			Admins:           n.cfg.ProxyServers,
+			RequireAuth:      n.cfg.LMTPRequireAuth,
+			Separator:        n.cfg.Separator,
+			MaxMessageSize:   n.cfg.MaxMessageSize,
+			FailedLoginPause: n.cfg.FailedLoginPause,
+			Logger:           n.log.With("listener", "lmtp"),
+		})
+		if err != nil {
+			return err
+		}
+		if n.lmtpLn, err = net.Listen("tcp", n.cfg.LMTPListen); err != nil {
+			return fmt.Errorf("node: lmtp listener: %w", err)
+		}
+		n.serve(func() error { return n.lmtp.Serve(n.lmtpLn) }, "lmtp")
+	}
 	return nil
+}
+
+// POP3Addr is the POP3 listener's address ("" when off).
+func (n *Node) POP3Addr() string { return addrOf(n.pop3Ln) }
+
+// LMTPAddr is the LMTP listener's address ("" when off).
+func (n *Node) LMTPAddr() string { return addrOf(n.lmtpLn) }
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
 }
 
 // pushRegistry sends a backend's mailbox changes through the pusher.
@@ -124,12 +177,7 @@ func (r *pushRegistry) Delete(ctx context.Context, name string) error {
 }
 
 // IMAPAddr is the IMAP listener's address ("" when off).
-func (n *Node) IMAPAddr() string {
-	if n.imapLn == nil {
-		return ""
-	}
-	return n.imapLn.Addr().String()
-}
+func (n *Node) IMAPAddr() string { return addrOf(n.imapLn) }
 
 // Mail is the backend's mail store (nil without the backend role).
 func (n *Node) Mail() *mailstore.Store { return n.mail }

@@ -69,6 +69,8 @@ func (n *Node) meta() membership.Meta {
 		Version: Version,
 		MUPDATE: n.MUPDATEAddr(),
 		IMAP:    n.IMAPAddr(),
+		POP3:    n.POP3Addr(),
+		LMTP:    n.LMTPAddr(),
 	}
 	for _, r := range knownRoles {
 		if n.cfg.Has(r) {
@@ -237,6 +239,12 @@ func (n *Node) refreshMetrics() {
 	}
 	if n.imap != nil {
 		m.IMAP.Connections.Set(float64(n.imap.Conns()))
+	}
+	if n.pop3 != nil {
+		m.POP3.Connections.Set(float64(n.pop3.Conns()))
+	}
+	if n.lmtp != nil {
+		m.LMTP.Connections.Set(float64(n.lmtp.Conns()))
 	}
 	if st, ok := n.ReplicaStatus(); ok {
 		m.ReplicaConnected.Set(boolFloat(st.Connected))

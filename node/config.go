@@ -66,6 +66,15 @@ type Config struct {
 
 	// IMAPListen is the IMAP listener address; empty turns it off.
 	IMAPListen string
+	// POP3Listen and LMTPListen are the backend's POP3 and LMTP listener
+	// addresses; empty turns them off ("pop3_listen", "lmtp_listen").
+	POP3Listen, LMTPListen string
+	// LMTPRequireAuth makes LMTP deliveries need AUTH PLAIN as an admin or
+	// proxy server; without it, anyone who reaches the LMTP listener may
+	// deliver, like Cyrus's lmtpd -a ("lmtp_require_auth").
+	LMTPRequireAuth bool
+	// POP3IdleTimeout ends idle POP3 sessions ("poptimeout", minutes).
+	POP3IdleTimeout time.Duration
 	// ProxyServers may log in to a backend for another user
 	// ("proxyservers"): frontends.
 	ProxyServers []string
@@ -141,6 +150,9 @@ func DefaultConfig() Config {
 		Roles:                 []Role{RoleAll},
 		MUPDATEListen:         "127.0.0.1:3905",
 		IMAPListen:            "127.0.0.1:1143",
+		POP3Listen:            "127.0.0.1:1110",
+		LMTPListen:            "127.0.0.1:2003",
+		POP3IdleTimeout:       10 * time.Minute,
 		AdminListen:           "127.0.0.1:9905",
 		ClusterName:           "rookery",
 		GossipPreset:          "lan",
@@ -278,6 +290,22 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 			c.AdminListen = v
 		case "imap_listen":
 			c.IMAPListen = v
+		case "pop3_listen":
+			c.POP3Listen = v
+		case "lmtp_listen":
+			c.LMTPListen = v
+		case "lmtp_require_auth":
+			b, err := parseBool(v)
+			if err != nil {
+				bad(k, v, err.Error())
+			}
+			c.LMTPRequireAuth = b
+		case "poptimeout":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				bad(k, v, "not a number of minutes")
+			}
+			c.POP3IdleTimeout = time.Duration(n) * time.Minute
 		case "proxyservers":
 			c.ProxyServers = strings.Fields(v)
 		case "unixhierarchysep":
@@ -429,7 +457,11 @@ func (c *Config) Validate() error {
 			problems = append(problems, "mupdate_authname: a backend needs credentials for its master")
 		}
 	}
-	for k, v := range map[string]string{"gossip_listen": c.GossipListen, "admin_listen": c.AdminListen} {
+	if c.Has(RoleBackend) && c.POP3IdleTimeout < time.Minute {
+		problems = append(problems, "poptimeout: must be at least 1 (minute)")
+	}
+	for k, v := range map[string]string{"gossip_listen": c.GossipListen, "admin_listen": c.AdminListen,
+		"pop3_listen": c.POP3Listen, "lmtp_listen": c.LMTPListen} {
 		if v == "" {
 			continue
 		}

@@ -24,7 +24,9 @@ import (
 	"github.com/rookery/rookery/listeners/admin"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/imap"
+	"github.com/rookery/rookery/listeners/lmtp"
 	"github.com/rookery/rookery/listeners/mupdate"
+	"github.com/rookery/rookery/listeners/pop3"
 	"github.com/rookery/rookery/store"
 	"github.com/rookery/rookery/store/mailstore"
 )
@@ -53,6 +55,10 @@ type Node struct {
 	mail      *mailstore.Store
 	imap      *imap.Server
 	imapLn    net.Listener
+	pop3      *pop3.Server
+	pop3Ln    net.Listener
+	lmtp      *lmtp.Server
+	lmtpLn    net.Listener
 	// servers counts listener goroutines, so Close can wait for them.
 	servers sync.WaitGroup
 
@@ -157,7 +163,7 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 		}
 	}
 	logger.Info("node started", "roles", cfg.Roles, "data", cfg.DataDir,
-		"mupdate", n.MUPDATEAddr(), "imap", n.IMAPAddr(), "gossip", n.gossipAddr, "admin", n.AdminAddr(), "mailboxes", n.store.Count(), "seq", n.store.LastSeq())
+		"mupdate", n.MUPDATEAddr(), "imap", n.IMAPAddr(), "pop3", n.POP3Addr(), "lmtp", n.LMTPAddr(), "gossip", n.gossipAddr, "admin", n.AdminAddr(), "mailboxes", n.store.Count(), "seq", n.store.LastSeq())
 	ok = true
 	return n, nil
 }
@@ -338,8 +344,16 @@ func (n *Node) close() error {
 	if n.imap != nil {
 		_ = n.imap.Close()
 	}
-	if n.imapLn != nil {
-		_ = n.imapLn.Close()
+	if n.pop3 != nil {
+		_ = n.pop3.Close()
+	}
+	if n.lmtp != nil {
+		_ = n.lmtp.Close()
+	}
+	for _, l := range []net.Listener{n.imapLn, n.pop3Ln, n.lmtpLn} {
+		if l != nil {
+			_ = l.Close()
+		}
 	}
 	n.poison(n.pusher, n.slave)
 	if n.mupdate != nil {

@@ -28,6 +28,8 @@ func testNode(t *testing.T, dir string, mutate ...func(*Config)) *Node {
 	cfg.Roles = []Role{RoleMaster}
 	cfg.MUPDATEListen = "127.0.0.1:0"
 	cfg.AdminListen = "127.0.0.1:0"
+	cfg.POP3Listen = "127.0.0.1:0"
+	cfg.LMTPListen = "127.0.0.1:0"
 	cfg.UsersFile = users
 	cfg.Admins = []string{"admin"}
 	cfg.FailedLoginPause = 0

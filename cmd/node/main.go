@@ -44,6 +44,8 @@ func run(args []string) int {
 	flagVar("data", "data", def.DataDir, "data folder")
 	flagVar("roles", "roles", "all", "comma-separated roles: master, replica, backend, or all (= master,backend)")
 	flagVar("imap", "imap_listen", def.IMAPListen, "IMAP listen address; empty turns it off")
+	flagVar("pop3", "pop3_listen", def.POP3Listen, "POP3 listen address (backend); empty turns it off")
+	flagVar("lmtp", "lmtp_listen", def.LMTPListen, "LMTP listen address (backend); empty turns it off")
 	flagVar("master", "mupdate_server", "", "the master a replica follows or a backend pushes to, host:port (mupdate_server)")
 	flagVar("mupdate", "mupdate_listen", def.MUPDATEListen, "MUPDATE listen address; empty turns it off")
 	flagVar("gossip", "gossip_listen", "", "gossip address host:port; empty: no cluster")

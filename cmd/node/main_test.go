@@ -37,7 +37,8 @@ func TestAllInOneStartsAndStopsCleanly(t *testing.T) {
 	bin := buildNode(t)
 	data := filepath.Join(t.TempDir(), "data")
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "--data", data, "--mupdate", addr, "--imap", freeAddr(t), "--admin", freeAddr(t))
+	cmd := exec.Command(bin, "--data", data, "--mupdate", addr, "--imap", freeAddr(t), "--admin", freeAddr(t),
+		"--pop3", freeAddr(t), "--lmtp", freeAddr(t))
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

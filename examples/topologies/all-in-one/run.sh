@@ -7,9 +7,10 @@ start)
     build
     rm -f "$STATE/topology.env"
     MUPDATE=127.0.0.1:$(free_port) IMAP=127.0.0.1:$(free_port) ADMIN=127.0.0.1:$(free_port)
-    start_node aio --mupdate "$MUPDATE" --imap "$IMAP" --admin "$ADMIN"
+    POP3=127.0.0.1:$(free_port) LMTP=127.0.0.1:$(free_port)
+    start_node aio --mupdate "$MUPDATE" --imap "$IMAP" --pop3 "$POP3" --lmtp "$LMTP" --admin "$ADMIN"
     wait_log aio "node started"
-    env_out "MUPDATE=$MUPDATE" "IMAP=$IMAP" "ADMIN=$ADMIN" "USERS=$STATE/aio/users"
+    env_out "MUPDATE=$MUPDATE" "IMAP=$IMAP" "POP3=$POP3" "LMTP=$LMTP" "ADMIN=$ADMIN" "USERS=$STATE/aio/users"
     ;;
 stop)
     stop_all

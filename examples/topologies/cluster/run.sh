@@ -23,7 +23,8 @@ start)
     for b in be1 be2; do
         imap=127.0.0.1:$(free_port)
         start_node "$b" "${common[@]}" --roles backend --gossip 127.0.0.1:$(free_port) --join "$SEED" \
-            --imap "$imap" --admin 127.0.0.1:$(free_port)
+            --imap "$imap" --pop3 127.0.0.1:$(free_port) --lmtp 127.0.0.1:$(free_port) \
+            --admin 127.0.0.1:$(free_port)
         env_out "$(echo "$b" | tr a-z A-Z)_IMAP=$imap"
     done
     REPLICA=127.0.0.1:$(free_port)

@@ -1,0 +1,699 @@
+package lmtp
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rookery/rookery/listeners/auth"
+	"github.com/rookery/rookery/listeners/frontend"
+	"github.com/rookery/rookery/store"
+)
+
+// Limits bound what one LMTP client may cost. Zero values take the
+// defaults.
+type Limits struct {
+	// MaxLine is the longest command line. Default 4096.
+	MaxLine int
+	// MaxMessageSize is the largest message accepted ("maxmessagesize"),
+	// advertised with SIZE. Default 256 MiB.
+	MaxMessageSize int64
+	// MaxConns caps concurrent connections. Default 1000.
+	MaxConns int
+	// IdleTimeout ends a connection whose client sends nothing for this
+	// long. Default 5 minutes.
+	IdleTimeout time.Duration
+	// ConnectTimeout bounds connecting and logging in to a backend.
+	// Default 10 s.
+	ConnectTimeout time.Duration
+	// BackendTimeout bounds each wait for a backend
+	// ("lmtptxn_timeout"). Default 5 minutes.
+	BackendTimeout time.Duration
+	// FailedLoginPause delays the answer to a failed AUTH.
+	FailedLoginPause time.Duration
+	// SpoolMemory is how much of a message going to several backends is
+	// kept in memory; beyond it the message is spooled to a file in
+	// TempDir. Default 1 MiB.
+	SpoolMemory int64
+	// TempDir holds spool files; empty means os.TempDir().
+	TempDir string
+}
+
+func (l *Limits) setDefaults() {
+	if l.MaxLine <= 0 {
+		l.MaxLine = 4096
+	}
+	if l.MaxMessageSize <= 0 {
+		l.MaxMessageSize = 256 << 20
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = 1000
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = 5 * time.Minute
+	}
+	if l.ConnectTimeout <= 0 {
+		l.ConnectTimeout = 10 * time.Second
+	}
+	if l.BackendTimeout <= 0 {
+		l.BackendTimeout = 5 * time.Minute
+	}
+	if l.SpoolMemory <= 0 {
+		l.SpoolMemory = 1 << 20
+	}
+}
+
+// ProxyConfig is what an LMTP frontend needs.
+type ProxyConfig struct {
+	// ServerName is the node's name, shown in the greeting and LHLO.
+	ServerName string
+	// DB is the node's mailbox list, where recipients' INBOXes are found.
+	DB *store.DB
+	// Kick, if set, makes the node's replica catch up with its master;
+	// the proxy calls it when a recipient's INBOX is missing.
+	Kick func(context.Context) error
+	// Resolve maps a server name to its addresses; nil means
+	// frontend.CyrusResolve.
+	Resolve frontend.Resolver
+	// Users and Admins check LMTP AUTH: only admins may deliver
+	// ("lmtp_admins").
+	Users  *auth.Users
+	Admins []string
+	// Preauth lets clients deliver without AUTH (Cyrus's lmtpd -a, or a
+	// listener on a UNIX socket only the MTA can reach).
+	Preauth bool
+	// Proxy is how the frontend logs in to backends (without an
+	// authorization id: backends must list it in lmtp_admins).
+	Proxy auth.ProxyCredentials
+	// TLS enables STARTTLS.
+	TLS    *tls.Config
+	Limits Limits
+	Logger *slog.Logger // nil discards
+}
+
+// Proxy is an LMTP frontend: each recipient goes to the backend that
+// holds its INBOX ("user.<local part>", "+detail" ignored), with a reply
+// per recipient, and the message is streamed to each backend.
+type Proxy struct {
+	cfg    ProxyConfig
+	log    *slog.Logger
+	table  frontend.Table
+	acc    *frontend.Acceptor
+	nextID atomic.Uint64
+}
+
+// NewProxy checks cfg and returns a proxy that has not started listening.
+func NewProxy(cfg ProxyConfig) (*Proxy, error) {
+	if cfg.DB == nil || (cfg.Users == nil && !cfg.Preauth) {
+		return nil, errors.New("lmtp: proxy config needs DB and, without Preauth, Users")
+	}
+	if cfg.Resolve == nil {
+		cfg.Resolve = frontend.CyrusResolve
+	}
+	if cfg.Proxy.Authname == "" {
+		cfg.Proxy.Authname = "proxy"
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = "rookery"
+	}
+	cfg.Limits.setDefaults()
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Proxy{cfg: cfg, log: log, table: frontend.Table{DB: cfg.DB, Kick: cfg.Kick},
+		acc: frontend.NewAcceptor("lmtp", cfg.Limits.MaxConns, "421 4.3.2 Too many connections\r\n", log)}, nil
+}
+
+// Serve accepts clients on ln until Close.
+func (p *Proxy) Serve(ln net.Listener) error {
+	return p.acc.Serve(ln, func(c net.Conn) {
+		s := &session{p: p, log: p.log.With("conn", p.nextID.Add(1), "remote", c.RemoteAddr().String()),
+			backends: map[string]*lmtpBackend{}}
+		s.setConn(c)
+		stop := context.AfterFunc(p.acc.Context(), func() { _ = c.SetReadDeadline(time.Now()) })
+		defer stop()
+		s.serve()
+	})
+}
+
+// Close stops listening and ends every connection.
+func (p *Proxy) Close() error {
+	p.acc.Close()
+	return nil
+}
+
+// Replies the proxy makes itself.
+const (
+	replyUnavailable = "4.4.3 Server(s) unavailable to complete operation"
+	replyRetry       = "4.3.0 Retry operation"
+)
+
+type session struct {
+	p    *Proxy
+	log  *slog.Logger
+	conn net.Conn
+	r    *Reader
+	w    *Writer
+	tls  bool
+
+	lhlo     bool
+	authed   bool
+	from     string   // MAIL FROM path; set means a transaction is open
+	fromArgs []string // MAIL parameters passed on
+	rcpts    []rcpt
+	backends map[string]*lmtpBackend
+}
+
+// rcpt is an accepted recipient.
+type rcpt struct {
+	addr    string
+	backend *lmtpBackend
+}
+
+func (s *session) setConn(c net.Conn) {
+	s.conn = c
+	s.r = NewReader(bufio.NewReaderSize(c, 4096), s.p.cfg.Limits.MaxLine)
+	s.w = NewWriter(bufio.NewWriterSize(c, 4096))
+	_, s.tls = c.(*tls.Conn)
+}
+
+func (s *session) serve() {
+	defer s.closeBackends()
+	s.w.Reply(220, s.p.cfg.ServerName+" Rookery LMTP proxy ready")
+	for {
+		// Replies to pipelined commands go out together (RFC 2920).
+		if s.r.Buffered() == 0 {
+			_ = s.conn.SetWriteDeadline(time.Now().Add(s.p.cfg.Limits.IdleTimeout))
+			if err := s.w.Flush(); err != nil {
+				return
+			}
+		}
+		_ = s.conn.SetReadDeadline(time.Now().Add(s.p.cfg.Limits.IdleTimeout))
+		cmd, err := s.r.ReadCommand()
+		if errors.Is(err, ErrLineTooLong) {
+			s.w.Reply(500, "5.5.2 Line too long")
+			continue
+		}
+		if err != nil {
+			if s.p.acc.Context().Err() != nil {
+				s.w.Reply(421, "4.3.2 Server shutting down")
+				_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+				_ = s.w.Flush()
+			}
+			return
+		}
+		if quit := s.command(cmd); quit {
+			_ = s.w.Flush()
+			return
+		}
+	}
+}
+
+// command runs one command; it reports whether the session ends.
+func (s *session) command(cmd Command) bool {
+	switch cmd.Verb {
+	case "LHLO":
+		s.lhloCmd(cmd.Arg)
+	case "HELO", "EHLO":
+		s.w.Reply(500, "5.5.1 This is LMTP: use LHLO")
+	case "STARTTLS":
+		return s.startTLS()
+	case "AUTH":
+		return s.authCmd(cmd.Arg)
+	case "MAIL":
+		s.mail(cmd.Arg)
+	case "RCPT":
+		s.rcpt(cmd.Arg)
+	case "DATA":
+		return s.data()
+	case "RSET":
+		s.reset()
+		s.w.Reply(250, "2.0.0 ok")
+	case "NOOP":
+		s.w.Reply(250, "2.0.0 ok")
+	case "VRFY":
+		s.w.Reply(252, "2.5.2 Cannot VRFY user, but will accept message and attempt delivery")
+	case "QUIT":
+		s.w.Reply(221, "2.0.0 bye")
+		return true
+	default:
+		s.w.Reply(500, "5.5.2 Unrecognized command")
+	}
+	return false
+}
+
+func (s *session) lhloCmd(arg string) {
+	if strings.TrimSpace(arg) == "" {
+		s.w.Reply(501, "5.5.4 Domain name required")
+		return
+	}
+	s.reset()
+	s.lhlo = true
+	lines := []string{s.p.cfg.ServerName, "8BITMIME", "ENHANCEDSTATUSCODES", "PIPELINING",
+		"SIZE " + strconv.FormatInt(s.p.cfg.Limits.MaxMessageSize, 10)}
+	if s.p.cfg.TLS != nil && !s.tls {
+		lines = append(lines, "STARTTLS")
+	}
+	if !s.p.cfg.Preauth && !s.authed {
+		lines = append(lines, "AUTH PLAIN")
+	}
+	s.w.Reply(250, lines...)
+}
+
+func (s *session) startTLS() bool {
+	if s.p.cfg.TLS == nil || s.tls {
+		s.w.Reply(502, "5.5.1 STARTTLS not available")
+		return false
+	}
+	s.w.Reply(220, "2.0.0 Ready to start TLS")
+	if err := s.w.Flush(); err != nil {
+		return true
+	}
+	if s.r.Buffered() > 0 {
+		return true // plaintext injected after STARTTLS
+	}
+	tc := tls.Server(s.conn, s.p.cfg.TLS)
+	_ = tc.SetDeadline(time.Now().Add(s.p.cfg.Limits.ConnectTimeout))
+	if err := tc.Handshake(); err != nil {
+		s.log.Debug("lmtp: TLS handshake failed", "err", err)
+		return true
+	}
+	_ = tc.SetDeadline(time.Time{})
+	s.setConn(tc)
+	s.lhlo = false
+	s.reset()
+	return false
+}
+
+// authCmd handles AUTH PLAIN; only admins may deliver.
+func (s *session) authCmd(arg string) bool {
+	mech, ir, _ := strings.Cut(arg, " ")
+	switch {
+	case s.p.cfg.Preauth || s.authed:
+		s.w.Reply(503, "5.5.1 Already authenticated")
+		return false
+	case s.from != "":
+		s.w.Reply(503, "5.5.1 AUTH not allowed in a transaction")
+		return false
+	case !strings.EqualFold(mech, "PLAIN"):
+		s.w.Reply(504, "5.5.4 Unsupported mechanism")
+		return false
+	}
+	if ir == "" {
+		s.w.Reply(334, "")
+		if err := s.w.Flush(); err != nil {
+			return true
+		}
+		line, err := s.r.ReadLine()
+		if err != nil {
+			return true
+		}
+		ir = line
+	}
+	if ir == "*" {
+		s.w.Reply(501, "5.7.0 Authentication cancelled")
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(ir)
+	parts := strings.Split(string(raw), "\x00")
+	if err != nil || len(parts) != 3 {
+		s.w.Reply(501, "5.5.2 Invalid PLAIN message")
+		return false
+	}
+	authzid, authcid, pass := parts[0], parts[1], parts[2]
+	if (authzid != "" && authzid != authcid) || s.p.cfg.Users.Verify(authcid, pass) != nil ||
+		!slices.Contains(s.p.cfg.Admins, authcid) {
+		s.log.Info("lmtp: authentication failed", "user", authcid)
+		if pause := s.p.cfg.Limits.FailedLoginPause; pause > 0 {
+			time.Sleep(pause)
+		}
+		s.w.Reply(535, "5.7.8 Authentication failed")
+		return false
+	}
+	s.authed = true
+	s.log = s.log.With("user", authcid)
+	s.w.Reply(235, "2.7.0 Authentication successful")
+	return false
+}
+
+// reset ends the transaction; backends still in one get RSET at their
+// next MAIL.
+func (s *session) reset() {
+	s.from, s.fromArgs, s.rcpts = "", nil, nil
+}
+
+func (s *session) mail(arg string) {
+	switch {
+	case !s.lhlo:
+		s.w.Reply(503, "5.5.1 LHLO first")
+		return
+	case !s.p.cfg.Preauth && !s.authed:
+		s.w.Reply(530, "5.7.0 Authentication required")
+		return
+	case s.from != "":
+		s.w.Reply(503, "5.5.1 Nested MAIL command")
+		return
+	}
+	from, params, err := ParsePath(arg, "FROM")
+	if err != nil {
+		s.w.Reply(501, "5.5.4 Syntax: MAIL FROM:<address>")
+		return
+	}
+	var pass []string
+	for _, p := range params {
+		k, v, _ := strings.Cut(p, "=")
+		switch strings.ToUpper(k) {
+		case "SIZE":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				s.w.Reply(501, "5.5.4 Bad SIZE")
+				return
+			}
+			if n > s.p.cfg.Limits.MaxMessageSize {
+				s.w.Reply(552, "5.3.4 Message size exceeds fixed limit")
+				return
+			}
+			pass = append(pass, p)
+		case "BODY":
+			pass = append(pass, p)
+		}
+	}
+	// "<>" is a valid reverse path; keep something non-empty to mark
+	// the transaction open.
+	s.from, s.fromArgs = "<"+from+">", pass
+	s.w.Reply(250, "2.1.0 ok")
+}
+
+// rcpt routes a recipient to the backend holding its INBOX and asks that
+// backend at once, so the reply is the backend's own.
+func (s *session) rcpt(arg string) {
+	if s.from == "" {
+		s.w.Reply(503, "5.5.1 Need MAIL command")
+		return
+	}
+	addr, _, err := ParsePath(arg, "TO")
+	if err != nil || addr == "" {
+		s.w.Reply(501, "5.5.4 Syntax: RCPT TO:<address>")
+		return
+	}
+	local, _, _ := strings.Cut(addr, "@")
+	user, _, _ := strings.Cut(local, "+")
+	user = strings.ToLower(user)
+	if user == "" {
+		s.w.Reply(550, "5.1.1 User unknown")
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.p.acc.Context(), s.p.cfg.Limits.ConnectTimeout)
+	e, err := s.p.table.Lookup(ctx, frontend.UserInbox(user))
+	cancel()
+	switch {
+	case errors.Is(err, frontend.ErrNoMailbox):
+		s.w.Reply(550, "5.1.1 User unknown")
+		return
+	case errors.Is(err, frontend.ErrReserved):
+		s.w.Reply(451, "4.2.1 Mailbox is currently reserved")
+		return
+	case err != nil:
+		s.log.Error("lmtp: reading the mailbox list", "err", err)
+		s.w.Reply(451, replyRetry)
+		return
+	}
+	b, err := s.backend(e.Server())
+	if err != nil {
+		s.log.Warn("lmtp: backend unavailable", "backend", e.Server(), "err", err)
+		s.w.Reply(451, replyUnavailable)
+		return
+	}
+	rep, err := b.rcpt(s.from, s.fromArgs, addr)
+	if err != nil {
+		s.log.Warn("lmtp: backend failed", "backend", b.server, "err", err)
+		s.dropBackend(b)
+		s.w.Reply(451, replyUnavailable)
+		return
+	}
+	switch {
+	case rep.Positive():
+		s.rcpts = append(s.rcpts, rcpt{addr: addr, backend: b})
+		s.w.Reply(250, "2.1.5 ok")
+	case rep.Code == 550:
+		// Our mailbox list says the user is there: it is stale, so
+		// the MTA should retry rather than bounce.
+		s.w.Reply(451, replyRetry)
+	default:
+		s.w.Reply(rep.Code, rep.Lines...)
+	}
+}
+
+// data reads the message once and hands it to each backend with
+// recipients: streamed straight through when there is one, spooled (in
+// memory up to Limits.SpoolMemory, then in a file) when there are
+// several. It reports whether the session must end.
+func (s *session) data() bool {
+	if len(s.rcpts) == 0 {
+		s.w.Reply(503, "5.5.1 No valid recipients")
+		return false
+	}
+	defer s.reset()
+	var groups []*lmtpBackend
+	for _, r := range s.rcpts {
+		if !slices.Contains(groups, r.backend) {
+			groups = append(groups, r.backend)
+		}
+	}
+	replies := map[*lmtpBackend][]Reply{}
+	if len(groups) == 1 {
+		b := groups[0]
+		rep, err := b.startData()
+		if err != nil || !rep.Positive() {
+			return s.refuseData(b, rep, err)
+		}
+		s.w.Reply(354, "Go ahead; end with <CRLF>.<CRLF>")
+		if err := s.w.Flush(); err != nil {
+			return true
+		}
+		reps, cerr, berr := s.copyMessage(b)
+		if cerr != nil {
+			s.dropBackend(b)
+			return s.clientDataError(cerr)
+		}
+		if berr != nil {
+			s.log.Warn("lmtp: backend failed during DATA", "backend", b.server, "err", berr)
+			s.dropBackend(b)
+		}
+		replies[b] = reps
+	} else {
+		s.w.Reply(354, "Go ahead; end with <CRLF>.<CRLF>")
+		if err := s.w.Flush(); err != nil {
+			return true
+		}
+		sp, err := s.spool()
+		if err != nil {
+			return s.clientDataError(err)
+		}
+		defer sp.Close()
+		for _, b := range groups {
+			reps, err := b.deliver(sp)
+			if err != nil {
+				s.log.Warn("lmtp: backend failed during DATA", "backend", b.server, "err", err)
+				s.dropBackend(b)
+			}
+			replies[b] = reps
+		}
+	}
+	// One reply per accepted recipient, in order; each backend answers
+	// its own recipients in order.
+	next := map[*lmtpBackend]int{}
+	for _, r := range s.rcpts {
+		i := next[r.backend]
+		next[r.backend]++
+		if reps := replies[r.backend]; i < len(reps) {
+			s.writeReply(reps[i])
+		} else {
+			s.w.Reply(451, replyUnavailable)
+		}
+	}
+	return false
+}
+
+// refuseData answers DATA when the only backend will not take it: the
+// client sends no data then.
+func (s *session) refuseData(b *lmtpBackend, rep Reply, err error) bool {
+	if err != nil {
+		s.log.Warn("lmtp: backend failed at DATA", "backend", b.server, "err", err)
+		s.dropBackend(b)
+		s.w.Reply(451, replyUnavailable)
+		return false
+	}
+	s.writeReply(rep)
+	return false
+}
+
+// writeReply passes a backend's reply on as it is.
+func (s *session) writeReply(rep Reply) { s.w.Reply(rep.Code, rep.Lines...) }
+
+// clientDataError answers a message that could not be read whole; only
+// a too large message leaves the session usable.
+func (s *session) clientDataError(err error) bool {
+	if errors.Is(err, errTooBig) {
+		for range s.rcpts {
+			s.w.Reply(552, "5.3.4 Message size exceeds fixed limit")
+		}
+		return false
+	}
+	s.log.Debug("lmtp: reading message data failed", "err", err)
+	return true
+}
+
+var errTooBig = errors.New("lmtp: message too large")
+
+// limited reads the client's message, failing with errTooBig past the
+// size limit (after reading the rest, so the session stays in step).
+type limited struct {
+	s    *session
+	r    io.Reader
+	left int64
+}
+
+func (l *limited) Read(p []byte) (int, error) {
+	_ = l.s.conn.SetReadDeadline(time.Now().Add(l.s.p.cfg.Limits.IdleTimeout))
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		if _, derr := io.Copy(io.Discard, l.r); derr != nil {
+			return n, derr
+		}
+		return n, errTooBig
+	}
+	return n, err
+}
+
+func (s *session) message() io.Reader {
+	return &limited{s: s, r: s.r.DotReader(), left: s.p.cfg.Limits.MaxMessageSize}
+}
+
+// copyMessage streams the client's message to b (after its 354) and
+// reads b's replies. Client errors come back as cerr; if b fails, the
+// rest of the message is still read.
+func (s *session) copyMessage(b *lmtpBackend) (reps []Reply, cerr, berr error) {
+	dw := b.w.DotWriter()
+	bufp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bufp)
+	buf := *bufp
+	src := s.message()
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && berr == nil {
+			b.deadline()
+			if _, werr := dw.Write(buf[:n]); werr != nil {
+				berr = werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			// The backend has part of a message: it cannot be used again.
+			b.conn.Close()
+			return nil, err, errors.New("message aborted")
+		}
+	}
+	if berr != nil {
+		return nil, nil, berr
+	}
+	if err := dw.Close(); err != nil {
+		return nil, nil, err
+	}
+	reps, err := b.dataReplies()
+	return reps, nil, err
+}
+
+// spooled is a message held for several backends.
+type spooled interface {
+	io.ReadSeeker
+	io.Closer
+}
+
+// spool reads the client's message into memory, moving to a temporary
+// file once it outgrows Limits.SpoolMemory.
+func (s *session) spool() (spooled, error) {
+	src := s.message()
+	mem := make([]byte, 0, 64<<10)
+	for int64(len(mem)) <= s.p.cfg.Limits.SpoolMemory {
+		if len(mem) == cap(mem) {
+			mem = slices.Grow(mem, len(mem))
+		}
+		n, err := src.Read(mem[len(mem):cap(mem)])
+		mem = mem[:len(mem)+n]
+		if errors.Is(err, io.EOF) {
+			return memSpool{strings.NewReader(string(mem))}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	f, err := os.CreateTemp(s.p.cfg.Limits.TempDir, "rookery-lmtp-*")
+	if err != nil {
+		s.log.Error("lmtp: cannot spool", "err", err)
+		_, _ = io.Copy(io.Discard, src)
+		return nil, fmt.Errorf("lmtp: spool: %w", err)
+	}
+	// Unlinked at once: the file goes away with its last descriptor.
+	_ = os.Remove(f.Name())
+	if _, err := f.Write(mem); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := io.Copy(f, src); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+type memSpool struct{ *strings.Reader }
+
+func (memSpool) Close() error { return nil }
+
+func (s *session) backend(server string) (*lmtpBackend, error) {
+	if b := s.backends[server]; b != nil {
+		return b, nil
+	}
+	_, _, addr, ok := s.p.cfg.Resolve(server)
+	if !ok {
+		return nil, fmt.Errorf("lmtp: unknown server %q", server)
+	}
+	cfg := &s.p.cfg
+	b, err := dialBackend(s.p.acc.Context(), server, addr, cfg.ServerName, cfg.Proxy.Authname,
+		cfg.Proxy.PasswordFor(server), cfg.Limits.ConnectTimeout, cfg.Limits.BackendTimeout)
+	if err != nil {
+		return nil, err
+	}
+	s.backends[server] = b
+	return b, nil
+}
+
+func (s *session) dropBackend(b *lmtpBackend) {
+	b.conn.Close()
+	if s.backends[b.server] == b {
+		delete(s.backends, b.server)
+	}
+}
+
+func (s *session) closeBackends() {
+	for _, b := range s.backends {
+		b.quit()
+	}
+}

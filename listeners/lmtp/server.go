@@ -1,0 +1,695 @@
+package lmtp
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rookery/rookery/listeners/auth"
+	"github.com/rookery/rookery/listeners/frontend"
+	"github.com/rookery/rookery/store/mailstore"
+)
+
+// ServerConfig is what a backend LMTP listener needs from its node. Zero
+// values take the defaults given.
+type ServerConfig struct {
+	ServerName string // in the greeting, LHLO and Received
+	Store      *mailstore.Store
+	// Login checks AUTH PLAIN credentials; auth.MailPolicy.Login fits.
+	// Nil offers no AUTH.
+	Login func(authzid, authcid, password string) (auth.Identity, error)
+	// Admins may deliver once authenticated, besides the identities Login
+	// marks Admin (Cyrus's lmtp_admins). A node lists its proxyservers
+	// here, so that frontends (which log in without an authorization id)
+	// can deliver. Anyone else is refused at AUTH.
+	Admins []string
+	// RequireAuth refuses MAIL until a client has authenticated. Off by
+	// default: LMTP, like Cyrus's lmtpd -a, then trusts whoever can reach
+	// the listener, so the listener must be reachable only by the MTAs and
+	// frontends meant to deliver (loopback, a private network, or a UNIX
+	// socket).
+	RequireAuth bool
+	// Separator is the hierarchy separator of the addresses'
+	// "+detail" part: '.' (default) or '/' (Cyrus's unixhierarchysep), as
+	// the IMAP listener's.
+	Separator byte
+
+	// MaxMessageSize caps a message, advertised with SIZE; default
+	// 100 MiB.
+	MaxMessageSize int64
+	// MaxRecipients caps the recipients of one transaction; default 1000.
+	MaxRecipients int
+	// MaxLine caps a command line; default 4096.
+	MaxLine int
+	// MaxConns caps connections; default 1000.
+	MaxConns int
+	// IdleTimeout ends a connection that sends nothing for this long,
+	// within a message too; default 5 minutes.
+	IdleTimeout time.Duration
+	// WriteTimeout ends a connection that does not read its replies;
+	// default 60 s.
+	WriteTimeout time.Duration
+	// FailedLoginPause delays the reply to a failed AUTH; default 3 s,
+	// negative for none.
+	FailedLoginPause time.Duration
+	Logger           *slog.Logger // nil discards
+}
+
+// Server is a backend's LMTP service (RFC 2033): it delivers each
+// recipient's copy of a message into the recipient's INBOX
+// ("user.<name>"), or into "user.<name>.<detail>" for "name+detail" when
+// that mailbox exists and its ACL gives "anyone" the post right "p"
+// (Cyrus's rule), with one reply per recipient. A message is streamed into
+// the store once and shared by every recipient; each 250 is sent only
+// after the delivery is on disk.
+type Server struct {
+	cfg    ServerConfig
+	log    *slog.Logger
+	acc    *frontend.Acceptor
+	nextID atomic.Uint64
+}
+
+// NewServer checks cfg and returns a server that has not started
+// listening.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("lmtp: server config needs Store")
+	}
+	if cfg.RequireAuth && cfg.Login == nil {
+		return nil, errors.New("lmtp: RequireAuth needs Login")
+	}
+	switch cfg.Separator {
+	case 0:
+		cfg.Separator = '.'
+	case '.', '/':
+	default:
+		return nil, errors.New("lmtp: separator is neither '.' nor '/'")
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = "rookery"
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = 100 << 20
+	}
+	if cfg.MaxRecipients <= 0 {
+		cfg.MaxRecipients = 1000
+	}
+	if cfg.MaxLine <= 0 {
+		cfg.MaxLine = 4096
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 1000
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 5 * time.Minute
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 60 * time.Second
+	}
+	if cfg.FailedLoginPause == 0 {
+		cfg.FailedLoginPause = 3 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, log: log,
+		acc: frontend.NewAcceptor("lmtp", cfg.MaxConns, "421 4.3.2 Too many connections\r\n", log)}, nil
+}
+
+// Serve accepts connections on ln until Close.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.acc.Serve(ln, s.serveConn)
+}
+
+// Close stops accepting and ends every connection. A message being read
+// is dropped (its client got no 250); deliveries being written finish
+// first.
+func (s *Server) Close() error {
+	s.acc.Close()
+	return nil
+}
+
+// Conns is the number of open connections.
+func (s *Server) Conns() int { return s.acc.Conns() }
+
+// serverConn gives every read the idle timeout and every write the write
+// timeout, and fails both once the server is closing.
+type serverConn struct {
+	net.Conn
+	ctx         context.Context
+	read, write time.Duration
+}
+
+func (c *serverConn) Read(p []byte) (int, error) {
+	_ = c.Conn.SetReadDeadline(time.Now().Add(c.read))
+	// Checked after setting the deadline: Close's own deadline, set
+	// after the cancel, then wins whichever runs first.
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *serverConn) Write(p []byte) (int, error) {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.write))
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
+
+// serverSession is one client of the backend LMTP server; its goroutine
+// alone reads and writes the connection.
+type serverSession struct {
+	srv    *Server
+	remote string
+	r      *Reader
+	w      *Writer
+	log    *slog.Logger
+
+	helo   string // LHLO argument; empty before LHLO
+	authed bool
+	// The transaction: open once MAIL is accepted.
+	inTxn bool
+	from  string
+	size  int64 // MAIL's SIZE, 0 if not given
+	rcpts []serverRcpt
+}
+
+// serverRcpt is an accepted recipient.
+type serverRcpt struct {
+	addr   string
+	user   string
+	detail string // after '+', may be empty
+}
+
+// Replies shared by several paths.
+const (
+	replyTempFail  = "4.3.0 Temporary failure, try again later"
+	replyOverQuota = "4.2.2 Over quota"
+	replyUnknown   = "5.1.1 User unknown"
+	replyTooBig    = "5.3.4 Message size exceeds fixed limit"
+)
+
+func (s *Server) serveConn(c net.Conn) {
+	ctx := s.acc.Context()
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
+	defer stop()
+	sc := &serverConn{Conn: c, ctx: ctx, read: s.cfg.IdleTimeout, write: s.cfg.WriteTimeout}
+	ss := &serverSession{
+		srv:    s,
+		remote: c.RemoteAddr().String(),
+		r:      NewReader(bufio.NewReaderSize(sc, 32<<10), s.cfg.MaxLine),
+		w:      NewWriter(bufio.NewWriterSize(sc, 4096)),
+		log:    s.log.With("conn", s.nextID.Add(1), "remote", c.RemoteAddr().String()),
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			ss.log.Error("lmtp: panic in session", "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	ss.w.Reply(220, s.cfg.ServerName+" Rookery LMTP server ready")
+	for {
+		// Replies to pipelined commands go out together (RFC 2920).
+		if ss.r.Buffered() == 0 {
+			if err := ss.w.Flush(); err != nil {
+				return
+			}
+		}
+		cmd, err := ss.r.ReadCommand()
+		if errors.Is(err, ErrLineTooLong) {
+			ss.w.Reply(500, "5.5.2 Line too long")
+			continue
+		}
+		if err != nil {
+			ss.hangUp(err)
+			return
+		}
+		if ss.command(cmd) {
+			_ = ss.w.Flush()
+			return
+		}
+	}
+}
+
+// hangUp tells a client that was idle too long why the session ends.
+// Once the server is closing, the connection fails all I/O: the client
+// just sees it close.
+func (ss *serverSession) hangUp(err error) {
+	if !errors.Is(err, os.ErrDeadlineExceeded) || ss.srv.acc.Context().Err() != nil {
+		return
+	}
+	ss.log.Info("lmtp: idle timeout")
+	ss.w.Reply(421, "4.4.2 Idle timeout")
+	_ = ss.w.Flush()
+}
+
+// command runs one command; it reports whether the session ends.
+func (ss *serverSession) command(cmd Command) bool {
+	switch cmd.Verb {
+	case "LHLO":
+		ss.lhlo(cmd.Arg)
+	case "HELO", "EHLO":
+		ss.w.Reply(500, "5.5.1 This is LMTP: use LHLO")
+	case "AUTH":
+		return ss.auth(cmd.Arg)
+	case "MAIL":
+		ss.mail(cmd.Arg)
+	case "RCPT":
+		ss.rcpt(cmd.Arg)
+	case "DATA":
+		return ss.data()
+	case "RSET":
+		ss.reset()
+		ss.w.Reply(250, "2.0.0 Ok")
+	case "NOOP":
+		ss.w.Reply(250, "2.0.0 Ok")
+	case "VRFY":
+		ss.w.Reply(252, "2.5.2 Cannot VRFY user, but will accept message and attempt delivery")
+	case "QUIT":
+		ss.w.Reply(221, "2.0.0 Bye")
+		return true
+	default:
+		ss.w.Reply(500, "5.5.2 Unrecognized command")
+	}
+	return false
+}
+
+func (ss *serverSession) reset() {
+	ss.inTxn, ss.from, ss.size, ss.rcpts = false, "", 0, nil
+}
+
+func (ss *serverSession) lhlo(arg string) {
+	arg = strings.TrimSpace(arg)
+	if arg == "" {
+		ss.w.Reply(501, "5.5.4 Syntax: LHLO hostname")
+		return
+	}
+	ss.reset()
+	ss.helo = arg
+	cfg := &ss.srv.cfg
+	lines := []string{cfg.ServerName, "8BITMIME", "ENHANCEDSTATUSCODES", "PIPELINING",
+		"SIZE " + strconv.FormatInt(cfg.MaxMessageSize, 10)}
+	if cfg.Login != nil && !ss.authed {
+		lines = append(lines, "AUTH PLAIN")
+	}
+	ss.w.Reply(250, lines...)
+}
+
+// auth is AUTH PLAIN (RFC 4954); only admins may deliver.
+func (ss *serverSession) auth(arg string) bool {
+	cfg := &ss.srv.cfg
+	mech, ir, _ := strings.Cut(arg, " ")
+	switch {
+	case cfg.Login == nil:
+		ss.w.Reply(502, "5.5.1 AUTH not available")
+		return false
+	case ss.helo == "":
+		ss.w.Reply(503, "5.5.1 LHLO first")
+		return false
+	case ss.authed:
+		ss.w.Reply(503, "5.5.1 Already authenticated")
+		return false
+	case ss.inTxn:
+		ss.w.Reply(503, "5.5.1 AUTH not allowed in a transaction")
+		return false
+	case !strings.EqualFold(mech, "PLAIN"):
+		ss.w.Reply(504, "5.5.4 Unsupported mechanism")
+		return false
+	}
+	if ir == "" {
+		ss.w.Reply(334, "")
+		if err := ss.w.Flush(); err != nil {
+			return true
+		}
+		line, err := ss.r.ReadLine()
+		if errors.Is(err, ErrLineTooLong) {
+			ss.w.Reply(500, "5.5.2 Line too long")
+			return false
+		}
+		if err != nil {
+			return true
+		}
+		ir = line
+	}
+	switch ir {
+	case "*":
+		ss.w.Reply(501, "5.7.0 Authentication cancelled")
+		return false
+	case "=":
+		ir = ""
+	}
+	raw, err := base64.StdEncoding.DecodeString(ir)
+	parts := strings.Split(string(raw), "\x00")
+	if err != nil || len(parts) != 3 {
+		ss.w.Reply(501, "5.5.2 Invalid PLAIN response")
+		return false
+	}
+	id, err := cfg.Login(parts[0], parts[1], parts[2])
+	if err == nil && !ss.mayDeliver(id) {
+		err = auth.ErrNotAdmin
+	}
+	if err != nil {
+		ss.log.Info("lmtp: authentication failed", "user", parts[1], "authzid", parts[0], "err", err)
+		if p := cfg.FailedLoginPause; p > 0 {
+			select {
+			case <-time.After(p):
+			case <-ss.srv.acc.Context().Done():
+			}
+		}
+		ss.w.Reply(535, "5.7.8 Authentication failed")
+		return false
+	}
+	ss.authed = true
+	ss.log = ss.log.With("user", parts[1])
+	ss.w.Reply(235, "2.7.0 Authentication successful")
+	return false
+}
+
+// mayDeliver reports whether an authenticated identity may deliver: an
+// admin, or one of cfg.Admins (itself, or as the proxy acting for
+// someone).
+func (ss *serverSession) mayDeliver(id auth.Identity) bool {
+	who := id.User
+	if id.Proxy != "" {
+		who = id.Proxy
+	}
+	return id.Admin || slices.Contains(ss.srv.cfg.Admins, who)
+}
+
+func (ss *serverSession) mail(arg string) {
+	cfg := &ss.srv.cfg
+	switch {
+	case ss.helo == "":
+		ss.w.Reply(503, "5.5.1 LHLO first")
+		return
+	case cfg.RequireAuth && !ss.authed:
+		ss.w.Reply(530, "5.7.0 Authentication required")
+		return
+	case ss.inTxn:
+		ss.w.Reply(503, "5.5.1 Nested MAIL command")
+		return
+	}
+	from, params, err := ParsePath(arg, "FROM")
+	if err != nil {
+		ss.w.Reply(501, "5.5.4 Syntax: MAIL FROM:<address>")
+		return
+	}
+	var size int64
+	for _, p := range params {
+		k, v, _ := strings.Cut(p, "=")
+		switch strings.ToUpper(k) {
+		case "SIZE":
+			size, err = strconv.ParseInt(v, 10, 64)
+			if err != nil || size < 0 {
+				ss.w.Reply(501, "5.5.4 Bad SIZE")
+				return
+			}
+			if size > cfg.MaxMessageSize {
+				ss.w.Reply(552, replyTooBig)
+				return
+			}
+		case "BODY", "AUTH":
+			// 8BITMIME needs nothing of us; AUTH= (RFC 4954 5) is
+			// informational.
+		default:
+			ss.w.Reply(555, "5.5.4 Unsupported parameter "+k)
+			return
+		}
+	}
+	ss.inTxn, ss.from, ss.size = true, from, size
+	ss.w.Reply(250, "2.1.0 Ok")
+}
+
+func (ss *serverSession) rcpt(arg string) {
+	if !ss.inTxn {
+		ss.w.Reply(503, "5.5.1 Need MAIL command")
+		return
+	}
+	addr, params, err := ParsePath(arg, "TO")
+	if err != nil || addr == "" {
+		ss.w.Reply(501, "5.5.4 Syntax: RCPT TO:<address>")
+		return
+	}
+	if len(params) > 0 {
+		ss.w.Reply(555, "5.5.4 Unsupported parameter")
+		return
+	}
+	if len(ss.rcpts) >= ss.srv.cfg.MaxRecipients {
+		ss.w.Reply(452, "4.5.3 Too many recipients")
+		return
+	}
+	// Without virtual domains the domain is not ours to check; user
+	// names are matched in lower case (Cyrus's lmtp_downcase_rcpt).
+	local, _, _ := strings.Cut(addr, "@")
+	user, detail, _ := strings.Cut(local, "+")
+	r := serverRcpt{addr: addr, user: strings.ToLower(user), detail: detail}
+	mailbox, ok, err := ss.target(r)
+	switch {
+	case err != nil:
+		ss.log.Error("lmtp: looking up a recipient", "rcpt", addr, "err", err)
+		ss.w.Reply(451, replyTempFail)
+		return
+	case !ok:
+		ss.w.Reply(550, replyUnknown)
+		return
+	}
+	q, ok, err := ss.srv.cfg.Store.QuotaRoot(mailbox)
+	if err != nil {
+		ss.log.Error("lmtp: reading quota", "mailbox", mailbox, "err", err)
+		ss.w.Reply(451, replyTempFail)
+		return
+	}
+	// Refused here (as Cyrus does) when even the announced size, or one
+	// more byte, would not fit; DATA checks again with the real size.
+	if ok && q.Limit >= 0 && q.Used+max(ss.size, 1) > q.Limit*1024 {
+		ss.w.Reply(452, replyOverQuota)
+		return
+	}
+	ss.rcpts = append(ss.rcpts, r)
+	ss.w.Reply(250, "2.1.5 Ok")
+}
+
+// target returns the mailbox a recipient's copy goes to; ok is false when
+// the user has no INBOX here.
+func (ss *serverSession) target(r serverRcpt) (mailbox string, ok bool, err error) {
+	if r.user == "" {
+		return "", false, nil
+	}
+	store := ss.srv.cfg.Store
+	inbox := frontend.UserInbox(r.user)
+	if r.detail != "" {
+		if sub, valid := ss.detailMailbox(inbox, r.detail); valid {
+			m, ok, err := store.Mailbox(sub)
+			if err != nil {
+				return "", false, err
+			}
+			if ok && anyoneMayPost(m.ACL) {
+				return sub, true, nil
+			}
+		}
+	}
+	_, ok, err = store.Mailbox(inbox)
+	if err != nil || !ok {
+		return "", false, err
+	}
+	return inbox, true, nil
+}
+
+// detailMailbox is the internal name of the sub-mailbox a "+detail"
+// names: its levels split on the separator and, with '/', a '.' inside
+// a level stored as '^', as the IMAP listener names mailboxes.
+func (ss *serverSession) detailMailbox(inbox, detail string) (string, bool) {
+	sep := string(ss.srv.cfg.Separator)
+	levels := strings.Split(detail, sep)
+	for i, l := range levels {
+		if l == "" || strings.ContainsAny(l, "\x00\x1f") {
+			return "", false
+		}
+		if sep == "/" {
+			if strings.Contains(l, "^") {
+				return "", false
+			}
+			levels[i] = strings.ReplaceAll(l, ".", "^")
+		}
+	}
+	return inbox + "." + strings.Join(levels, "."), true
+}
+
+// anyoneMayPost reports whether a Cyrus ACL ("id\trights\t...") gives
+// "anyone" the post right, negative entries ("-anyone") taken away.
+func anyoneMayPost(acl string) bool {
+	f := strings.Split(acl, "\t")
+	may := false
+	for i := 0; i+1 < len(f); i += 2 {
+		switch f[i] {
+		case "anyone":
+			may = may || strings.Contains(f[i+1], "p")
+		case "-anyone":
+			if strings.Contains(f[i+1], "p") {
+				return false
+			}
+		}
+	}
+	return may
+}
+
+// data reads the message and delivers it to every accepted recipient,
+// one reply each (RFC 2033 4.2); it reports whether the session ends.
+func (ss *serverSession) data() bool {
+	if !ss.inTxn || len(ss.rcpts) == 0 {
+		ss.w.Reply(503, "5.5.1 No valid recipients")
+		return false
+	}
+	defer ss.reset()
+	cfg := &ss.srv.cfg
+	ss.w.Reply(354, "Go ahead; end with <CRLF>.<CRLF>")
+	if err := ss.w.Flush(); err != nil {
+		return true
+	}
+	now := time.Now()
+	trace := ss.traceHeader(now)
+	src := &clientReader{r: ss.r.DotReader()}
+	st, err := cfg.Store.Stage(ss.srv.acc.Context(), io.MultiReader(strings.NewReader(trace), src),
+		cfg.MaxMessageSize+int64(len(trace)))
+	if err != nil {
+		if src.err != nil || ss.srv.acc.Context().Err() != nil {
+			ss.log.Info("lmtp: message not received whole", "err", errors.Join(src.err, err))
+			ss.hangUp(src.err)
+			return true
+		}
+		// Read the rest, so that the next command is where the client
+		// thinks it is.
+		if _, derr := io.Copy(io.Discard, src); derr != nil {
+			return true
+		}
+		text := replyTooBig
+		code := 552
+		if !errors.Is(err, mailstore.ErrTooBig) {
+			ss.log.Error("lmtp: storing a message", "err", err)
+			code, text = 451, replyTempFail
+		}
+		for range ss.rcpts {
+			ss.w.Reply(code, text)
+		}
+		return false
+	}
+	ss.deliver(st, now)
+	return false
+}
+
+// deliver adds the staged message to each recipient's mailbox and
+// replies for each. The first mailbox that takes it gets the staged body;
+// the others get copies sharing it, so the body is stored once.
+func (ss *serverSession) deliver(st *mailstore.Staged, date time.Time) {
+	store := ss.srv.cfg.Store
+	type reply struct {
+		code int
+		text string
+	}
+	done := make(map[string]reply) // by mailbox: a duplicate gets the same reply
+	var firstID uint64
+	var firstUID uint32
+	for _, r := range ss.rcpts {
+		mailbox, ok, err := ss.target(r)
+		if err != nil || !ok {
+			rep := reply{550, replyUnknown}
+			if err != nil {
+				ss.log.Error("lmtp: looking up a recipient", "rcpt", r.addr, "err", err)
+				rep = reply{451, replyTempFail}
+			}
+			ss.w.Reply(rep.code, rep.text)
+			continue
+		}
+		if rep, ok := done[mailbox]; ok {
+			ss.w.Reply(rep.code, rep.text)
+			continue
+		}
+		if firstUID == 0 {
+			var res mailstore.AppendResult
+			res, err = store.Append(mailbox, []mailstore.NewMessage{{InternalDate: date, Body: st}})
+			if err == nil {
+				firstID, firstUID = res.MailboxID, res.UIDs[0]
+			}
+		} else {
+			var res mailstore.CopyResult
+			res, err = store.Copy(firstID, []uint32{firstUID}, mailbox)
+			if err == nil && len(res.DestUIDs) == 0 {
+				// The first copy was expunged in the meantime, and the
+				// shared body with it.
+				err = errors.New("lmtp: delivered copy vanished before it could be shared")
+			}
+		}
+		rep := reply{250, "2.1.5 Delivered"}
+		switch {
+		case err == nil:
+			ss.log.Info("lmtp: delivered", "mailbox", mailbox, "from", ss.from)
+		case errors.Is(err, mailstore.ErrOverQuota):
+			rep = reply{452, replyOverQuota}
+		case errors.Is(err, mailstore.ErrNotFound) && !ss.exists(mailbox):
+			rep = reply{550, replyUnknown}
+		default:
+			ss.log.Error("lmtp: delivering", "mailbox", mailbox, "err", err)
+			rep = reply{451, replyTempFail}
+		}
+		done[mailbox] = rep
+		ss.w.Reply(rep.code, rep.text)
+	}
+	if firstUID == 0 {
+		if err := st.Discard(); err != nil {
+			ss.log.Warn("lmtp: dropping an undelivered message", "err", err)
+		}
+	}
+}
+
+// exists tells a missing destination from a missing source after a
+// failed copy.
+func (ss *serverSession) exists(mailbox string) bool {
+	_, ok, err := ss.srv.cfg.Store.Mailbox(mailbox)
+	return ok || err != nil
+}
+
+// traceHeader is what a final delivery adds on top of the message:
+// Return-Path (RFC 5321 4.4) and a Received line (with LMTPA after AUTH,
+// RFC 3848).
+func (ss *serverSession) traceHeader(now time.Time) string {
+	with := "LMTP"
+	if ss.authed {
+		with = "LMTPA"
+	}
+	host, _, err := net.SplitHostPort(ss.remote)
+	if err != nil {
+		host = ss.remote
+	}
+	return "Return-Path: <" + ss.from + ">\r\n" +
+		"Received: from " + ss.helo + " ([" + host + "])\r\n" +
+		"\tby " + ss.srv.cfg.ServerName + " (Rookery) with " + with + ";\r\n" +
+		"\t" + now.Format(time.RFC1123Z) + "\r\n"
+}
+
+// clientReader keeps the error of the client's side of a message apart
+// from the store's.
+type clientReader struct {
+	r   io.Reader
+	err error
+}
+
+func (c *clientReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
+}
