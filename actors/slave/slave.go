@@ -415,7 +415,10 @@ func (l *link) applyStream(changes []store.Change, meta map[string]string, seq u
 
 // apply writes changes through mailbox-db and waits until they are durable.
 func (l *link) apply(changes []store.Change, meta map[string]string) error {
-	res, err := l.root.RequestFuture(l.cfg.DB, &mailboxdb.Apply{Changes: changes, Meta: meta}, time.Minute).Result()
+	return applyResult(l.root.RequestFuture(l.cfg.DB, &mailboxdb.Apply{Changes: changes, Meta: meta}, time.Minute).Result())
+}
+
+func applyResult(res any, err error) error {
 	if err != nil {
 		return fmt.Errorf("slave: mailbox-db: %w", err)
 	}
@@ -447,13 +450,20 @@ type reconciler struct {
 	seen    map[[16]byte]struct{}
 	batch   []store.Change
 	changed int
+	// empty: the local list was empty at the start, so nothing needs
+	// comparing (a fresh replica's first load).
+	empty bool
+	// inflight is the previous batch's write, awaited before the next one
+	// is sent, so reading the dump and writing it overlap.
+	inflight *actor.Future
 }
 
 // batchSize bounds one Apply during a resync.
 const batchSize = 4096
 
 func (l *link) newReconciler() *reconciler {
-	return &reconciler{l: l, seen: make(map[[16]byte]struct{}, l.cfg.Store.Count())}
+	n := l.cfg.Store.Count()
+	return &reconciler{l: l, seen: make(map[[16]byte]struct{}, n), empty: n == 0}
 }
 
 // key is a 128-bit hash of a name: a set of them costs a fraction of a set
@@ -470,14 +480,16 @@ func (r *reconciler) add(rec mupdate.Record) error {
 	if rec.Kind != "MAILBOX" && rec.Kind != "RESERVE" {
 		return fmt.Errorf("slave: unexpected %s line in a dump", rec.Kind)
 	}
-	r.seen[key(rec.Name)] = struct{}{}
 	want := change(rec)
-	cur, found, err := r.l.cfg.Store.Get(rec.Name)
-	if err != nil {
-		return err
-	}
-	if found && cur == *want.New {
-		return nil
+	if !r.empty {
+		r.seen[key(rec.Name)] = struct{}{}
+		cur, found, err := r.l.cfg.Store.Get(rec.Name)
+		if err != nil {
+			return err
+		}
+		if found && cur == *want.New {
+			return nil
+		}
 	}
 	return r.push(want)
 }
@@ -488,28 +500,50 @@ func (r *reconciler) push(c store.Change) error {
 	if len(r.batch) < batchSize {
 		return nil
 	}
-	err := r.l.apply(r.batch, nil)
-	r.batch = r.batch[:0]
-	return err
+	if err := r.wait(); err != nil {
+		return err
+	}
+	r.inflight = r.l.root.RequestFuture(r.l.cfg.DB, &mailboxdb.Apply{Changes: r.batch}, time.Minute)
+	r.batch = make([]store.Change, 0, batchSize)
+	return nil
+}
+
+// wait waits for the batch in flight.
+func (r *reconciler) wait() error {
+	if r.inflight == nil {
+		return nil
+	}
+	f := r.inflight
+	r.inflight = nil
+	return applyResult(f.Result())
 }
 
 // finish deletes what the master no longer has and writes meta with the
 // last batch.
 func (r *reconciler) finish(meta map[string]string) error {
-	snap := r.l.cfg.Store.Snapshot()
-	err := snap.Scan(func(e store.Entry) error {
-		if _, ok := r.seen[key(e.Name)]; ok {
-			return nil
+	if err := r.wait(); err != nil {
+		return err
+	}
+	// Everything a replica that started empty holds came from this dump.
+	if !r.empty {
+		snap := r.l.cfg.Store.Snapshot()
+		err := snap.Scan(func(e store.Entry) error {
+			if _, ok := r.seen[key(e.Name)]; ok {
+				return nil
+			}
+			return r.push(store.Change{Name: e.Name})
+		})
+		snap.Close()
+		if err != nil {
+			return err
 		}
-		return r.push(store.Change{Name: e.Name})
-	})
-	snap.Close()
-	if err != nil {
+	}
+	if err := r.wait(); err != nil {
 		return err
 	}
 	if err := r.l.apply(r.batch, meta); err != nil {
 		return err
 	}
-	r.l.log.Debug("replica reconciled", "changed", r.changed, "master_entries", len(r.seen))
+	r.l.log.Debug("replica reconciled", "changed", r.changed)
 	return nil
 }
