@@ -1,0 +1,115 @@
+// Command backendbench measures a Rookery backend against a real Cyrus
+// IMAP 3.6 backend, side by side on this machine, and prints a table with
+// the ratio of the two: APPEND rates (10 KiB and 1 MiB messages), FETCH of
+// a 1 MiB body, SELECT of a big mailbox and LMTP delivery rates.
+//
+// It needs root and the Cyrus murder packages (see shared/cyrus/README.md):
+// everything is started fresh by the run and removed again on every way
+// out, Ctrl-C included. Rookery runs in-process as one master+backend node;
+// Cyrus runs through the shared harness as a backend with its own
+// `mupdate -m` master. Both keep their data on the same file system, and
+// both are measured the same way, with the go-imap v2 client and a small
+// LMTP client, one after the other so they never compete for the CPU.
+//
+//	go run ./cmd/backendbench          # about 1 minute
+//	go run ./cmd/backendbench -quick   # about 15 s
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rookery/rookery/internal/benchutil"
+	"github.com/rookery/rookery/internal/cyrustest"
+)
+
+func main() {
+	quick := flag.Bool("quick", false, "smaller sizes")
+	delayedACK := flag.Bool("delayed-ack", false, "keep the client's delayed ACKs: shows Cyrus's Nagle stalls on loopback")
+	flag.Parse()
+	if err := cyrustest.Available(); err != nil {
+		fmt.Fprintf(os.Stderr, "backendbench: needs root and real Cyrus 3.6 (shared/cyrus/install.sh): %v\n", err)
+		os.Exit(2)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	// The channel stays registered after the first signal, so a second
+	// Ctrl-C cannot kill the process before Cyrus is stopped.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "backendbench: %v: stopping and cleaning up\n", s)
+		cancel()
+	}()
+
+	sz := fullSizes
+	if *quick {
+		sz = quickSizes
+	}
+	err := run(ctx, os.Stdout, os.Stderr, sz, *delayedACK)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// Sizes of a full and a quick run. Cyrus's serial APPENDs and LMTP
+// deliveries, each synced to disk, dominate the run time.
+var (
+	fullSizes = sizes{
+		Append10K: 2000, Append1M: 100, Conns: 4, Parallel: 2000,
+		Fetches: 50, Fill: 10000, Batch: 500, Selects: 20,
+		LMTP10K: 2000, LMTP1M: 100,
+	}
+	quickSizes = sizes{
+		Append10K: 300, Append1M: 20, Conns: 4, Parallel: 300,
+		Fetches: 20, Fill: 10000, Batch: 500, Selects: 10,
+		LMTP10K: 300, LMTP1M: 20,
+	}
+)
+
+// run starts both backends, measures Rookery's and then Cyrus's, and
+// prints the table to out; progress goes to logw. Everything it starts is
+// stopped and removed before it returns.
+func run(ctx context.Context, out, logw io.Writer, sz sizes, delayedACK bool) (err error) {
+	s, err := startServers(ctx, logw, delayedACK)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := s.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("backendbench: cleaning up: %w", cerr))
+		}
+	}()
+
+	loadBefore := benchutil.LoadAvg()
+	rr, err := measure(ctx, s.rt, sz, logw)
+	if err != nil {
+		return err
+	}
+	// Stopped, Rookery's runtime and store do no background work (GC,
+	// compactions) while Cyrus is measured.
+	if err := s.rookery.Close(); err != nil {
+		return fmt.Errorf("backendbench: stopping rookery: %w", err)
+	}
+	cr, err := measure(ctx, s.ct, sz, logw)
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintln(out, benchutil.Machine(loadBefore))
+	fmt.Fprintf(out, "Rookery: %s (in-process master+backend node)\n", s.rookeryVersion)
+	fmt.Fprintf(out, "Cyrus:   %s (backend and mupdate -m master via shared/cyrus)\n", s.cyrusVersion)
+	fmt.Fprintf(out, "data: both backends under %s (%s); client: this process, go-imap v2 imapclient and a minimal LMTP client\n\n",
+		s.base, benchutil.FSType(s.base))
+	printTable(out, sz, rr, cr, delayedACK)
+	return nil
+}
