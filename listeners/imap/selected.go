@@ -105,9 +105,9 @@ func cmdSelect(sess *session, _ string, _ bool) (string, error) {
 	}
 	var firstUnseen uint32
 	v.uids = make([]uint32, 0, m.Exists)
-	if err := sess.srv.cfg.Store.Messages(m.ID, 1, ^uint32(0), func(msg *mailstore.Message) bool {
-		v.uids = append(v.uids, msg.UID)
-		if firstUnseen == 0 && !slices.Contains(msg.Flags, `\Seen`) {
+	if err := sess.srv.cfg.Store.UIDs(m.ID, func(uid uint32, seen bool) bool {
+		v.uids = append(v.uids, uid)
+		if firstUnseen == 0 && !seen {
 			firstUnseen = uint32(len(v.uids))
 		}
 		return true

@@ -247,6 +247,31 @@ func decodeMessage(key, v []byte) (Message, error) {
 	return m, d.err(key)
 }
 
+// peekMessage reads a message record's UID and whether it has \Seen,
+// skipping the fields decodeMessage would allocate for.
+func peekMessage(key, v []byte) (uint32, bool, error) {
+	d := newDecoder(v)
+	if len(key) != 13 {
+		d.bad = true
+	} else {
+		d.uid = binary.BigEndian.Uint32(key[9:])
+	}
+	d.uvarint() // modseq
+	d.varint()  // internal date
+	d.varint()  // zone offset
+	d.uvarint() // body
+	d.uvarint() // size
+	d.uvarint() // header size
+	n := d.uvarint()
+	seen := false
+	for i := uint64(0); i < n && !d.bad; i++ {
+		if f := d.bytes(); string(f) == `\Seen` {
+			seen = true
+		}
+	}
+	return d.uid, seen, d.err(key)
+}
+
 // zone returns a fixed zone for an offset; UTC is shared so that most
 // decoded dates allocate nothing for their location.
 func zone(off int) *time.Location {

@@ -523,6 +523,37 @@ func (s *Store) Messages(id uint64, from, to uint32, fn func(*Message) bool) err
 	return derr
 }
 
+// UIDs calls fn with the UID of every message of mailbox id in UID order,
+// and whether it has \Seen, without decoding the rest: SELECT of a large
+// mailbox needs nothing more.
+func (s *Store) UIDs(id uint64, fn func(uid uint32, seen bool) bool) error {
+	lo, hi := messageBounds(id, 1, ^uint32(0))
+	it, err := s.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("mailstore: uids: %w", err)
+	}
+	var derr error
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			derr = fmt.Errorf("mailstore: uids: %w", err)
+			break
+		}
+		uid, seen, err := peekMessage(it.Key(), v)
+		if err != nil {
+			derr = err
+			break
+		}
+		if !fn(uid, seen) {
+			break
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("mailstore: uids: %w", err)
+	}
+	return derr
+}
+
 // Message returns one message.
 func (s *Store) Message(id uint64, uid uint32) (Message, bool, error) {
 	key := messageKey(id, uid)

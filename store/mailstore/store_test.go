@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -293,4 +294,37 @@ func TestTooBigAndPendingCleanup(t *testing.T) {
 		}
 	}
 	it.Close()
+}
+
+// TestUIDs: the light scan SELECT uses agrees with the full decode.
+func TestUIDs(t *testing.T) {
+	s := open(t, t.TempDir())
+	mb, err := s.CreateMailbox("user.dave", "dave\tlrswipkxtecda\t", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		var flags []string
+		if i%2 == 0 {
+			flags = []string{"$Work", `\Seen`}
+		}
+		if _, err := s.Deliver(context.Background(), "user.dave", flags, time.Now(), strings.NewReader("S: x\r\n\r\nhi\r\n"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	if err := s.UIDs(mb.ID, func(uid uint32, seen bool) bool {
+		got = append(got, fmt.Sprintf("%d:%v", uid, seen))
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	s.Messages(mb.ID, 1, ^uint32(0), func(m *Message) bool {
+		want = append(want, fmt.Sprintf("%d:%v", m.UID, slices.Contains(m.Flags, `\Seen`)))
+		return true
+	})
+	if strings.Join(got, " ") != strings.Join(want, " ") || len(got) != 5 {
+		t.Errorf("UIDs %v, Messages %v", got, want)
+	}
 }
