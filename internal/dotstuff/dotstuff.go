@@ -7,6 +7,7 @@ package dotstuff
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 )
@@ -57,6 +58,17 @@ func (d *Reader) Read(p []byte) (int, error) {
 		if n > 0 && d.r.Buffered() == 0 {
 			return n, nil
 		}
+		// Inside a line, copy the run up to the next CR or LF at once: the
+		// state machine below only matters at line ends.
+		if d.state == inLine && d.r.Buffered() > 0 {
+			buf, _ := d.r.Peek(min(d.r.Buffered(), len(p)-n))
+			i := plainRun(buf)
+			if i > 0 {
+				n += copy(p[n:], buf[:i])
+				_, _ = d.r.Discard(i)
+				continue
+			}
+		}
 		c, err := d.r.ReadByte()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -105,6 +117,18 @@ func (d *Reader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// plainRun is the length of buf's prefix without CR or LF.
+func plainRun(buf []byte) int {
+	i := len(buf)
+	if j := bytes.IndexByte(buf, '\n'); j >= 0 {
+		i = j
+	}
+	if j := bytes.IndexByte(buf[:i], '\r'); j >= 0 {
+		i = j
+	}
+	return i
 }
 
 // byte handles c inside a line; the state is inLine.
