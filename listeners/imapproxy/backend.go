@@ -1,0 +1,291 @@
+package imapproxy
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// backend is one session's connection to one backend server, logged in as
+// the proxy user on behalf of the session's user. Only the session's
+// goroutine uses it, except during IDLE (see idle.go).
+type backend struct {
+	server string
+	conn   net.Conn
+	r      *bufio.Reader
+	w      *bufio.Writer
+	pr     pieceReader
+	caps   map[string]bool // upper case
+	ntag   int
+	// enabled holds the extensions sent to this backend with ENABLE.
+	enabled map[string]bool
+	timeout time.Duration
+	// idling is set while the backend is in IDLE: its reads then have no
+	// deadline.
+	idling atomic.Bool
+	// broken is set once an I/O error or a BYE was seen; the connection
+	// is then only closed.
+	broken bool
+}
+
+// backendError is a failure of a backend connection; it costs the client
+// its command (NO) but not its session, unless the backend was selected.
+type backendError struct {
+	server string
+	err    error
+}
+
+func (e *backendError) Error() string {
+	return fmt.Sprintf("imapproxy: backend %s: %v", e.server, e.err)
+}
+
+func (e *backendError) Unwrap() error { return e.err }
+
+// dialBackend connects to the backend at addr and authenticates with SASL
+// PLAIN as authname for user (the authorization id), as a Cyrus frontend
+// does. Everything up to the end of authentication is bounded by timeout.
+func dialBackend(ctx context.Context, server, addr, user, authname, password string, timeout, ioTimeout time.Duration) (*backend, error) {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, &backendError{server, err}
+	}
+	b := &backend{
+		server:  server,
+		conn:    conn,
+		r:       bufio.NewReaderSize(conn, bufSize),
+		w:       bufio.NewWriterSize(conn, bufSize),
+		caps:    map[string]bool{},
+		enabled: map[string]bool{},
+		timeout: ioTimeout,
+	}
+	b.pr = pieceReader{r: b.r, max: maxBackendLine}
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	if err := b.login(user, authname, password); err != nil {
+		conn.Close()
+		return nil, &backendError{server, err}
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return b, nil
+}
+
+// maxBackendLine bounds the backend lines the proxy parses itself (relayed
+// lines are streamed and have no bound).
+const maxBackendLine = 1 << 20
+
+func (b *backend) login(user, authname, password string) error {
+	greet, err := b.pr.next()
+	if err != nil {
+		return fmt.Errorf("greeting: %w", err)
+	}
+	g := string(greet)
+	if !strings.HasPrefix(g, "* OK") {
+		return fmt.Errorf("greeting %q", g)
+	}
+	if !b.takeCaps(g) {
+		if err := b.capability(); err != nil {
+			return err
+		}
+	}
+	if !b.caps["AUTH=PLAIN"] {
+		return errors.New("no AUTH=PLAIN offered")
+	}
+	ir := base64.StdEncoding.EncodeToString([]byte(user + "\x00" + authname + "\x00" + password))
+	if b.caps["SASL-IR"] {
+		fmt.Fprintf(b.w, "A01 AUTHENTICATE PLAIN %s\r\n", ir)
+	} else {
+		b.w.WriteString("A01 AUTHENTICATE PLAIN\r\n")
+	}
+	if err := b.w.Flush(); err != nil {
+		return err
+	}
+	for {
+		line, err := b.pr.next()
+		if err != nil {
+			return fmt.Errorf("authenticate: %w", err)
+		}
+		l := string(line)
+		switch {
+		case strings.HasPrefix(l, "+"):
+			fmt.Fprintf(b.w, "%s\r\n", ir)
+			if err := b.w.Flush(); err != nil {
+				return err
+			}
+		case strings.HasPrefix(l, "A01 "):
+			status, text := splitStatus(l[4:])
+			if status != "OK" {
+				return fmt.Errorf("proxy login refused: %s %s", status, text)
+			}
+			clear(b.caps)
+			if !b.takeCaps(text) {
+				return b.capability()
+			}
+			return nil
+		}
+	}
+}
+
+// takeCaps reads a [CAPABILITY ...] code out of an OK text.
+func (b *backend) takeCaps(text string) bool {
+	i := strings.Index(text, "[CAPABILITY ")
+	if i < 0 {
+		return false
+	}
+	rest := text[i+len("[CAPABILITY "):]
+	end := strings.IndexByte(rest, ']')
+	if end < 0 {
+		return false
+	}
+	for _, c := range strings.Fields(rest[:end]) {
+		b.caps[strings.ToUpper(c)] = true
+	}
+	return true
+}
+
+func (b *backend) capability() error {
+	b.w.WriteString("C01 CAPABILITY\r\n")
+	if err := b.w.Flush(); err != nil {
+		return err
+	}
+	for {
+		line, err := b.pr.next()
+		if err != nil {
+			return fmt.Errorf("capability: %w", err)
+		}
+		l := string(line)
+		if rest, ok := strings.CutPrefix(l, "* CAPABILITY "); ok {
+			for _, c := range strings.Fields(rest) {
+				b.caps[strings.ToUpper(c)] = true
+			}
+		}
+		if strings.HasPrefix(l, "C01 ") {
+			if status, text := splitStatus(l[4:]); status != "OK" {
+				return fmt.Errorf("capability: %s %s", status, text)
+			}
+			return nil
+		}
+	}
+}
+
+// splitStatus splits "OK text" into its status word (upper case) and text.
+func splitStatus(s string) (status, text string) {
+	status, text, _ = strings.Cut(s, " ")
+	return strings.ToUpper(status), text
+}
+
+// nextTag returns a fresh tag for a command the proxy makes up.
+func (b *backend) nextTag() string {
+	b.ntag++
+	return "PROXY" + strconv.Itoa(b.ntag)
+}
+
+// readDeadline arms the read deadline for one backend read step.
+func (b *backend) readDeadline() {
+	if !b.idling.Load() {
+		_ = b.conn.SetReadDeadline(time.Now().Add(b.timeout))
+	}
+}
+
+func (b *backend) writeDeadline() { _ = b.conn.SetWriteDeadline(time.Now().Add(b.timeout)) }
+
+// flush sends what is buffered.
+func (b *backend) flush() error {
+	b.writeDeadline()
+	if err := b.w.Flush(); err != nil {
+		return b.fail(err)
+	}
+	return nil
+}
+
+// fail marks the connection broken and wraps err.
+func (b *backend) fail(err error) error {
+	b.broken = true
+	var be *backendError
+	if errors.As(err, &be) {
+		return err
+	}
+	return &backendError{b.server, err}
+}
+
+// simple sends a command the proxy made up and collects its responses in
+// memory; it is for commands with short answers (NOOP, UNSELECT, ENABLE).
+// Untagged responses are returned whole, literals inline.
+func (b *backend) simple(cmd string) (untagged []string, status, text string, err error) {
+	tag := b.nextTag()
+	b.writeDeadline()
+	b.w.WriteString(tag + " " + cmd + "\r\n")
+	if err := b.flush(); err != nil {
+		return nil, "", "", err
+	}
+	for {
+		resp, err := b.readResponse()
+		if err != nil {
+			return untagged, "", "", err
+		}
+		if rest, ok := strings.CutPrefix(resp, tag+" "); ok {
+			status, text = splitStatus(rest)
+			return untagged, status, text, nil
+		}
+		untagged = append(untagged, resp)
+	}
+}
+
+// readResponse reads one whole response, literals inline, bounded by
+// maxBackendLine per piece and literal.
+func (b *backend) readResponse() (string, error) {
+	var sb strings.Builder
+	for {
+		b.readDeadline()
+		piece, err := b.pr.next()
+		if err != nil {
+			return "", b.fail(err)
+		}
+		sb.Write(piece)
+		lit, ok := literalAt(piece)
+		if !ok {
+			resp := sb.String()
+			if strings.HasPrefix(resp, "* BYE") {
+				b.broken = true
+			}
+			return resp, nil
+		}
+		if lit.size > maxBackendLine {
+			return "", b.fail(fmt.Errorf("literal of %d bytes in a response", lit.size))
+		}
+		sb.WriteString("\r\n")
+		b.readDeadline()
+		if _, err := io.CopyN(&sb, b.r, lit.size); err != nil {
+			return "", b.fail(err)
+		}
+	}
+}
+
+// logout ends the connection politely, without waiting long.
+func (b *backend) logout() {
+	if !b.broken {
+		_ = b.conn.SetDeadline(time.Now().Add(time.Second))
+		b.w.WriteString("Q01 LOGOUT\r\n")
+		_ = b.w.Flush()
+	}
+	b.conn.Close()
+}
+
+// alive reports whether a cached connection still looks usable, without a
+// round trip: a connection the backend closed reads EOF at once, and
+// anything the backend sent unasked (a BYE before closing) means it is
+// going away too.
+func (b *backend) alive() bool {
+	if b.broken || b.r.Buffered() > 0 || !peekIdle(b.conn) {
+		b.broken = true
+		return false
+	}
+	return true
+}

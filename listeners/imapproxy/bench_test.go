@@ -1,0 +1,176 @@
+package imapproxy_test
+
+import (
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rookery/rookery/internal/cyrustest"
+)
+
+// BenchmarkCyrus moves 1 MiB messages with FETCH and APPEND directly at
+// a real Cyrus backend, through the Rookery frontend, and through a real
+// Cyrus frontend in front of the same backend, side by side:
+//
+//	go test -run X -bench Cyrus ./listeners/imapproxy
+func BenchmarkCyrus(b *testing.B) {
+	m := startMurder(b)
+	_, proxy := m.frontend(b)
+	fe := cyrustest.Start(b, cyrustest.RoleFrontend, cyrustest.Options{
+		Master:   m.master.MUPDATEAddr(),
+		IMAPPort: cyrustest.FreePort(b),
+	})
+	fe.AddUser(b, "alice", "alicepw", false)
+	fe.Sync(b)
+
+	const size = 1 << 20
+	var msg strings.Builder
+	writeBody(&msg, size)
+	body := []byte(msg.String())
+	seed := login(b, m.be1.IMAPAddr(), "alice", "alicepw")
+	seed.ok("APPEND INBOX {%d+}\r\n%s", size, body)
+
+	compare(b, body, []target{
+		{"direct", m.be1.IMAPAddr()},
+		{"rookery", proxy},
+		{"cyrus", fe.IMAPAddr()},
+	})
+}
+
+// BenchmarkRookery is BenchmarkCyrus with a Rookery backend: directly and
+// through the Rookery frontend.
+func BenchmarkRookery(b *testing.B) {
+	m, rb1, _ := startRookeryMurder(b)
+	_, proxy := m.frontend(b)
+	const size = 1 << 20
+	var msg strings.Builder
+	writeBody(&msg, size)
+	body := []byte(msg.String())
+	login(b, rb1.IMAPAddr(), "alice", "alicepw").ok("APPEND INBOX {%d+}\r\n%s", size, body)
+	compare(b, body, []target{{"direct", rb1.IMAPAddr()}, {"rookery", proxy}})
+}
+
+type target struct{ name, addr string }
+
+// compare runs FETCH and APPEND of body against each target in turn
+// within each iteration, so that a busy machine slows them alike, and
+// reports each one's throughput and its ratio to the first.
+func compare(b *testing.B, body []byte, targets []target) {
+	size := int64(len(body))
+	conns := make([]*client, len(targets))
+	for i, tg := range targets {
+		conns[i] = login(b, tg.addr, "alice", "alicepw")
+		conns[i].cmd("CREATE INBOX.bench-%s", tg.name) // exists after the first round
+	}
+	run := func(b *testing.B, op func(c *client, i int)) {
+		spent := make([]time.Duration, len(targets))
+		b.SetBytes(size * int64(len(targets)))
+		b.ResetTimer()
+		for range b.N {
+			for i, c := range conns {
+				start := time.Now()
+				op(c, i)
+				spent[i] += time.Since(start)
+			}
+		}
+		for i, tg := range targets {
+			b.ReportMetric(float64(b.N)*float64(size)/spent[i].Seconds()/1e6, tg.name+"-MB/s")
+			if i > 0 {
+				b.ReportMetric(spent[0].Seconds()/spent[i].Seconds(), tg.name+"/"+targets[0].name)
+			}
+		}
+	}
+	b.Run("fetch-1MiB", func(b *testing.B) {
+		for _, c := range conns {
+			c.ok("EXAMINE INBOX")
+		}
+		run(b, func(c *client, _ int) { c.fetchDiscard("FETCH 1 BODY.PEEK[]") })
+	})
+	b.Run("append-1MiB", func(b *testing.B) {
+		run(b, func(c *client, i int) { c.appendLiteral("INBOX.bench-"+targets[i].name, body) })
+	})
+}
+
+// fetchDiscard runs a FETCH and reads its literals into io.Discard.
+func (c *client) fetchDiscard(cmd string) {
+	c.t.Helper()
+	c.n++
+	tag := "f" + strconv.Itoa(c.n)
+	c.send(tag + " " + cmd + "\r\n")
+	for {
+		l := c.line()
+		if n, ok := litSize(l); ok {
+			if _, err := io.CopyN(io.Discard, c.r, int64(n)); err != nil {
+				c.t.Fatal(err)
+			}
+			continue
+		}
+		if strings.HasPrefix(l, tag+" ") {
+			if !strings.HasPrefix(l, tag+" OK") {
+				c.t.Fatal(l)
+			}
+			return
+		}
+	}
+}
+
+// appendLiteral appends msg with a synchronising literal, as mail
+// clients do.
+func (c *client) appendLiteral(mailbox string, msg []byte) {
+	c.t.Helper()
+	c.n++
+	tag := "a" + strconv.Itoa(c.n)
+	c.send(tag + " APPEND " + mailbox + " {" + strconv.Itoa(len(msg)) + "}\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+") {
+		c.t.Fatal(l)
+	}
+	if _, err := c.conn.Write(msg); err != nil {
+		c.t.Fatal(err)
+	}
+	c.send("\r\n")
+	if l := c.line(); !strings.HasPrefix(l, tag+" OK") {
+		c.t.Fatal(l)
+	}
+}
+
+// BenchmarkPipe measures the proxy alone: FETCH and APPEND of 1 MiB
+// against a backend process that answers from memory, directly and
+// through the proxy, taking turns.
+func BenchmarkPipe(b *testing.B) {
+	backendAddr, _ := helper(b, "ROOKERY_HELPER=backend")
+	proxy := fakeMurder(b, map[string]string{"fake1": backendAddr})
+	direct := dial(b, backendAddr)
+	direct.ok("LOGIN alice x")
+	through := login(b, proxy, "alice", "alicepw")
+	conns := []*client{direct, through}
+	for _, c := range conns {
+		c.ok("SELECT INBOX")
+	}
+	msg := fakeBody
+	for _, op := range []struct {
+		name string
+		run  func(c *client)
+	}{
+		{"fetch-1MiB", func(c *client) { c.fetchDiscard("FETCH 1 BODY.PEEK[]") }},
+		{"append-1MiB", func(c *client) { c.appendLiteral("INBOX", msg) }},
+	} {
+		b.Run(op.name, func(b *testing.B) {
+			var spent [2]time.Duration
+			b.SetBytes(2 * int64(len(msg)))
+			b.ResetTimer()
+			for range b.N {
+				for i, c := range conns {
+					start := time.Now()
+					op.run(c)
+					spent[i] += time.Since(start)
+				}
+			}
+			mbps := func(d time.Duration) float64 { return float64(b.N) * float64(len(msg)) / d.Seconds() / 1e6 }
+			b.ReportMetric(mbps(spent[0]), "direct-MB/s")
+			b.ReportMetric(mbps(spent[1]), "rookery-MB/s")
+			b.ReportMetric(spent[0].Seconds()/spent[1].Seconds(), "rookery/direct")
+		})
+	}
+}

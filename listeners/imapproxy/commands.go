@@ -1,0 +1,416 @@
+package imapproxy
+
+import (
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/rookery/rookery/listeners/frontend"
+	"github.com/rookery/rookery/store"
+)
+
+// mailboxArg reads " <mailbox>".
+func (c *command) mailboxArg() (string, error) {
+	if err := c.sp(); err != nil {
+		return "", err
+	}
+	name, err := c.astring()
+	if err != nil {
+		return "", err
+	}
+	if !quotable(name) {
+		return "", errSyntax
+	}
+	return name, nil
+}
+
+// forwardFailed answers a command forward could not complete, or returns
+// the error that ends the session.
+func (s *session) forwardFailed(c *command, b *backend, err error) error {
+	var tb *tooBigError
+	var be *backendError
+	switch {
+	case errors.As(err, &tb):
+		if b.broken {
+			if b == s.current {
+				return &backendError{b.server, err}
+			}
+			s.dropBackend(b)
+		}
+		s.tagged(c.tag, "NO", "[TOOBIG] Literal too large")
+		return nil
+	case errors.As(err, &be):
+		return s.backendFailed(c.tag, b, err)
+	}
+	return err
+}
+
+// piped sends a command on the selected mailbox to its backend as it is.
+func (s *session) piped(c *command) error {
+	b := s.current
+	status, text, err := s.forward(c, b, c.tag+" "+c.name)
+	if err != nil {
+		return s.forwardFailed(c, b, err)
+	}
+	if status == "OK" && (c.name == "CLOSE" || c.name == "UNSELECT") {
+		s.current = nil
+	}
+	s.tagged(c.tag, status, text)
+	return nil
+}
+
+// routeOpts say how routed treats a command.
+type routeOpts struct {
+	tryCreate bool // a missing mailbox is answered with [TRYCREATE] (APPEND)
+	changes   bool // success changes the mailbox list: kick the replica
+	second    bool // a second mailbox name follows (RENAME)
+}
+
+// routed sends a command whose first argument is a mailbox to that
+// mailbox's backend.
+func (s *session) routed(c *command, o routeOpts) error {
+	name, err := c.mailboxArg()
+	if err != nil {
+		return s.argError(c, err)
+	}
+	head := c.tag + " " + c.name + " " + quote(name)
+	if o.second {
+		to, err := c.mailboxArg()
+		if err != nil {
+			return s.argError(c, err)
+		}
+		head += " " + quote(to)
+	}
+	e, err := s.srv.table.Lookup(s.srv.ctx, s.internal(name))
+	if err != nil {
+		text := lookupErrText(err)
+		if o.tryCreate && errors.Is(err, frontend.ErrNoMailbox) {
+			text = "[TRYCREATE] " + text
+		}
+		return s.refuse(c, "NO", text)
+	}
+	b, err := s.backendFor(e.Server())
+	if err != nil {
+		return s.refuse(c, "NO", textUnavailable)
+	}
+	status, text, err := s.forward(c, b, head)
+	if err != nil {
+		return s.forwardFailed(c, b, err)
+	}
+	if o.changes && status == "OK" {
+		s.kick()
+	}
+	s.tagged(c.tag, status, text)
+	return nil
+}
+
+// cmdSelect switches to the mailbox's backend: the backend of the
+// previous selection, if another, is told to UNSELECT first, so it stops
+// sending updates, and the client gets [CLOSED] as RFC 7162 asks.
+func (s *session) cmdSelect(c *command) error {
+	name, err := c.mailboxArg()
+	if err != nil {
+		return s.argError(c, err)
+	}
+	e, lerr := s.srv.table.Lookup(s.srv.ctx, s.internal(name))
+	var b *backend
+	if lerr == nil {
+		b, err = s.backendFor(e.Server())
+	}
+	if s.current != nil && s.current != b {
+		if err := s.unselect(); err != nil {
+			return err
+		}
+	}
+	switch {
+	case lerr != nil:
+		return s.refuse(c, "NO", lookupErrText(lerr))
+	case err != nil:
+		return s.refuse(c, "NO", textUnavailable)
+	}
+	if err := s.enable(b); err != nil {
+		if err := c.drain(); err != nil {
+			return err
+		}
+		return s.backendFailed(c.tag, b, err)
+	}
+	// b's updates are the client's from now on; a failed SELECT leaves
+	// nothing selected.
+	s.current = b
+	status, text, err := s.forward(c, b, c.tag+" "+c.name+" "+quote(name))
+	if err != nil {
+		return s.forwardFailed(c, b, err)
+	}
+	if status != "OK" {
+		s.current = nil
+	}
+	s.tagged(c.tag, status, text)
+	return nil
+}
+
+// unselect closes the selected mailbox on its backend (without
+// expunging), relays what the backend still had to say about it, and
+// tells the client it is closed.
+func (s *session) unselect() error {
+	b := s.current
+	s.current = nil
+	if b.caps["UNSELECT"] {
+		untagged, status, _, err := b.simple("UNSELECT")
+		if err != nil {
+			s.dropBackend(b)
+		} else {
+			for _, u := range untagged {
+				if !strings.HasPrefix(u, "* BYE") {
+					s.w.WriteString(u + "\r\n")
+				}
+			}
+			if status != "OK" {
+				s.log.Warn("imapproxy: backend refused UNSELECT", "backend", b.server)
+			}
+		}
+	} else {
+		// Without UNSELECT the backend keeps the mailbox open; its
+		// updates are dropped as those of a backend not selected.
+		s.log.Debug("imapproxy: backend lacks UNSELECT", "backend", b.server)
+	}
+	s.untagged("OK [CLOSED] Previous mailbox closed")
+	return nil
+}
+
+func (s *session) cmdList(c *command) error {
+	var ref, pat string
+	err := c.sp()
+	if err == nil && len(c.line) > 0 && c.line[0] == '(' {
+		return s.refuse(c, "BAD", "LIST-EXTENDED is not supported")
+	}
+	if err == nil {
+		ref, err = c.astring()
+	}
+	if err == nil {
+		err = c.sp()
+	}
+	if err == nil {
+		pat, err = c.listMailbox()
+	}
+	if err == nil {
+		err = c.end()
+	}
+	if err != nil {
+		return s.argError(c, err)
+	}
+	if err := s.list(ref, pat); err != nil {
+		s.log.Error("imapproxy: reading the mailbox list", "err", err)
+		s.tagged(c.tag, "NO", "[SERVERBUG] Mailbox list unavailable")
+		return nil
+	}
+	s.tagged(c.tag, "OK", "Completed")
+	return nil
+}
+
+// inboxBackend returns the backend of the user's INBOX, where Cyrus keeps
+// subscriptions.
+func (s *session) inboxBackend() (*backend, error) {
+	e, err := s.srv.table.LookupNoKick(frontend.UserInbox(s.user))
+	if err != nil {
+		return nil, err
+	}
+	return s.backendFor(e.Server())
+}
+
+// cmdLsub asks the INBOX's backend, which marks subscriptions it does
+// not hold \Noselect; that mark is dropped for mailboxes that exist
+// elsewhere in the murder. Unlike Cyrus 3.6.1, a missing INBOX backend
+// is a NO, not an empty list that clients take as "no subscriptions".
+func (s *session) cmdLsub(c *command) error {
+	var ref, pat string
+	err := c.sp()
+	if err == nil {
+		ref, err = c.astring()
+	}
+	if err == nil {
+		err = c.sp()
+	}
+	if err == nil {
+		pat, err = c.listMailbox()
+	}
+	if err == nil {
+		err = c.end()
+	}
+	if err != nil {
+		return s.argError(c, err)
+	}
+	if !quotable(ref) || !quotable(pat) {
+		s.tagged(c.tag, "BAD", "Invalid arguments")
+		return nil
+	}
+	b, err := s.inboxBackend()
+	switch {
+	case errors.Is(err, frontend.ErrNoMailbox):
+		// No INBOX, nowhere to keep subscriptions: there are none.
+		s.tagged(c.tag, "OK", "Completed")
+		return nil
+	case err != nil:
+		s.tagged(c.tag, "NO", textUnavailable)
+		return nil
+	}
+	tag := b.nextTag()
+	b.writeDeadline()
+	b.w.WriteString(tag + " LSUB " + quoted(ref) + " " + quoted(pat) + "\r\n")
+	if err := b.flush(); err != nil {
+		return s.backendFailed(c.tag, b, err)
+	}
+	for {
+		resp, err := b.readResponse()
+		if err != nil {
+			return s.backendFailed(c.tag, b, err)
+		}
+		if rest, ok := strings.CutPrefix(resp, tag+" "); ok {
+			status, text := splitStatus(rest)
+			s.tagged(c.tag, status, text)
+			return nil
+		}
+		if b != s.current && isMessageUpdate([]byte(resp)) || strings.HasPrefix(resp, "* BYE") {
+			continue
+		}
+		s.w.WriteString(s.fixLsub(resp) + "\r\n")
+	}
+}
+
+// fixLsub drops \Noselect from an LSUB line naming a mailbox the murder
+// has.
+func (s *session) fixLsub(resp string) string {
+	rest, ok := strings.CutPrefix(resp, "* LSUB (")
+	if !ok {
+		return resp
+	}
+	flags, after, ok := strings.Cut(rest, ")")
+	if !ok {
+		return resp
+	}
+	name := after
+	if i := strings.LastIndexByte(after, ' '); i >= 0 {
+		name = after[i+1:]
+	}
+	if strings.HasPrefix(name, `"`) {
+		c := &command{line: []byte(name)}
+		n, err := c.quotedString()
+		if err != nil {
+			return resp
+		}
+		name = n
+	}
+	if _, err := s.srv.table.LookupNoKick(s.internal(name)); err != nil {
+		return resp
+	}
+	var keep []string
+	for _, f := range strings.Fields(flags) {
+		if !strings.EqualFold(f, `\Noselect`) && !strings.EqualFold(f, `\NonExistent`) {
+			keep = append(keep, f)
+		}
+	}
+	return "* LSUB (" + strings.Join(keep, " ") + ")" + after
+}
+
+// cmdSubscribe changes a subscription on the INBOX's backend; SUBSCRIBE
+// first checks that the mailbox exists in the murder.
+func (s *session) cmdSubscribe(c *command, subscribe bool) error {
+	name, err := c.mailboxArg()
+	if err != nil {
+		return s.argError(c, err)
+	}
+	if subscribe {
+		if _, err := s.srv.table.Lookup(s.srv.ctx, s.internal(name)); err != nil {
+			return s.refuse(c, "NO", lookupErrText(err))
+		}
+	}
+	b, err := s.inboxBackend()
+	if err != nil {
+		return s.refuse(c, "NO", textUnavailable)
+	}
+	status, text, err := s.forward(c, b, c.tag+" "+c.name+" "+quote(name))
+	if err != nil {
+		return s.forwardFailed(c, b, err)
+	}
+	s.tagged(c.tag, status, text)
+	return nil
+}
+
+// cmdCreate places a new mailbox on its nearest existing ancestor's
+// backend, or, for a new top-level one, on the candidate server holding
+// the fewest mailboxes that answers.
+func (s *session) cmdCreate(c *command) error {
+	name, err := c.mailboxArg()
+	if err != nil {
+		return s.argError(c, err)
+	}
+	in := strings.TrimSuffix(s.internal(name), ".")
+	if _, found, err := s.srv.cfg.DB.Get(in); err == nil && found {
+		return s.refuse(c, "NO", "[ALREADYEXISTS] Mailbox already exists")
+	}
+	var b *backend
+	if server, ok := s.parentServer(in); ok {
+		if b, err = s.backendFor(server); err != nil {
+			return s.refuse(c, "NO", textUnavailable)
+		}
+	} else {
+		for _, server := range s.placement() {
+			if b, err = s.backendFor(server); err == nil {
+				break
+			}
+		}
+		if b == nil {
+			return s.refuse(c, "NO", textUnavailable)
+		}
+	}
+	status, text, err := s.forward(c, b, c.tag+" CREATE "+quote(name))
+	if err != nil {
+		return s.forwardFailed(c, b, err)
+	}
+	if status == "OK" {
+		s.kick()
+	}
+	s.tagged(c.tag, status, text)
+	return nil
+}
+
+// parentServer returns the server of in's nearest ancestor in the list.
+func (s *session) parentServer(in string) (string, bool) {
+	for i := strings.LastIndexByte(in, '.'); i > 0; i = strings.LastIndexByte(in[:i], '.') {
+		if e, found, err := s.srv.cfg.DB.Get(in[:i]); err == nil && found {
+			return e.Server(), true
+		}
+	}
+	return "", false
+}
+
+// placement orders the candidate servers for a new top-level mailbox,
+// fewest mailboxes first (ties keep the configured order).
+func (s *session) placement() []string {
+	counts := map[string]int{}
+	var servers []string
+	for _, sv := range s.srv.cfg.ServerList {
+		if _, dup := counts[sv]; !dup {
+			counts[sv] = 0
+			servers = append(servers, sv)
+		}
+	}
+	fixed := len(servers) > 0
+	snap := s.srv.cfg.DB.Snapshot()
+	defer snap.Close()
+	err := snap.Scan(func(e store.Entry) error {
+		sv := e.Server()
+		if _, ok := counts[sv]; !ok {
+			if fixed {
+				return nil
+			}
+			servers = append(servers, sv)
+		}
+		counts[sv]++
+		return nil
+	})
+	if err != nil {
+		s.log.Error("imapproxy: reading the mailbox list", "err", err)
+	}
+	slices.SortStableFunc(servers, func(a, b string) int { return counts[a] - counts[b] })
+	return servers
+}

@@ -1,0 +1,146 @@
+package imapproxy
+
+import (
+	"strings"
+	"time"
+)
+
+// idleEnd is what the client said to end IDLE.
+type idleEnd struct {
+	line string
+	err  error
+}
+
+// cmdIdle relays IDLE to the selected backend. While it lasts, the
+// session goroutine relays the backend's updates to the client and a
+// second goroutine waits for the client's DONE and passes it on: each
+// socket direction keeps a single owner.
+func (s *session) cmdIdle(c *command) error {
+	if !c.atEnd() {
+		return s.refuse(c, "BAD", "Unexpected extra arguments")
+	}
+	b := s.current
+	if !b.caps["IDLE"] {
+		return s.pollIdle(c, b)
+	}
+	b.writeDeadline()
+	b.w.WriteString(c.tag + " IDLE\r\n")
+	if err := b.flush(); err != nil {
+		return err
+	}
+	for {
+		kind, line, err := s.relayOne(b, c.tag)
+		if err != nil {
+			return err
+		}
+		if kind == respTagged {
+			s.w.WriteString(line + "\r\n")
+			return nil
+		}
+		if kind == respContinue {
+			break
+		}
+	}
+	s.w.WriteString("+ idling\r\n")
+	if err := s.flush(); err != nil {
+		return err
+	}
+	b.idling.Store(true)
+	_ = b.conn.SetReadDeadline(time.Time{})
+	done := make(chan idleEnd, 1)
+	go func() {
+		s.clientDeadline()
+		line, err := s.pr.next()
+		end := idleEnd{line: string(line), err: err}
+		b.idling.Store(false)
+		b.writeDeadline()
+		b.w.WriteString("DONE\r\n")
+		_ = b.w.Flush() // a failure shows as the read below failing
+		b.readDeadline()
+		done <- end
+	}()
+	var tagged string
+	for {
+		kind, line, err := s.relayOne(b, c.tag)
+		if err != nil {
+			_ = s.conn.SetReadDeadline(time.Now()) // stop the client reader
+			<-done
+			return err
+		}
+		if kind == respTagged {
+			tagged = line
+			break
+		}
+		if err := s.flush(); err != nil {
+			_ = s.conn.SetReadDeadline(time.Now())
+			<-done
+			return err
+		}
+	}
+	end := <-done
+	if end.err != nil {
+		return end.err
+	}
+	if !strings.EqualFold(end.line, "DONE") {
+		s.tagged(c.tag, "BAD", "Invalid Idle continuation")
+		return nil
+	}
+	s.w.WriteString(tagged + "\r\n")
+	return nil
+}
+
+// idlePoll is how often the proxy asks a backend without IDLE for news
+// while the client idles (Cyrus's imapidlepoll default is 60 s).
+const idlePoll = 30 * time.Second
+
+// pollIdle idles for a backend without IDLE: a NOOP every idlePoll
+// relays what changed, and one more follows the client's DONE.
+func (s *session) pollIdle(c *command, b *backend) error {
+	s.w.WriteString("+ idling\r\n")
+	if err := s.flush(); err != nil {
+		return err
+	}
+	done := make(chan idleEnd, 1)
+	go func() {
+		s.clientDeadline()
+		line, err := s.pr.next()
+		done <- idleEnd{line: string(line), err: err}
+	}()
+	tick := time.NewTicker(idlePoll)
+	defer tick.Stop()
+	noop := func() error {
+		tag := b.nextTag()
+		b.writeDeadline()
+		b.w.WriteString(tag + " NOOP\r\n")
+		if err := b.flush(); err != nil {
+			return err
+		}
+		if _, _, err := s.relayTagged(b, tag); err != nil {
+			return err
+		}
+		return s.flush()
+	}
+	for {
+		select {
+		case <-tick.C:
+			if err := noop(); err != nil {
+				_ = s.conn.SetReadDeadline(time.Now())
+				<-done
+				return err
+			}
+		case end := <-done:
+			if end.err != nil {
+				return end.err
+			}
+			if !strings.EqualFold(end.line, "DONE") {
+				s.tagged(c.tag, "BAD", "Invalid Idle continuation")
+				return nil
+			}
+			if err := noop(); err != nil {
+				return err
+			}
+			s.tagged(c.tag, "OK", "Completed")
+			return nil
+		}
+	}
+}

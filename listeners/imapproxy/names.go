@@ -1,0 +1,201 @@
+package imapproxy
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+
+	"github.com/rookery/rookery/listeners/frontend"
+	"github.com/rookery/rookery/store"
+)
+
+// Names follow Cyrus's default namespace with '.' as hierarchy separator
+// (altnamespace: no, unixhierarchysep: no), as backends interpret them
+// for the same user: the user's own "user.alice" is "INBOX" and
+// "user.alice.sub" is "INBOX.sub"; other users' mailboxes are under
+// "user."; shared ones at the top level. Commands carry names to backends
+// as the client gave them; the proxy converts only to look them up.
+
+// deletedPrefix is where Cyrus's delayed delete parks mailboxes; they are
+// not for clients to see.
+const deletedPrefix = "DELETED."
+
+// implicitOwnerRights are the rights a user always has on their own
+// mailboxes (Cyrus's implicit_owner_rights default).
+const implicitOwnerRights = "lkxan"
+
+// internal returns the internal name for the client's name ext.
+func (s *session) internal(ext string) string {
+	inbox := frontend.UserInbox(s.user)
+	switch {
+	case strings.EqualFold(ext, "INBOX"):
+		return inbox
+	case len(ext) > 6 && strings.EqualFold(ext[:6], "INBOX."):
+		return inbox + ext[5:]
+	}
+	return ext
+}
+
+// external returns the client's name for the internal name in.
+func (s *session) external(in string) string {
+	inbox := frontend.UserInbox(s.user)
+	switch {
+	case in == inbox:
+		return "INBOX"
+	case strings.HasPrefix(in, inbox) && in[len(inbox)] == '.':
+		return "INBOX" + in[len(inbox):]
+	}
+	return in
+}
+
+// rights returns the rights the session's user has on e, from its Cyrus
+// ACL ("id\trights\t..."): the user's and anyone's, less negative
+// entries ("-id"), plus the owner's implicit rights. Admins have all.
+func (s *session) rights(e *store.Entry) string {
+	if s.admin {
+		return "lrswipkxtecdan"
+	}
+	var pos, neg []byte
+	f := strings.Split(e.ACL, "\t")
+	for i := 0; i+1 < len(f); i += 2 {
+		id, r := f[i], f[i+1]
+		negative := strings.HasPrefix(id, "-")
+		id = strings.TrimPrefix(id, "-")
+		if id != s.user && id != "anyone" {
+			continue
+		}
+		if negative {
+			neg = append(neg, r...)
+		} else {
+			pos = append(pos, r...)
+		}
+	}
+	inbox := frontend.UserInbox(s.user)
+	if e.Name == inbox || strings.HasPrefix(e.Name, inbox+".") {
+		pos = append(pos, implicitOwnerRights...)
+	}
+	var out []byte
+	for _, c := range pos {
+		if bytes.IndexByte(neg, c) < 0 && bytes.IndexByte(out, c) < 0 {
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}
+
+// listItem is one line of a LIST answer.
+type listItem struct {
+	name     string
+	noselect bool
+	children bool
+}
+
+// list answers LIST from the mailbox list: the mailboxes the user may
+// look up ('l'), with \HasChildren or \HasNoChildren, and, when the
+// pattern ends in '%', the parents that are not mailboxes as \Noselect
+// (RFC 3501 6.3.8).
+func (s *session) list(ref, pattern string) error {
+	if pattern == "" {
+		s.untagged(`LIST (\Noselect) "." ""`)
+		return nil
+	}
+	pat := canonicalPattern(ref + pattern)
+	snap := s.srv.cfg.DB.Snapshot()
+	defer snap.Close()
+	visible := map[string]bool{}
+	var names []string
+	err := snap.Scan(func(e store.Entry) error {
+		if e.Kind != store.Active || strings.HasPrefix(e.Name, deletedPrefix) {
+			return nil
+		}
+		if !strings.ContainsRune(s.rights(&e), 'l') {
+			return nil
+		}
+		ext := s.external(e.Name)
+		visible[ext] = true
+		names = append(names, ext)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	parents := map[string]bool{}
+	for _, n := range names {
+		for i := 0; i < len(n); i++ {
+			if n[i] == '.' {
+				parents[n[:i]] = true
+			}
+		}
+	}
+	var out []*listItem
+	for _, n := range names {
+		if match(pat, n) {
+			out = append(out, &listItem{name: n, children: parents[n]})
+		}
+	}
+	if strings.HasSuffix(pat, "%") {
+		for p := range parents {
+			if !visible[p] && match(pat, p) {
+				out = append(out, &listItem{name: p, noselect: true, children: true})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *listItem) int {
+		if (a.name == "INBOX") != (b.name == "INBOX") {
+			if a.name == "INBOX" {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(store.DBName(a.name), store.DBName(b.name))
+	})
+	for _, it := range out {
+		var attrs []string
+		if it.noselect {
+			attrs = append(attrs, `\Noselect`)
+		}
+		if it.children {
+			attrs = append(attrs, `\HasChildren`)
+		} else {
+			attrs = append(attrs, `\HasNoChildren`)
+		}
+		s.untagged("LIST (" + strings.Join(attrs, " ") + `) "." ` + quote(it.name))
+	}
+	return nil
+}
+
+// canonicalPattern upper-cases a leading INBOX, which is case-insensitive.
+func canonicalPattern(p string) string {
+	if len(p) >= 5 && strings.EqualFold(p[:5], "INBOX") && (len(p) == 5 || p[5] == '.') {
+		return "INBOX" + p[5:]
+	}
+	return p
+}
+
+// match reports whether name matches a LIST pattern: '*' matches
+// anything, '%' anything but the separator. It is a dynamic programme
+// over pattern and name, so hostile patterns cost no more than their
+// length times the name's.
+func match(pat, name string) bool {
+	// ok[j]: pat[:i] matches name[:j], for the current i.
+	ok := make([]bool, len(name)+1)
+	ok[0] = true
+	for i := 0; i < len(pat); i++ {
+		c := pat[i]
+		switch c {
+		case '*', '%':
+			// ok[j] stays true; extend over any run the wildcard covers.
+			for j := 1; j <= len(name); j++ {
+				if !ok[j] && ok[j-1] && (c == '*' || name[j-1] != '.') {
+					ok[j] = true
+				}
+			}
+		default:
+			for j := len(name); j >= 1; j-- {
+				ok[j] = ok[j-1] && name[j-1] == c
+			}
+			ok[0] = false
+		}
+	}
+	return ok[len(name)]
+}

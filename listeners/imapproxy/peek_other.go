@@ -1,0 +1,9 @@
+//go:build !unix
+
+package imapproxy
+
+import "net"
+
+// peekIdle cannot look at the socket here; a dead connection is found by
+// the next command instead.
+func peekIdle(net.Conn) bool { return true }

@@ -1,0 +1,128 @@
+package imapproxy_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rookery/rookery/internal/cyrustest"
+	"github.com/rookery/rookery/listeners/auth"
+	"github.com/rookery/rookery/listeners/lmtp"
+	"github.com/rookery/rookery/node"
+)
+
+// startRookeryMurder is startMurder with Rookery backends: one process
+// holds the master, two backends (rb1 with alice, rb2 with bob and the
+// shared mailbox) and, once the test starts them, the frontends.
+func startRookeryMurder(t testing.TB) (m *murder, rb1, rb2 *node.Node) {
+	t.Helper()
+	users := filepath.Join(t.TempDir(), "users")
+	content := usersFile + cyrustest.ProxyUser + ":{PLAIN}" + cyrustest.ProxyPass + "\n"
+	if err := os.WriteFile(users, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	master := startNode(t, users, "master.test", func(cfg *node.Config) {
+		cfg.Roles = []node.Role{node.RoleMaster}
+		cfg.MUPDATEListen = "127.0.0.1:0"
+	})
+	u, err := auth.LoadUsers(users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = &murder{master: master, users: u, addrs: map[string][3]string{}}
+	backend := func(name string) *node.Node {
+		n := startNode(t, users, name, func(cfg *node.Config) {
+			cfg.Roles = []node.Role{node.RoleBackend}
+			cfg.MUPDATEServer = master.MUPDATEAddr()
+			cfg.MUPDATEAuthname = cyrustest.MupdateUser
+			cfg.MUPDATEPassword = cyrustest.MupdatePass
+			cfg.ClientTimeout = 2 * time.Second
+		})
+		m.addrs[name] = [3]string{n.IMAPAddr(), n.POP3Addr(), n.LMTPAddr()}
+		return n
+	}
+	rb1, rb2 = backend("rb1"), backend("rb2")
+	login(t, rb1.IMAPAddr(), "admin", "secret").ok("CREATE user.alice")
+	admin2 := login(t, rb2.IMAPAddr(), "admin", "secret")
+	admin2.ok("CREATE user.bob")
+	admin2.ok("CREATE shared")
+	admin2.ok("SETACL shared anyone lrswipte")
+	m.waitEntry(t, "user.alice", "rb1")
+	m.waitEntry(t, "user.bob", "rb2")
+	m.waitEntry(t, "shared", "rb2")
+	return m, rb1, rb2
+}
+
+// TestRookeryBackends: the frontend in front of Rookery backends, all in
+// one process: both users' trees and the shared mailbox listed, SELECT,
+// APPEND, FETCH, COPY and MOVE within and across backends, an IDLE woken
+// by an LMTP delivery through the frontend, POP3 through the frontend.
+func TestRookeryBackends(t *testing.T) {
+	m, _, rb2 := startRookeryMurder(t)
+	_, imapAddr := m.frontend(t)
+	lmtpAddr := m.lmtpFrontend(t, lmtp.Limits{})
+	pop3Addr := m.pop3Frontend(t)
+
+	alice := login(t, imapAddr, "alice", "alicepw")
+	alice.ok("CREATE INBOX.work")
+	m.waitEntry(t, "user.alice.work", "rb1")
+	list := alice.ok(`LIST "" "*"`)
+	for _, want := range []string{`(\HasChildren) "." INBOX`, `"." INBOX.work`, `"." shared`} {
+		if !has(list, want) {
+			t.Errorf("alice's LIST lacks %s:\n%s", want, strings.Join(list, "\n"))
+		}
+	}
+	bob := login(t, imapAddr, "bob", "bobpw")
+	if list := bob.ok(`LIST "" "*"`); !has(list, `"." INBOX`) || !has(list, `"." shared`) || has(list, "work") {
+		t.Errorf("bob's LIST:\n%s", strings.Join(list, "\n"))
+	}
+
+	msg := message("hello", "through the frontend")
+	alice.ok("APPEND INBOX (\\Flagged) {%d+}\r\n%s", len(msg), msg)
+	alice.ok("SELECT INBOX")
+	if f := alice.ok("FETCH 1 (FLAGS BODY.PEEK[])"); !has(f, msg) || !has(f, `\Flagged`) {
+		t.Errorf("FETCH:\n%s", strings.Join(f, "\n"))
+	}
+	alice.ok("COPY 1 INBOX.work")
+	if _, tagged := alice.cmd("COPY 1 shared"); !strings.HasPrefix(tagged, "OK [COPYUID ") {
+		t.Errorf("COPY to rb2: %s", tagged)
+	}
+	if u := alice.ok("MOVE 1 shared"); !has(u, "EXPUNGE") {
+		t.Errorf("MOVE to rb2:\n%s", strings.Join(u, "\n"))
+	}
+	if st := bob.ok("STATUS shared (MESSAGES)"); !has(st, "MESSAGES 2") {
+		t.Errorf("shared on rb2 after COPY and MOVE: %v", st)
+	}
+
+	alice.ok("SELECT INBOX")
+	alice.send("i1 IDLE\r\n")
+	if l := alice.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	mta := dialLMTP(t, lmtpAddr)
+	rcpt, data := mta.deliver(message("lmtp", "to both"), "alice@example.com", "bob@example.com")
+	if rcpt[0].Code != 250 || rcpt[1].Code != 250 || len(data) != 2 || data[0].Code != 250 || data[1].Code != 250 {
+		t.Errorf("LMTP: %v %v", rcpt, data)
+	}
+	if l := alice.line(); !strings.HasSuffix(l, "EXISTS") {
+		t.Errorf("IDLE update: %q", l)
+	}
+	alice.send("DONE\r\n")
+	for l := alice.line(); !strings.HasPrefix(l, "i1 "); l = alice.line() {
+	}
+	if stat, first := pop3Retr(t, pop3Addr, "bob", "bobpw"); !strings.HasPrefix(stat, "1 ") || !strings.Contains(first, "to both") {
+		t.Errorf("bob over POP3: %q\n%s", stat, first)
+	}
+
+	// rb2 goes away: alice's own mailboxes still work.
+	rb2.Close()
+	if tagged := alice.no("STATUS shared (MESSAGES)"); !strings.Contains(tagged, "UNAVAILABLE") {
+		t.Errorf("STATUS with rb2 down: %s", tagged)
+	}
+	alice.ok("FETCH 1:* (FLAGS)")
+	if rcpt, _ := mta.deliver(message("x", "y"), "bob@example.com"); rcpt[0].Code != 451 {
+		t.Errorf("LMTP to bob with rb2 down: %v", rcpt)
+	}
+}

@@ -1,0 +1,235 @@
+// Package imapproxy is the frontend role's IMAP listener: it logs clients
+// in against the node's users, finds each mailbox's backend in the node's
+// mailbox list, and proxies commands to backends (Rookery or Cyrus) as the
+// proxy user acting for the client, as a Cyrus Murder frontend does.
+//
+// # Sessions are goroutines, not actors
+//
+// A session is one goroutine that reads a client command, decides where
+// it goes and pipes it, then relays the backend's answer; byte pumping is
+// done by that same goroutine with io.Copy-style loops, and IDLE adds a
+// second goroutine for the client side while it lasts. The design sketch
+// suggested an actor per session; it was not used because everything a
+// session decides depends only on its own state (the user, the selected
+// backend, its cached backend connections) and on the mailbox list, which
+// it reads from a Pebble snapshot like any other hot read path. IMAP is a
+// strict request/response stream, so a goroutine that blocks on the next
+// client line is the session's mailbox already; an actor would add a hop
+// and a queue per command and per chunk, and memory per idle session (the
+// frontend's budget is tens of kilobytes per connection), for no shared
+// state to protect. Nothing in the frontend is shared and mutable except
+// the set of open connections (frontend.Acceptor, under a mutex). The
+// POP3 and LMTP proxies are built the same way, for the same reasons; so
+// there is no actors/proxy package.
+//
+// # What is streamed
+//
+// Message bodies never sit whole in memory: client literals in proxied
+// commands (APPEND) and literals in backend responses (FETCH) are copied
+// with bounded buffers, and only the tag, the command name and mailbox
+// arguments are parsed. Commands the proxy answers itself (LOGIN, LIST,
+// ...) are parsed whole, their literals bounded by Limits.MaxLine.
+package imapproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rookery/rookery/listeners/auth"
+	"github.com/rookery/rookery/listeners/frontend"
+	"github.com/rookery/rookery/store"
+)
+
+// Limits bound what one client may cost. Zero values take the defaults.
+type Limits struct {
+	// MaxLine is the longest command line (without its literals), and
+	// the largest literal in a command the proxy parses itself (LOGIN
+	// arguments, mailbox names). Default 64 KiB.
+	MaxLine int
+	// MaxLiteral is the largest literal in a proxied command, that is a
+	// message in APPEND; advertised as APPENDLIMIT. Default 256 MiB.
+	MaxLiteral int64
+	// MaxConns caps concurrent client connections; further ones get
+	// "* BYE" at once. Default 10000.
+	MaxConns int
+	// IdleTimeout ends a session whose client sends nothing for this long
+	// (RFC 3501 asks for at least 30 minutes, also during IDLE).
+	// Default 30 minutes.
+	IdleTimeout time.Duration
+	// ConnectTimeout bounds connecting and logging in to a backend
+	// (Cyrus's client_timeout). Default 10 s.
+	ConnectTimeout time.Duration
+	// BackendTimeout drops a backend that stays silent this long in the
+	// middle of a command or a response. Default 5 minutes.
+	BackendTimeout time.Duration
+	// WriteTimeout drops a client that stops reading for this long.
+	// Default 2 minutes.
+	WriteTimeout time.Duration
+	// FailedLoginPause delays the answer to a failed login
+	// ("failedloginpause"). Zero means no pause.
+	FailedLoginPause time.Duration
+}
+
+func (l *Limits) setDefaults() {
+	if l.MaxLine <= 0 {
+		l.MaxLine = 64 << 10
+	}
+	if l.MaxLiteral <= 0 {
+		l.MaxLiteral = 256 << 20
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = 10000
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = 30 * time.Minute
+	}
+	if l.ConnectTimeout <= 0 {
+		l.ConnectTimeout = 10 * time.Second
+	}
+	if l.BackendTimeout <= 0 {
+		l.BackendTimeout = 5 * time.Minute
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = 2 * time.Minute
+	}
+}
+
+// DefaultPassthrough are the extensions a frontend advertises on top of
+// its own because backends implement them and the proxy only pipes them:
+// those both Rookery and Cyrus 3.6 backends offer. A murder of Cyrus
+// backends only may add theirs (ESEARCH, SORT, THREAD=REFERENCES,
+// WITHIN, ...); a backend lacking an advertised one is logged.
+var DefaultPassthrough = []string{
+	"ACL", "CONDSTORE", "MOVE", "MULTIAPPEND", "QUOTA", "RIGHTS=kxten",
+	"UIDPLUS", "UNSELECT",
+}
+
+// Config is what an IMAP frontend needs.
+type Config struct {
+	// ServerName is the node's name, shown in the greeting.
+	ServerName string
+	// DB is the node's mailbox list, the only routing source.
+	DB *store.DB
+	// Kick, if set, makes the node's replica catch up with its master;
+	// the proxy calls it when a mailbox is missing and after a command
+	// that changed the mailbox list, as Cyrus frontends kick their slave.
+	Kick func(context.Context) error
+	// Resolve maps a server name to its addresses; nil means
+	// frontend.CyrusResolve.
+	Resolve frontend.Resolver
+	// Users checks client logins.
+	Users *auth.Users
+	// Admins are users with every right in LIST filtering ("admins").
+	Admins []string
+	// Proxy is how the frontend logs in to backends.
+	Proxy auth.ProxyCredentials
+	// ServerList are the backends a new top-level mailbox may go to
+	// ("serverlist"); the one holding the fewest mailboxes is chosen.
+	// Empty means every server that holds mailboxes.
+	ServerList []string
+	// Passthrough are the backend extensions advertised to clients; nil
+	// means DefaultPassthrough.
+	Passthrough []string
+	// TLS enables STARTTLS; with it, and on listeners that already
+	// speak TLS (implicit TLS, port 993), plaintext logins are allowed
+	// only over TLS unless AllowPlaintext is set.
+	TLS *tls.Config
+	// AllowPlaintext allows LOGIN and AUTHENTICATE PLAIN without TLS
+	// ("allowplaintext").
+	AllowPlaintext bool
+	Limits         Limits
+	Logger         *slog.Logger // nil discards
+}
+
+// Server is an IMAP frontend. Serve may be called for several listeners.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	table  frontend.Table
+	acc    *frontend.Acceptor
+	ctx    context.Context
+	nextID atomic.Uint64
+}
+
+// NewServer checks cfg and returns a server that has not started
+// listening.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.DB == nil || cfg.Users == nil {
+		return nil, errors.New("imapproxy: config needs DB and Users")
+	}
+	if cfg.Resolve == nil {
+		cfg.Resolve = frontend.CyrusResolve
+	}
+	if cfg.Passthrough == nil {
+		cfg.Passthrough = DefaultPassthrough
+	}
+	if cfg.Proxy.Authname == "" {
+		cfg.Proxy.Authname = "proxy"
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = "rookery"
+	}
+	cfg.Limits.setDefaults()
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	acc := frontend.NewAcceptor("imapproxy", cfg.Limits.MaxConns, "* BYE Too many open connections\r\n", log)
+	return &Server{
+		cfg: cfg, log: log, acc: acc, ctx: acc.Context(),
+		table: frontend.Table{DB: cfg.DB, Kick: cfg.Kick},
+	}, nil
+}
+
+// Serve accepts clients on ln until Close; connections from a
+// tls.Listener are implicit-TLS sessions.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.acc.Serve(ln, func(c net.Conn) {
+		ss := newSession(s, c)
+		stop := context.AfterFunc(s.ctx, ss.shutdown)
+		defer stop()
+		ss.serve()
+	})
+}
+
+// Close stops every listener and ends every session, and returns once
+// they are gone.
+func (s *Server) Close() error {
+	s.acc.Close()
+	return nil
+}
+
+// Conns is the number of open client connections.
+func (s *Server) Conns() int { return s.acc.Conns() }
+
+// capabilities lists what the frontend offers; full is the list after
+// login (and for the CAPABILITY command, as Cyrus answers it).
+func (s *Server) capabilities(full, tlsActive bool) string {
+	caps := []string{"IMAP4rev1", "LITERAL+", "ID", "ENABLE"}
+	if full {
+		caps = append(caps, "IDLE", "NAMESPACE", "CHILDREN")
+		caps = append(caps, s.cfg.Passthrough...)
+		caps = append(caps, "APPENDLIMIT="+strconv.FormatInt(s.cfg.Limits.MaxLiteral, 10))
+	}
+	if s.cfg.TLS != nil && !tlsActive {
+		caps = append(caps, "STARTTLS")
+	}
+	if s.plaintextOK(tlsActive) {
+		caps = append(caps, "AUTH=PLAIN", "SASL-IR")
+	} else {
+		caps = append(caps, "LOGINDISABLED")
+	}
+	return strings.Join(caps, " ")
+}
+
+// plaintextOK reports whether LOGIN and AUTHENTICATE PLAIN are allowed.
+func (s *Server) plaintextOK(tlsActive bool) bool {
+	return tlsActive || s.cfg.AllowPlaintext
+}

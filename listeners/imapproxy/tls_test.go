@@ -1,0 +1,91 @@
+package imapproxy_test
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rookery/rookery/listeners/imapproxy"
+)
+
+// selfSigned makes a certificate for 127.0.0.1.
+func selfSigned(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+func TestStartTLS(t *testing.T) {
+	f := startFake(t, "LITERAL+", selectHandler)
+	srvTLS := selfSigned(t)
+	addr := fakeMurder(t, map[string]string{"fake1": f.ln.Addr().String()}, func(cfg *imapproxy.Config) {
+		cfg.TLS = srvTLS
+		cfg.AllowPlaintext = false
+	})
+	c := dial(t, addr)
+	if u := c.ok("CAPABILITY"); !has(u, "STARTTLS") || !has(u, "LOGINDISABLED") {
+		t.Errorf("CAPABILITY before TLS: %v", u)
+	}
+	c.ok("STARTTLS")
+	tc := tls.Client(c.conn, &tls.Config{InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	c.conn, c.r = tc, bufio.NewReader(tc)
+	if u := c.ok("CAPABILITY"); has(u, "STARTTLS") || has(u, "LOGINDISABLED") || !has(u, "AUTH=PLAIN") {
+		t.Errorf("CAPABILITY under TLS: %v", u)
+	}
+	c.ok("LOGIN alice alicepw")
+	c.ok("SELECT INBOX")
+}
+
+func TestImplicitTLS(t *testing.T) {
+	f := startFake(t, "LITERAL+", selectHandler)
+	srvTLS := selfSigned(t)
+	var srv *imapproxy.Server
+	fakeMurder(t, map[string]string{"fake1": f.ln.Addr().String()}, func(cfg *imapproxy.Config) {
+		cfg.AllowPlaintext = false
+		var err error
+		if srv, err = imapproxy.NewServer(*cfg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(tls.NewListener(ln, srvTLS))
+	t.Cleanup(func() { srv.Close() })
+	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	t.Cleanup(func() { conn.Close() })
+	if g := c.line(); !strings.Contains(g, "AUTH=PLAIN") {
+		t.Errorf("greeting over TLS: %q", g)
+	}
+	c.ok("LOGIN alice alicepw")
+	c.ok("SELECT INBOX")
+}
