@@ -19,14 +19,15 @@ type Role string
 
 // The roles a node can run. RoleAll expands to every role built so far.
 const (
-	RoleMaster  Role = "master"
-	RoleReplica Role = "replica"
-	RoleBackend Role = "backend"
-	RoleAll     Role = "all"
+	RoleMaster   Role = "master"
+	RoleReplica  Role = "replica"
+	RoleBackend  Role = "backend"
+	RoleFrontend Role = "frontend"
+	RoleAll      Role = "all"
 )
 
 // knownRoles are the roles that exist.
-var knownRoles = []Role{RoleMaster, RoleReplica, RoleBackend}
+var knownRoles = []Role{RoleMaster, RoleReplica, RoleBackend, RoleFrontend}
 
 // allRoles is what "all" means: everything one machine can be on its own.
 // A replica needs a master elsewhere, so it is never implied.
@@ -75,6 +76,24 @@ type Config struct {
 	LMTPRequireAuth bool
 	// POP3IdleTimeout ends idle POP3 sessions ("poptimeout", minutes).
 	POP3IdleTimeout time.Duration
+	// IMAPSListen and POP3SListen are a frontend's implicit-TLS listeners
+	// (993, 995); empty turns them off ("imaps_listen", "pop3s_listen").
+	IMAPSListen, POP3SListen string
+	// TLSCert and TLSKey are PEM files for a frontend's TLS; without
+	// them a self-signed certificate is made in DATA/tls
+	// ("tls_server_cert", "tls_server_key").
+	TLSCert, TLSKey string
+	// AllowPlaintext lets clients log in to a frontend without TLS
+	// ("allowplaintext").
+	AllowPlaintext bool
+	// ProxyAuthname and ProxyPassword are how a frontend logs in to
+	// backends ("proxy_authname", "proxy_password"); ServerPasswords are
+	// per-backend passwords by short host name ("<shorthost>_password").
+	ProxyAuthname, ProxyPassword string
+	ServerPasswords              map[string]string
+	// ServerList are the backends a frontend may place new top-level
+	// mailboxes on ("serverlist"); empty means any.
+	ServerList []string
 	// ProxyServers may log in to a backend for another user
 	// ("proxyservers"): frontends.
 	ProxyServers []string
@@ -153,6 +172,7 @@ func DefaultConfig() Config {
 		POP3Listen:            "127.0.0.1:1110",
 		LMTPListen:            "127.0.0.1:2003",
 		POP3IdleTimeout:       10 * time.Minute,
+		ProxyAuthname:         "proxy",
 		AdminListen:           "127.0.0.1:9905",
 		ClusterName:           "rookery",
 		GossipPreset:          "lan",
@@ -290,6 +310,26 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 			c.AdminListen = v
 		case "imap_listen":
 			c.IMAPListen = v
+		case "imaps_listen":
+			c.IMAPSListen = v
+		case "pop3s_listen":
+			c.POP3SListen = v
+		case "tls_server_cert":
+			c.TLSCert = v
+		case "tls_server_key":
+			c.TLSKey = v
+		case "allowplaintext":
+			b, err := parseBool(v)
+			if err != nil {
+				bad(k, v, err.Error())
+			}
+			c.AllowPlaintext = b
+		case "proxy_authname":
+			c.ProxyAuthname = v
+		case "proxy_password":
+			c.ProxyPassword = v
+		case "serverlist":
+			c.ServerList = strings.Fields(v)
 		case "pop3_listen":
 			c.POP3Listen = v
 		case "lmtp_listen":
@@ -382,6 +422,14 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 				bad(k, v, "want debug, info, warn or error")
 			}
 		default:
+			// "<shorthost>_password": a frontend's password at one backend.
+			if short, ok := strings.CutSuffix(k, "_password"); ok && short != "" {
+				if c.ServerPasswords == nil {
+					c.ServerPasswords = make(map[string]string)
+				}
+				c.ServerPasswords[short] = v
+				continue
+			}
 			unknown = append(unknown, k)
 		}
 	}
@@ -440,6 +488,17 @@ func (c *Config) Validate() error {
 			problems = append(problems, fmt.Sprintf("mupdate: %q: want host:port", c.MUPDATEListen))
 		}
 	}
+	if c.Has(RoleFrontend) {
+		if c.Has(RoleBackend) {
+			problems = append(problems, "roles: frontend and backend need separate nodes (both serve the IMAP, POP3 and LMTP ports)")
+		}
+		if !c.Has(RoleMaster) && !c.Has(RoleReplica) {
+			problems = append(problems, "roles: a frontend routes by a mailbox list: add replica (or master) to its roles")
+		}
+		if (c.TLSCert == "") != (c.TLSKey == "") {
+			problems = append(problems, "tls_server_cert, tls_server_key: give both or neither")
+		}
+	}
 	if c.Has(RoleBackend) {
 		if c.IMAPListen == "" {
 			problems = append(problems, "imap: the backend role needs an IMAP listener")
@@ -461,7 +520,7 @@ func (c *Config) Validate() error {
 		problems = append(problems, "poptimeout: must be at least 1 (minute)")
 	}
 	for k, v := range map[string]string{"gossip_listen": c.GossipListen, "admin_listen": c.AdminListen,
-		"pop3_listen": c.POP3Listen, "lmtp_listen": c.LMTPListen} {
+		"pop3_listen": c.POP3Listen, "lmtp_listen": c.LMTPListen, "imaps_listen": c.IMAPSListen, "pop3s_listen": c.POP3SListen} {
 		if v == "" {
 			continue
 		}

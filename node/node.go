@@ -24,6 +24,7 @@ import (
 	"github.com/rookery/rookery/listeners/admin"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/imap"
+	"github.com/rookery/rookery/listeners/imapproxy"
 	"github.com/rookery/rookery/listeners/lmtp"
 	"github.com/rookery/rookery/listeners/mupdate"
 	"github.com/rookery/rookery/listeners/pop3"
@@ -59,6 +60,11 @@ type Node struct {
 	pop3Ln    net.Listener
 	lmtp      *lmtp.Server
 	lmtpLn    net.Listener
+	imapsLn   net.Listener
+	pop3sLn   net.Listener
+	imapProxy *imapproxy.Server
+	pop3Proxy *pop3.Proxy
+	lmtpProxy *lmtp.Proxy
 	// servers counts listener goroutines, so Close can wait for them.
 	servers sync.WaitGroup
 
@@ -149,6 +155,11 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 	}
 	if cfg.Has(RoleBackend) {
 		if err := n.startBackend(policy.Users, policy.Internal); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Has(RoleFrontend) {
+		if err := n.startFrontend(policy.Users); err != nil {
 			return nil, err
 		}
 	}
@@ -350,7 +361,16 @@ func (n *Node) close() error {
 	if n.lmtp != nil {
 		_ = n.lmtp.Close()
 	}
-	for _, l := range []net.Listener{n.imapLn, n.pop3Ln, n.lmtpLn} {
+	if n.imapProxy != nil {
+		_ = n.imapProxy.Close()
+	}
+	if n.pop3Proxy != nil {
+		_ = n.pop3Proxy.Close()
+	}
+	if n.lmtpProxy != nil {
+		_ = n.lmtpProxy.Close()
+	}
+	for _, l := range []net.Listener{n.imapLn, n.pop3Ln, n.lmtpLn, n.imapsLn, n.pop3sLn} {
 		if l != nil {
 			_ = l.Close()
 		}

@@ -32,6 +32,15 @@ const (
 // GetStatus asks for the replica's state. Sent by the node; reply *Status.
 type GetStatus struct{}
 
+// Sync asks the replica to catch up with its master now: it sends a NOOP
+// on its stream and answers once the master's OK arrives, when everything
+// the master had is applied here (Cyrus frontends kick their slave the
+// same way). Sent by frontends after a miss; reply *SyncReply.
+type Sync struct{}
+
+// SyncReply answers Sync.
+type SyncReply struct{ Err error }
+
 // SetMaster points the replica at another master (found by gossip); the
 // current session ends and the replica syncs with the new one. Sent by the
 // node; no reply.
@@ -91,6 +100,7 @@ type progress struct{ update func(*Status) }
 type slave struct {
 	cfg    Config
 	target *mupdate.Target
+	kicks  chan *actor.PID
 	status Status
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -106,7 +116,8 @@ func (a *slave) Receive(ctx actor.Context) {
 		c, cancel := context.WithCancel(context.Background())
 		a.cancel = cancel
 		a.target = mupdate.NewTarget(a.cfg.Master)
-		l := &link{cfg: a.cfg, target: a.target, root: ctx.ActorSystem().Root, self: ctx.Self(), log: a.cfg.Logger}
+		a.kicks = make(chan *actor.PID, 64)
+		l := &link{cfg: a.cfg, target: a.target, kicks: a.kicks, root: ctx.ActorSystem().Root, self: ctx.Self(), log: a.cfg.Logger}
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
@@ -117,6 +128,16 @@ func (a *slave) Receive(ctx actor.Context) {
 			a.cfg.Logger.Info("replica switching master", "from", a.target.Addr(), "to", m.Addr)
 			a.status.Master = m.Addr
 			a.target.Set(m.Addr)
+		}
+	case *Sync:
+		if !a.status.Connected {
+			ctx.Respond(&SyncReply{Err: errors.New("slave: not connected to the master")})
+			return
+		}
+		select {
+		case a.kicks <- ctx.Sender():
+		default:
+			ctx.Respond(&SyncReply{Err: errors.New("slave: too many syncs waiting")})
 		}
 	case *progress:
 		m.update(&a.status)
@@ -133,6 +154,7 @@ func (a *slave) Receive(ctx actor.Context) {
 type link struct {
 	cfg    Config
 	target *mupdate.Target
+	kicks  chan *actor.PID
 	root   *actor.RootContext
 	self   *actor.PID
 	log    *slog.Logger
@@ -342,8 +364,22 @@ func (l *link) stream(c *mupdate.Client, rookery bool) error {
 	defer tick.Stop()
 	outstanding := false
 	var pending []store.Change
+	var waiters []*actor.PID
+	defer func() {
+		for _, w := range waiters {
+			l.root.Send(w, &SyncReply{Err: errors.New("slave: master connection lost")})
+		}
+	}()
 	for {
 		select {
+		case w := <-l.kicks:
+			waiters = append(waiters, w)
+			if !outstanding {
+				if _, err := c.SendNoop(); err != nil {
+					return err
+				}
+				outstanding = true
+			}
 		case n := <-recs:
 			if n.err != nil {
 				return n.err
@@ -351,6 +387,17 @@ func (l *link) stream(c *mupdate.Client, rookery bool) error {
 			switch n.rec.Kind {
 			case "OK":
 				outstanding = false
+				// The master sent everything it had before this OK.
+				if len(pending) > 0 {
+					if err := l.applyStream(pending, nil, 0); err != nil {
+						return err
+					}
+					pending = pending[:0]
+				}
+				for _, w := range waiters {
+					l.root.Send(w, &SyncReply{})
+				}
+				waiters = nil
 			case "MAILBOX", "RESERVE", "DELETE":
 				pending = append(pending, change(n.rec))
 			case mupdate.KindSeq:
