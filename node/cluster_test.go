@@ -22,8 +22,14 @@ import (
 // clusterNode starts a node with gossip on loopback, joining join.
 func clusterNode(t *testing.T, name string, roles []Role, key string, join ...string) *Node {
 	t.Helper()
+	return clusterNodeIn(t, t.TempDir(), name, roles, key, join...)
+}
+
+// clusterNodeIn is clusterNode with its data in dir.
+func clusterNodeIn(t *testing.T, dir, name string, roles []Role, key string, join ...string) *Node {
+	t.Helper()
 	users := backendUsers(t)
-	return testNode(t, t.TempDir(), func(c *Config) {
+	return testNode(t, dir, func(c *Config) {
 		c.ServerName = name
 		c.Roles = roles
 		c.UsersFile = users
@@ -166,4 +172,99 @@ func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
 		t.Fatalf("parsing /metrics: %v", err)
 	}
 	return fams
+}
+
+// TestFiveNodeMurder: master, two backends and two frontends, identical
+// but for --roles and told only where to join. Clients on either frontend
+// reach both backends; a sixth node (a backend) is used at once; a dead
+// backend gives fast, clear failures and comes back; a new master is
+// followed.
+func TestFiveNodeMurder(t *testing.T) {
+	m := clusterNode(t, "master.test", []Role{RoleMaster}, "")
+	seed := m.GossipAddr()
+	b1 := clusterNode(t, "be1.test", []Role{RoleBackend}, "", seed)
+	b2dir := t.TempDir()
+	b2 := clusterNodeIn(t, b2dir, "be2.test", []Role{RoleBackend}, "", seed)
+	f1 := frontendNode(t, seed)
+	f2 := frontendNode(t, seed, func(c *Config) { c.ServerName = "fe2.test" })
+	for _, x := range []struct {
+		b  *Node
+		mb string
+	}{{b1, "user.alice"}, {b2, "user.bob"}} {
+		c := imapLogin(t, x.b.IMAPAddr(), "admin", "secret")
+		waitFor(t, "CREATE "+x.mb, func() bool { return c.Create(x.mb, nil).Wait() == nil })
+	}
+	for _, f := range []*Node{f1, f2} {
+		waitEntry(t, f, "user.bob", activeAt("be2.test!default"))
+		waitFor(t, "the frontend to see every member", func() bool { return len(alive(f)) == 5 })
+		for _, u := range []string{"alice", "bob"} {
+			c := imapLogin(t, f.IMAPAddr(), u, u+"pw")
+			if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+				t.Fatalf("%s SELECT INBOX through %s: %v", u, f.cfg.ServerName, err)
+			}
+		}
+	}
+
+	// A sixth node: a backend. New top-level mailboxes go to it (it holds
+	// the fewest), and both frontends reach them, with no restart.
+	start := time.Now()
+	b3 := clusterNode(t, "be3.test", []Role{RoleBackend}, "", seed)
+	waitFor(t, "be3 in the frontends' view", func() bool { return len(alive(f1)) == 6 && len(alive(f2)) == 6 })
+	admin := imapLogin(t, f1.IMAPAddr(), "admin", "secret")
+	if err := admin.Create("team", nil).Wait(); err != nil {
+		t.Fatalf("CREATE team through fe1: %v", err)
+	}
+	waitEntry(t, f2, "team", activeAt("be3.test!default"))
+	c2 := imapLogin(t, f2.IMAPAddr(), "alice", "alicepw")
+	if _, err := c2.Select("team", nil).Wait(); err != nil {
+		t.Fatalf("SELECT team (on the new backend) through fe2: %v", err)
+	}
+	t.Logf("new backend: first mailbox reachable through the other frontend %v after its start", time.Since(start).Round(time.Millisecond))
+	if _, ok, _ := b3.Mail().Mailbox("team"); !ok {
+		t.Error("team is not on be3")
+	}
+
+	// A backend dies: its mailboxes fail at once and clearly.
+	b2.Close()
+	killed := time.Now()
+	waitFor(t, "the frontends to notice be2 is gone", func() bool {
+		for _, mem := range f1.Members() {
+			if mem.Name == "be2.test" {
+				return mem.State != membership.Alive
+			}
+		}
+		return false
+	})
+	t.Logf("dead backend noticed by a frontend after %v", time.Since(killed).Round(time.Millisecond))
+	bob := imapLogin(t, f1.IMAPAddr(), "bob", "bobpw")
+	t0 := time.Now()
+	if _, err := bob.Select("INBOX", nil).Wait(); err == nil {
+		t.Fatal("SELECT on a dead backend succeeded")
+	} else if d := time.Since(t0); d > 2*time.Second {
+		t.Errorf("SELECT on a dead backend took %v: %v", d, err)
+	}
+	if _, err := imapLogin(t, f1.IMAPAddr(), "alice", "alicepw").Select("INBOX", nil).Wait(); err != nil {
+		t.Errorf("alice on the live backend: %v", err)
+	}
+	// It comes back.
+	b2 = clusterNodeIn(t, b2dir, "be2.test", []Role{RoleBackend}, "", seed)
+	waitFor(t, "bob's INBOX back", func() bool {
+		_, err := imapLogin(t, f1.IMAPAddr(), "bob", "bobpw").Select("INBOX", nil).Wait()
+		return err == nil
+	})
+
+	// The master dies and a new one starts elsewhere: backends repopulate
+	// it and the frontends' replicas follow it.
+	m.Close()
+	m2 := clusterNode(t, "master2.test", []Role{RoleMaster}, "", b1.GossipAddr())
+	for _, mb := range []string{"user.alice", "user.bob", "team"} {
+		waitEntry(t, m2, mb, func(_ store.Entry, found bool) bool { return found })
+	}
+	c1 := imapLogin(t, b1.IMAPAddr(), "admin", "secret")
+	if err := c1.Create("user.alice.after", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []*Node{f1, f2} {
+		waitEntry(t, f, "user.alice.after", activeAt("be1.test!default"))
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rookery/rookery/actors/membership"
 	"github.com/rookery/rookery/actors/slave"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/frontend"
@@ -51,6 +52,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		Admins:         n.cfg.Admins,
 		Proxy:          proxy,
 		ServerList:     n.cfg.ServerList,
+		Backends:       n.aliveBackends,
 		TLS:            tlsConf,
 		AllowPlaintext: n.cfg.AllowPlaintext,
 		Limits: imapproxy.Limits{
@@ -147,11 +149,27 @@ func (n *Node) resolveBackend(server string) (imap, pop3, lmtp string, ok bool) 
 		n.cluster.mu.Lock()
 		m, found := n.cluster.members[server]
 		n.cluster.mu.Unlock()
-		if found && m.Meta.IMAP != "" {
+		if found && m.Meta.HasRole(string(RoleBackend)) {
+			// A backend gossip saw fail is answered at once, not after a
+			// connect timeout.
+			if m.State != membership.Alive {
+				return "", "", "", false
+			}
 			return m.Meta.IMAP, m.Meta.POP3, m.Meta.LMTP, true
 		}
 	}
 	return frontend.CyrusResolve(server)
+}
+
+// aliveBackends are the backends gossip sees up.
+func (n *Node) aliveBackends() []string {
+	var out []string
+	for _, m := range n.Members() {
+		if m.State == membership.Alive && m.Meta.HasRole(string(RoleBackend)) {
+			out = append(out, m.Name)
+		}
+	}
+	return out
 }
 
 // tlsConfig loads tls_server_cert/tls_server_key, or makes a self-signed

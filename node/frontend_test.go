@@ -17,10 +17,10 @@ import (
 
 // frontendNode starts a frontend+replica that finds its master and the
 // backends' addresses by gossip.
-func frontendNode(t *testing.T, join string) *Node {
+func frontendNode(t *testing.T, join string, mutate ...func(*Config)) *Node {
 	t.Helper()
 	users := backendUsers(t)
-	return testNode(t, t.TempDir(), func(c *Config) {
+	return testNode(t, t.TempDir(), append([]func(*Config){func(c *Config) {
 		c.ServerName = "fe.test"
 		c.Roles = []Role{RoleFrontend, RoleReplica}
 		c.MUPDATEAuthname, c.MUPDATEPassword = "mupdate", "mupdatepw"
@@ -31,7 +31,7 @@ func frontendNode(t *testing.T, join string) *Node {
 		c.Admins = []string{"admin", "mupdate"}
 		c.ProxyPassword = "proxypw"
 		c.AllowPlaintext = true
-	})
+	}}, mutate...)...)
 }
 
 // TestFrontendOneProcess: master, two Rookery backends and a frontend in

@@ -12,8 +12,9 @@ var ErrNotAuthorized = errors.New("auth: not authorized to act as another user")
 // Identity is who a mail session (IMAP, POP3, LMTP) acts as once logged in.
 type Identity struct {
 	User string // the user whose rights apply
-	// Admin is set only for an admin logged in as itself; a proxy acting
-	// for a user is never an admin, even when that user or the proxy is.
+	// Admin is set for an admin, logged in as itself or through a
+	// frontend (a proxy server acting for an admin); a proxy server is
+	// never an admin by being one.
 	Admin bool
 	// Proxy is the authentication identity when it differs from User
 	// (a frontend logged in for a user); empty otherwise.
@@ -44,5 +45,8 @@ func (p *MailPolicy) Login(authzid, authcid, password string) (Identity, error) 
 	if !slices.Contains(p.ProxyServers, authcid) {
 		return Identity{}, ErrNotAuthorized
 	}
-	return Identity{User: authzid, Proxy: authcid}, nil
+	// As in Cyrus: the frontend vouches for the user, so an admin logged
+	// in through a frontend is an admin on the backend too (otherwise no
+	// admin could create a top-level mailbox through a frontend).
+	return Identity{User: authzid, Proxy: authcid, Admin: slices.Contains(p.Admins, authzid)}, nil
 }

@@ -20,7 +20,7 @@ func TestMailPolicy(t *testing.T) {
 		{"bob", "bob", "b", Identity{User: "bob"}, nil},
 		{"", "admin", "a", Identity{User: "admin", Admin: true}, nil},
 		{"alice", "proxy", "p", Identity{User: "alice", Proxy: "proxy"}, nil},
-		{"admin", "proxy", "p", Identity{User: "admin", Proxy: "proxy"}, nil}, // never admin through a proxy
+		{"admin", "proxy", "p", Identity{User: "admin", Proxy: "proxy", Admin: true}, nil}, // an admin through a frontend, as in Cyrus
 		{"alice", "bob", "b", Identity{}, ErrNotAuthorized},
 		{"alice", "admin", "a", Identity{}, ErrNotAuthorized},
 		{"alice", "proxy", "x", Identity{}, ErrBadCredentials},

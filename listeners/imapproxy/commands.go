@@ -395,6 +395,16 @@ func (s *session) placement() []string {
 		}
 	}
 	fixed := len(servers) > 0
+	if !fixed && s.srv.cfg.Backends != nil {
+		// Backends known to be up but holding nothing yet are the best
+		// places of all.
+		for _, sv := range s.srv.cfg.Backends() {
+			if _, dup := counts[sv]; !dup {
+				counts[sv] = 0
+				servers = append(servers, sv)
+			}
+		}
+	}
 	snap := s.srv.cfg.DB.Snapshot()
 	defer snap.Close()
 	err := snap.Scan(func(e store.Entry) error {

@@ -134,6 +134,10 @@ type Config struct {
 	// ("serverlist"); the one holding the fewest mailboxes is chosen.
 	// Empty means every server that holds mailboxes.
 	ServerList []string
+	// Backends, if set and ServerList is empty, names more candidates
+	// for new top-level mailboxes: backends known to be up (by gossip)
+	// that may hold no mailbox yet.
+	Backends func() []string
 	// Passthrough are the backend extensions advertised to clients; nil
 	// means DefaultPassthrough.
 	Passthrough []string
