@@ -12,6 +12,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/rookery/rookery/internal/cyrustest"
 	"github.com/rookery/rookery/listeners/mupdate"
 )
 
@@ -125,14 +126,53 @@ func TestAllInOne(t *testing.T) {
 	}
 }
 
-func TestCluster(t *testing.T) {
-	env, _ := boot(t, "cluster")
+func TestMurder(t *testing.T) {
+	env, _ := boot(t, "murder")
 	create(t, env["BE1_IMAP"], "admin", "adminpw", "user.alice")
 	create(t, env["BE2_IMAP"], "admin", "adminpw", "user.bob")
-	if rec := findAt(t, env["REPLICA"], "admin", "adminpw", "user.alice"); rec.Location != "be1!default" {
-		t.Errorf("user.alice on the replica: %+v", rec)
+	if rec := findAt(t, env["MASTER"], "admin", "adminpw", "user.bob"); rec.Location != "be2!default" {
+		t.Errorf("user.bob on the master: %+v", rec)
 	}
-	if rec := findAt(t, env["REPLICA"], "admin", "adminpw", "user.bob"); rec.Location != "be2!default" {
-		t.Errorf("user.bob on the replica: %+v", rec)
+	// Either user, on either frontend, reaches their INBOX on their backend.
+	for _, fe := range []string{env["FE1_IMAP"], env["FE2_IMAP"]} {
+		for _, u := range []string{"alice", "bob"} {
+			selectVia(t, fe, u, u+"pw", "INBOX")
+		}
+	}
+}
+
+// selectVia logs in and selects mailbox, retrying while the frontend's
+// replica catches up.
+func selectVia(t *testing.T, addr, user, pass, mailbox string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := imapclient.DialInsecure(addr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Login(user, pass).Wait()
+		if err == nil {
+			_, err = c.Select(mailbox, nil).Wait()
+		}
+		c.Close()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s SELECT %s at %s: %v", user, mailbox, addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestMixed(t *testing.T) {
+	cyrustest.Require(t)
+	env, _ := boot(t, "mixed")
+	for _, u := range []string{"alice", "bob"} {
+		selectVia(t, env["FE_IMAP"], u, u+"pw", "INBOX")
+	}
+	if rec := findAt(t, env["MASTER"], "admin", "adminpw", "user.bob"); rec.Location != env["CY2_IMAP"]+"!default" {
+		t.Errorf("user.bob on the master: %+v (cy2 is %s)", rec, env["CY2_IMAP"])
 	}
 }
