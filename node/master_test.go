@@ -253,3 +253,56 @@ func TestConnectionLimitAndIdleTimeout(t *testing.T) {
 	waitConns(t, n, 1)
 	dialRaw(t, n.MUPDATEAddr(), true)
 }
+
+// TestLongDumpToSteadyReader: a reader that keeps reading gets a dump
+// that takes much longer than the write timeout; only stalls are cut.
+func TestLongDumpToSteadyReader(t *testing.T) {
+	n := testNode(t, t.TempDir(), func(c *Config) { c.MUPDATEWriteTimeout = time.Second })
+	c := dialClient(t, n)
+	acl := strings.Repeat("x", 1000)
+	var tags []string
+	for i := range 8000 {
+		tag, err := c.Send("ACTIVATE", fmt.Sprintf("user.d%d", i), "be!p", acl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tags = append(tags, tag)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range tags {
+		if _, err := c.Await(tag); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slow := dialRawWith(t, n.MUPDATEAddr(), net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+	}})
+	slow.cmd(`A01 AUTHENTICATE "PLAIN" "AGFkbWluAHNlY3JldA=="`, "A01 OK")
+	slow.send("U01 UPDATE")
+	buf := make([]byte, 4096)
+	var tail []byte
+	total, start := 0, time.Now()
+	for {
+		_ = slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+		k, err := slow.r.Read(buf)
+		total += k
+		tail = append(tail, buf[:k]...)
+		if len(tail) > 400 {
+			tail = tail[len(tail)-400:]
+		}
+		if strings.Contains(string(tail), `U01 OK "streaming starts"`) {
+			if d := time.Since(start); d < time.Second {
+				t.Logf("dump took only %v; the test proves little on this machine", d)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("dump cut after %d bytes, %v: %v", total, time.Since(start), err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

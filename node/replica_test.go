@@ -332,3 +332,53 @@ func waitStatus(t *testing.T, r *Node, ok func(slave.Status) bool) slave.Status 
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestReplicaCreateThenDelete: a name created and deleted between two
+// points the replica applies (one resume, or one stream batch) must not
+// survive on the replica.
+func TestReplicaCreateThenDelete(t *testing.T) {
+	m := testNode(t, t.TempDir())
+	c := dialClient(t, m)
+	activateN(t, c, "user.a", 3, "be1!default")
+	dir := t.TempDir()
+	r := replicaNode(t, dir, m.MUPDATEAddr())
+	waitSame(t, m, r)
+	r.Close()
+	if err := c.Reserve("user.tmp", "be1!default"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Activate("user.tmp", "be1!default", "x\tlr\t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete("user.tmp"); err != nil {
+		t.Fatal(err)
+	}
+	r = replicaNode(t, dir, m.MUPDATEAddr())
+	waitStatus(t, r, func(st slave.Status) bool { return st.Connected && st.AppliedSeq == m.Store().LastSeq() })
+	if _, found, _ := r.Store().Get("user.tmp"); found {
+		t.Fatal("a resumed replica kept a mailbox the master deleted")
+	}
+
+	// Live: many create+delete triples arrive in shared batches.
+	var tags []string
+	for i := range 200 {
+		name := fmt.Sprintf("user.t%d", i)
+		for _, cmd := range [][]string{{"RESERVE", name, "be!p"}, {"ACTIVATE", name, "be!p", "a\tlr\t"}, {"DELETE", name}} {
+			tag, err := c.Send(cmd[0], cmd[1:]...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tags = append(tags, tag)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range tags {
+		if _, err := c.Await(tag); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitStatus(t, r, func(st slave.Status) bool { return st.AppliedSeq == m.Store().LastSeq() })
+	waitSame(t, m, r)
+}

@@ -437,12 +437,14 @@ func (l *link) applyStream(changes []store.Change, meta map[string]string, seq u
 	// Deletes of names never seen here are normal (Cyrus streams them for
 	// short-lived names); drop them rather than log a change.
 	kept := changes[:0]
+	set := make(map[string]bool) // names this batch creates before deleting
 	for _, ch := range changes {
-		if ch.New == nil {
+		if ch.New == nil && !set[ch.Name] {
 			if _, found, err := l.cfg.Store.Get(ch.Name); err == nil && !found {
 				continue
 			}
 		}
+		set[ch.Name] = ch.New != nil
 		kept = append(kept, ch)
 	}
 	if len(kept) == 0 && meta == nil {

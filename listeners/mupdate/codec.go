@@ -1133,13 +1133,34 @@ func (r *Reader) looseQuoted() error {
 // errors are kept and returned by Flush. It is not safe for concurrent use.
 type Writer struct {
 	bw  *bufio.Writer
+	out *stickyWriter
 	num [20]byte
+}
+
+// stickyWriter remembers the first error of the writer under the buffer,
+// so a long answer can stop as soon as the peer is gone.
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	s.err = err
+	return n, err
 }
 
 // NewWriter returns a buffered Writer on w.
 func NewWriter(w io.Writer) *Writer {
-	return &Writer{bw: bufio.NewWriterSize(w, 64<<10)}
+	out := &stickyWriter{w: w}
+	return &Writer{bw: bufio.NewWriterSize(out, 64<<10), out: out}
 }
+
+// Err is the first error from the connection under the buffer, if any.
+func (w *Writer) Err() error { return w.out.err }
 
 // Flush sends everything buffered.
 func (w *Writer) Flush() error { return w.bw.Flush() }

@@ -125,14 +125,19 @@ func (s *Server) Serve(l net.Listener) error {
 			if s.ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.cfg.Logger.Warn("mupdate: accept failed, backing off", "err", err, "wait", backoff)
-				time.Sleep(backoff)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("mupdate: accept: %w", err)
 			}
-			return fmt.Errorf("mupdate: accept: %w", err)
+			// Out of file descriptors and the like pass; the listener
+			// must not die of them.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.cfg.Logger.Warn("mupdate: accept failed, backing off", "err", err, "wait", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+				return nil
+			}
+			continue
 		}
 		backoff = 0
 		if s.conns.Add(1) > int64(s.cfg.MaxConns) {
@@ -212,6 +217,7 @@ type session struct {
 	hosts     []string
 	lastSeq   uint64
 	xseq      bool // an XUPDATE stream: mark each caught-up point with XSEQ
+	written   int  // entries written in the current long answer
 	wake      chan struct{}
 	cancel    func()
 }
@@ -535,8 +541,13 @@ func (ss *session) read(tag, name string, args []string) {
 // keepWriting extends the write deadline while a long answer streams out,
 // and stops a scan once the server is closing.
 func (ss *session) keepWriting() error {
-	if ss.w.Buffered() == 0 {
+	ss.written++
+	if ss.written%256 == 0 {
+		// Progress: the peer reads, it is just a long answer.
 		_ = ss.conn.SetWriteDeadline(time.Now().Add(ss.s.cfg.WriteTimeout))
+		if err := ss.w.Err(); err != nil {
+			return err
+		}
 	}
 	return ss.s.ctx.Err()
 }
