@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"time"
 
 	"github.com/rookery/rookery/actors/pusher"
 	"github.com/rookery/rookery/listeners/auth"
@@ -149,8 +150,16 @@ func addrOf(l net.Listener) string {
 // pushRegistry sends a backend's mailbox changes through the pusher.
 type pushRegistry struct{ n *Node }
 
-func (r *pushRegistry) ask(ctx context.Context, msg any) error {
-	res, err := r.n.system.Root.RequestFuture(r.n.pusher, msg, askTimeout).Result()
+// deadline is when the IMAP command stops waiting for the master.
+func deadline(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < askTimeout {
+		return d
+	}
+	return time.Now().Add(askTimeout)
+}
+
+func (r *pushRegistry) ask(msg any, until time.Time) error {
+	res, err := r.n.system.Root.RequestFuture(r.n.pusher, msg, max(time.Until(until), time.Millisecond)).Result()
 	if err != nil {
 		return fmt.Errorf("%w: %v", imap.ErrRegistryUnavailable, err)
 	}
@@ -165,15 +174,18 @@ func (r *pushRegistry) ask(ctx context.Context, msg any) error {
 }
 
 func (r *pushRegistry) Reserve(ctx context.Context, name string) error {
-	return r.ask(ctx, &pusher.Reserve{Name: name})
+	d := deadline(ctx)
+	return r.ask(&pusher.Reserve{Name: name, Deadline: d}, d)
 }
 
 func (r *pushRegistry) Activate(ctx context.Context, name, acl string) error {
-	return r.ask(ctx, &pusher.Activate{Name: name, ACL: acl})
+	d := deadline(ctx)
+	return r.ask(&pusher.Activate{Name: name, ACL: acl, Deadline: d}, d)
 }
 
 func (r *pushRegistry) Delete(ctx context.Context, name string) error {
-	return r.ask(ctx, &pusher.Delete{Name: name})
+	d := deadline(ctx)
+	return r.ask(&pusher.Delete{Name: name, Deadline: d}, d)
 }
 
 // IMAPAddr is the IMAP listener's address ("" when off).

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,5 +211,48 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestBackendWithWedgedMaster: a master that authenticates and then says
+// nothing neither wedges the backend's mailbox changes (they fail after
+// the pusher's timeout) nor its shutdown.
+func TestBackendWithWedgedMaster(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.Write([]byte("* AUTH \"PLAIN\"\r\n* OK MUPDATE \"m\" \"x\" \"1\" \"(master)\"\r\n"))
+				buf := make([]byte, 4096)
+				c.Read(buf) // AUTHENTICATE
+				c.Write([]byte("A01 OK \"Authenticated\"\r\n"))
+				for { // then silence
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	n := backendNode(t, t.TempDir(), "be1.test", ln.Addr().String())
+	waitFor(t, "the pusher to connect", func() bool {
+		st, _ := n.PusherStatus()
+		return st.Connected
+	})
+	done := make(chan struct{})
+	go func() { n.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close blocked on a silent master")
 	}
 }

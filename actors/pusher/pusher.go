@@ -36,16 +36,26 @@ var (
 )
 
 // Reserve claims a name for this server before the backend creates it.
-// Sent by the backend's IMAP sessions; reply *Reply.
-type Reserve struct{ Name string }
+// Sent by the backend's IMAP sessions; reply *Reply. Deadline is when the
+// sender stops waiting (zero: Config.OpTimeout from now).
+type Reserve struct {
+	Name     string
+	Deadline time.Time
+}
 
 // Activate publishes a mailbox that exists here, with its ACL. Sent by the
 // backend's IMAP sessions; reply *Reply.
-type Activate struct{ Name, ACL string }
+type Activate struct {
+	Name, ACL string
+	Deadline  time.Time
+}
 
 // Delete withdraws a mailbox of this server from the master. Sent by the
 // backend's IMAP sessions; reply *Reply.
-type Delete struct{ Name string }
+type Delete struct {
+	Name     string
+	Deadline time.Time
+}
 
 // Reply answers Reserve, Activate and Delete.
 type Reply struct{ Err error }
@@ -87,6 +97,10 @@ type Config struct {
 	// KeepAlive is how often an idle connection is checked with NOOP, and
 	// the longest wait between reconnection attempts.
 	KeepAlive time.Duration
+	// OpTimeout bounds one exchange with the master (an operation, a
+	// NOOP, the full push); a master that does not answer in time is
+	// dropped. Default 30 s.
+	OpTimeout time.Duration
 	Logger    *slog.Logger
 }
 
@@ -101,6 +115,9 @@ func Props(cfg Config) *actor.Props {
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 30 * time.Second
 	}
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = 30 * time.Second
+	}
 	return actor.PropsFromProducer(func() actor.Actor { return &pusher{cfg: cfg} })
 }
 
@@ -108,6 +125,10 @@ func Props(cfg Config) *actor.Props {
 type job struct {
 	run   func(c *mupdate.Client) error
 	reply *actor.PID
+	// expires is when the requester stops waiting; a job still queued
+	// then is dropped, so a change the client was told failed never
+	// happens later behind its back.
+	expires time.Time
 }
 
 // progress is sent by the connection goroutine to the actor.
@@ -138,7 +159,7 @@ func (a *pusher) Receive(ctx actor.Context) {
 		}()
 	case *Reserve:
 		loc := a.location()
-		a.submit(ctx, func(c *mupdate.Client) error {
+		a.submit(ctx, m.Deadline, func(c *mupdate.Client) error {
 			err := c.Reserve(m.Name, loc)
 			var se *mupdate.ServerError
 			if errors.As(err, &se) {
@@ -154,9 +175,9 @@ func (a *pusher) Receive(ctx actor.Context) {
 		})
 	case *Activate:
 		loc := a.location()
-		a.submit(ctx, func(c *mupdate.Client) error { return c.Activate(m.Name, loc, m.ACL) })
+		a.submit(ctx, m.Deadline, func(c *mupdate.Client) error { return c.Activate(m.Name, loc, m.ACL) })
 	case *Delete:
-		a.submit(ctx, func(c *mupdate.Client) error { return a.withdraw(c, m.Name) })
+		a.submit(ctx, m.Deadline, func(c *mupdate.Client) error { return a.withdraw(c, m.Name) })
 	case *SetMaster:
 		if m.Addr != a.target.Addr() {
 			a.cfg.Logger.Info("backend switching master", "from", a.target.Addr(), "to", m.Addr)
@@ -177,9 +198,12 @@ func (a *pusher) Receive(ctx actor.Context) {
 
 func (a *pusher) location() string { return a.cfg.ServerName + "!" + a.cfg.Partition }
 
-func (a *pusher) submit(ctx actor.Context, run func(*mupdate.Client) error) {
+func (a *pusher) submit(ctx actor.Context, deadline time.Time, run func(*mupdate.Client) error) {
+	if deadline.IsZero() {
+		deadline = time.Now().Add(a.cfg.OpTimeout)
+	}
 	select {
-	case a.jobs <- job{run: run, reply: ctx.Sender()}:
+	case a.jobs <- job{run: run, reply: ctx.Sender(), expires: deadline}:
 	default:
 		ctx.Respond(&Reply{Err: fmt.Errorf("%w: too many operations queued", ErrUnavailable)})
 	}
@@ -253,6 +277,7 @@ func (w *worker) run(ctx context.Context) {
 			w.do(ctx, j)
 		case <-time.After(wait):
 			if w.c != nil {
+				w.deadline(time.Time{})
 				if err := w.c.Noop(); err != nil {
 					w.drop(err)
 				}
@@ -264,6 +289,11 @@ func (w *worker) run(ctx context.Context) {
 // do runs one job, reconnecting once if the connection turns out dead,
 // as Cyrus's XFER code does; every operation is safe to repeat.
 func (w *worker) do(ctx context.Context, j job) {
+	if time.Now().After(j.expires) {
+		// The requester has already answered its client with a failure.
+		w.cfg.Logger.Warn("dropped a mailbox change its requester gave up on")
+		return
+	}
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		if w.c == nil {
@@ -271,6 +301,7 @@ func (w *worker) do(ctx context.Context, j job) {
 				break
 			}
 		}
+		w.deadline(j.expires)
 		err = j.run(w.c)
 		var se *mupdate.ServerError
 		if err == nil || errors.Is(err, ErrRefused) || errors.As(err, &se) {
@@ -312,7 +343,11 @@ func (w *worker) connect(ctx context.Context) error {
 	if !ok {
 		return fmt.Errorf("%w: master moved", ErrUnavailable)
 	}
-	w.c, w.detach = c, detach
+	// Stopping the pusher must not wait on a master that went quiet.
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	w.c, w.detach = c, func() { stop(); detach() }
+	// The full push may be long; it gets a deadline per exchange below.
+	w.deadline(time.Time{})
 	w.cfg.Logger.Info("connected to the mupdate master", "master", addr)
 	w.report(func(s *Status) { s.Master, s.Connected, s.LastError = addr, true, "" })
 	if err := w.push(); err != nil {
@@ -321,6 +356,19 @@ func (w *worker) connect(ctx context.Context) error {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return nil
+}
+
+// deadline bounds the next exchange with the master: until t, or
+// OpTimeout from now when t is zero or later than that.
+func (w *worker) deadline(t time.Time) {
+	if w.c == nil {
+		return
+	}
+	limit := time.Now().Add(w.cfg.OpTimeout)
+	if t.IsZero() || t.After(limit) {
+		t = limit
+	}
+	_ = w.c.SetDeadline(t)
 }
 
 func (w *worker) drop(err error) {
@@ -358,6 +406,7 @@ func (w *worker) push() error {
 	local := make(map[string]bool)
 	err := w.cfg.Local(func(m Mailbox) error {
 		local[m.Name] = true
+		w.deadline(time.Time{})
 		if r, ok := held[m.Name]; ok {
 			if r.Kind == "MAILBOX" && r.Location == loc && r.ACL == m.ACL {
 				return nil
@@ -384,6 +433,7 @@ func (w *worker) push() error {
 		if local[name] {
 			continue
 		}
+		w.deadline(time.Time{})
 		if err := w.c.Delete(name); err != nil {
 			return err
 		}
