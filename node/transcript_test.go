@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ func testLogger(t *testing.T) *slog.Logger {
 // runTranscript plays a transcript against addr. Lines are "Cn: bytes"
 // (sent by connection n; "C:" is connection 1) or "Sn: bytes" (expected
 // from the server, byte for byte); each gets CRLF appended. Escapes: \t,
-// \0, \\ and a trailing \nocrlf to suppress the CRLF. "Sn: <eof>" expects
+// \0, \xHH, \\ and a trailing \nocrlf to suppress the CRLF. "Sn: <eof>" expects
 // the server to close; "Cn: <close>" closes the client side; "# ..." is a
 // comment. Connections open on first mention.
 func runTranscript(t *testing.T, addr string, script string) {
@@ -160,6 +161,12 @@ func unescape(s string) []byte {
 				b.WriteByte('\\')
 				i++
 				continue
+			case 'x':
+				if v, err := strconv.ParseUint(s[i+2:min(i+4, len(s))], 16, 8); err == nil && i+4 <= len(s) {
+					b.WriteByte(byte(v))
+					i += 3
+					continue
+				}
 			}
 		}
 		b.WriteByte(s[i])

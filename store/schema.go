@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 )
 
 // Key schema. Every key starts with a one-byte family prefix (readable ASCII, so
@@ -54,7 +55,8 @@ var (
 )
 
 // DBName returns the Cyrus 3.6 dbname sort key for an internal mailbox name:
-// '!' -> 0x1D, '.' -> 0x1F, '^' -> '.', other bytes as is. Byte order of
+// a virtual domain ("example.com!") stays as it is, its '!' becomes 0x1D;
+// in the rest '.' -> 0x1F, '^' -> '.', other bytes as is. Byte order of
 // dbnames is the order Cyrus lists mailboxes in, e.g. "user.bob.sub" before
 // "user.bob-x", which plain name order would reverse.
 func DBName(name string) []byte {
@@ -62,6 +64,10 @@ func DBName(name string) []byte {
 }
 
 func appendDBName(dst []byte, name string) []byte {
+	if i := strings.IndexByte(name, '!'); i >= 0 {
+		dst = append(append(dst, name[:i]...), 0x1D)
+		name = name[i+1:]
+	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		switch c {
@@ -75,6 +81,12 @@ func appendDBName(dst []byte, name string) []byte {
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// CheckName refuses names the list cannot hold: empty ones, and ones
+// whose key would alias another name's.
+func CheckName(name string) error {
+	return checkName(name)
 }
 
 // checkName refuses names whose key would alias another name's.

@@ -127,7 +127,7 @@ func TestServer(t *testing.T) {
 func TestDBName(t *testing.T) {
 	for name, want := range map[string]string{
 		"user.bob":             "user\x1fbob",
-		"example.com!user.eve": "example\x1fcom\x1duser\x1feve",
+		"example.com!user.eve": "example.com\x1duser\x1feve",
 		"user^bob":             "user.bob",
 		"user.b^o.b":           "user\x1fb.o\x1fb",
 		"":                     "",
@@ -141,6 +141,8 @@ func TestDBName(t *testing.T) {
 // TestScanOrder checks Scan yields Cyrus's LIST order (mupdate-protocol.md 3.9).
 func TestScanOrder(t *testing.T) {
 	want := []string{
+		// Domains sort as written: Cyrus keeps them verbatim in dbnames.
+		"example-mail.com!user.a",
 		"example.com!user.eve",
 		"shared",
 		"shared.x",

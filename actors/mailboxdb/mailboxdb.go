@@ -153,8 +153,16 @@ func (a *db) update(ctx actor.Context, m *Update) {
 		ctx.Respond(&UpdateReply{Err: err})
 		return
 	}
+	if err := store.CheckName(m.Name); err != nil {
+		ctx.Respond(&UpdateReply{Err: err})
+		return
+	}
 	if next != nil {
-		next.Name = m.Name
+		// A copy: Decide may hand back the current entry, which a commit
+		// in flight may still be reading.
+		c := *next
+		c.Name = m.Name
+		next = &c
 	}
 	a.enqueue(ctx, pending{
 		changes: []store.Change{{Name: m.Name, Old: cur, New: next}},
@@ -163,12 +171,22 @@ func (a *db) update(ctx actor.Context, m *Update) {
 }
 
 func (a *db) apply(ctx actor.Context, m *Apply) {
-	for i := range m.Changes {
-		if n := m.Changes[i].New; n != nil {
-			n.Name = m.Changes[i].Name
+	changes := make([]store.Change, 0, len(m.Changes))
+	for _, c := range m.Changes {
+		// One name the list cannot hold must not fail the whole batch
+		// (and with it everyone else's writes sharing the commit).
+		if err := store.CheckName(c.Name); err != nil {
+			a.cfg.Logger.Warn("skipping a mailbox the list cannot hold", "mailbox", c.Name, "err", err)
+			continue
 		}
+		if c.New != nil {
+			e := *c.New
+			e.Name = c.Name
+			c.New = &e
+		}
+		changes = append(changes, c)
 	}
-	a.enqueue(ctx, pending{changes: m.Changes, meta: m.Meta, reply: ctx.Sender()})
+	a.enqueue(ctx, pending{changes: changes, meta: m.Meta, reply: ctx.Sender()})
 }
 
 func (a *db) enqueue(ctx actor.Context, p pending) {

@@ -72,8 +72,9 @@ func (a *master) Receive(ctx actor.Context) {
 	default:
 		return
 	}
-	if u.Name == "" {
-		// Cyrus accepts an empty name and then serves garbage from LIST.
+	if store.CheckName(u.Name) != nil {
+		// Cyrus accepts an empty name and then serves garbage from LIST;
+		// names with the bytes the list uses as separators cannot be kept.
 		ctx.Respond(&mailboxdb.UpdateReply{Err: ErrBadName})
 		return
 	}
