@@ -247,7 +247,7 @@ func TestFiveNodeMurder(t *testing.T) {
 		t.Errorf("alice on the live backend: %v", err)
 	}
 	// It comes back.
-	b2 = clusterNodeIn(t, b2dir, "be2.test", []Role{RoleBackend}, "", seed)
+	clusterNodeIn(t, b2dir, "be2.test", []Role{RoleBackend}, "", seed)
 	waitFor(t, "bob's INBOX back", func() bool {
 		_, err := imapLogin(t, f1.IMAPAddr(), "bob", "bobpw").Select("INBOX", nil).Wait()
 		return err == nil

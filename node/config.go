@@ -512,8 +512,13 @@ func (c *Config) Validate() error {
 		if c.IMAPIdleTimeout < time.Minute {
 			problems = append(problems, "timeout: must be at least 1 (minute)")
 		}
-		if !c.Has(RoleMaster) && c.MUPDATEServer != "" && c.MUPDATEAuthname == "" {
+		if !c.Has(RoleMaster) && (c.MUPDATEServer != "" || c.GossipListen != "") && c.MUPDATEAuthname == "" {
 			problems = append(problems, "mupdate_authname: a backend needs credentials for its master")
+		}
+		if c.MUPDATEServer != "" {
+			if _, _, err := net.SplitHostPort(c.MUPDATEServer); err != nil {
+				problems = append(problems, fmt.Sprintf("mupdate_server: %q: want host:port (Cyrus's mupdate_port is not read either)", c.MUPDATEServer))
+			}
 		}
 	}
 	if c.Has(RoleBackend) && c.POP3IdleTimeout < time.Minute {
@@ -573,8 +578,9 @@ func (c *Config) Validate() error {
 	if c.MUPDATEWriteTimeout < 100*time.Millisecond {
 		problems = append(problems, "mupdate_write_timeout: must be at least 100ms")
 	}
-	if c.MaxLiteral < 1024 {
-		problems = append(problems, "maxliteral: must be at least 1024")
+	if c.MaxLiteral < 1024 || c.MaxLiteral > 131072 {
+		// Cyrus peers (and Rookery's own client) die on longer strings.
+		problems = append(problems, "maxliteral: must be between 1024 and 131072")
 	}
 	if c.LogRetain < 1000 {
 		problems = append(problems, "mupdate_log_retain: must be at least 1000")

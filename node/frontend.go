@@ -133,6 +133,9 @@ func (n *Node) kick(ctx context.Context) error {
 	timeout := askTimeout
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
+		if timeout <= 0 {
+			return context.DeadlineExceeded
+		}
 	}
 	res, err := n.system.Root.RequestFuture(n.slave, &slave.Sync{}, timeout).Result()
 	if err != nil {

@@ -382,3 +382,24 @@ func TestReplicaCreateThenDelete(t *testing.T) {
 	waitStatus(t, r, func(st slave.Status) bool { return st.AppliedSeq == m.Store().LastSeq() })
 	waitSame(t, m, r)
 }
+
+// TestReplicaKick: once a kick returns, everything the master had when it
+// was asked is on the replica (what frontends rely on after a miss).
+func TestReplicaKick(t *testing.T) {
+	m := testNode(t, t.TempDir())
+	c := dialClient(t, m)
+	r := replicaNode(t, t.TempDir(), m.MUPDATEAddr())
+	waitStatus(t, r, func(st slave.Status) bool { return st.Connected })
+	for i := range 20 {
+		name := fmt.Sprintf("user.k%d", i)
+		if err := c.Activate(name, "be!p", ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.kick(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if _, found, _ := r.Store().Get(name); !found {
+			t.Fatalf("%s missing right after a kick", name)
+		}
+	}
+}

@@ -362,23 +362,44 @@ func (l *link) stream(c *mupdate.Client, rookery bool) error {
 	}()
 	tick := time.NewTicker(l.cfg.RetryDelay)
 	defer tick.Stop()
-	outstanding := false
+	// NOOPs in flight, oldest first, each with the kicks it answers: a
+	// kick is answered by the OK of a NOOP sent after it arrived.
+	type noop struct {
+		tag     string
+		sent    time.Time
+		waiters []*actor.PID
+	}
+	var noops []noop
+	sendNoop := func(waiters []*actor.PID) error {
+		tag, err := c.SendNoop()
+		if err != nil {
+			return err
+		}
+		noops = append(noops, noop{tag: tag, sent: time.Now(), waiters: waiters})
+		return nil
+	}
 	var pending []store.Change
-	var waiters []*actor.PID
 	defer func() {
-		for _, w := range waiters {
-			l.root.Send(w, &SyncReply{Err: errors.New("slave: master connection lost")})
+		lost := &SyncReply{Err: errors.New("slave: master connection lost")}
+		for _, n := range noops {
+			for _, w := range n.waiters {
+				l.root.Send(w, lost)
+			}
+		}
+		for {
+			select {
+			case w := <-l.kicks:
+				l.root.Send(w, lost)
+			default:
+				return
+			}
 		}
 	}()
 	for {
 		select {
 		case w := <-l.kicks:
-			waiters = append(waiters, w)
-			if !outstanding {
-				if _, err := c.SendNoop(); err != nil {
-					return err
-				}
-				outstanding = true
+			if err := sendNoop([]*actor.PID{w}); err != nil {
+				return err
 			}
 		case n := <-recs:
 			if n.err != nil {
@@ -386,7 +407,6 @@ func (l *link) stream(c *mupdate.Client, rookery bool) error {
 			}
 			switch n.rec.Kind {
 			case "OK":
-				outstanding = false
 				// The master sent everything it had before this OK.
 				if len(pending) > 0 {
 					if err := l.applyStream(pending, nil, 0); err != nil {
@@ -394,10 +414,18 @@ func (l *link) stream(c *mupdate.Client, rookery bool) error {
 					}
 					pending = pending[:0]
 				}
-				for _, w := range waiters {
-					l.root.Send(w, &SyncReply{})
+				// OKs come in order: this one answers every NOOP up to
+				// its own tag.
+				for len(noops) > 0 {
+					done := noops[0]
+					noops = noops[1:]
+					for _, w := range done.waiters {
+						l.root.Send(w, &SyncReply{})
+					}
+					if done.tag == n.rec.Tag {
+						break
+					}
 				}
-				waiters = nil
 			case "MAILBOX", "RESERVE", "DELETE":
 				pending = append(pending, change(n.rec))
 			case mupdate.KindSeq:
@@ -422,13 +450,14 @@ func (l *link) stream(c *mupdate.Client, rookery bool) error {
 				pending = pending[:0]
 			}
 		case <-tick.C:
-			if outstanding {
+			if len(noops) > 0 && time.Since(noops[0].sent) >= l.cfg.RetryDelay {
 				return errors.New("slave: master did not answer NOOP in time")
 			}
-			if _, err := c.SendNoop(); err != nil {
-				return err
+			if len(noops) == 0 {
+				if err := sendNoop(nil); err != nil {
+					return err
+				}
 			}
-			outstanding = true
 		}
 	}
 }
