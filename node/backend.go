@@ -44,6 +44,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 	if master != "" || n.cfg.GossipListen != "" {
 		// With gossip and no master yet, the pusher waits for SetMaster.
 		creds.Timeout = n.cfg.ClientTimeout
+		creds.TLS = n.mupdateClientTLS
 		creds.Logger = n.log.With("role", "backend-pusher")
 		n.pusher, err = n.system.Root.SpawnNamed(pusher.Props(pusher.Config{
 			Master:     master,

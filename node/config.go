@@ -83,6 +83,13 @@ type Config struct {
 	// them a self-signed certificate is made in DATA/tls
 	// ("tls_server_cert", "tls_server_key").
 	TLSCert, TLSKey string
+	// MUPDATETLS offers STARTTLS on the MUPDATE listener and takes it up
+	// as a client ("mupdate_tls", default yes); Cyrus peers ignore it.
+	MUPDATETLS bool
+	// TLSClientCA verifies masters' certificates for MUPDATE STARTTLS;
+	// without it the link is encrypted but the certificate unchecked
+	// ("tls_client_ca_file").
+	TLSClientCA string
 	// AllowPlaintext lets clients log in to a frontend without TLS
 	// ("allowplaintext").
 	AllowPlaintext bool
@@ -173,6 +180,7 @@ func DefaultConfig() Config {
 		LMTPListen:            "127.0.0.1:2003",
 		POP3IdleTimeout:       10 * time.Minute,
 		ProxyAuthname:         "proxy",
+		MUPDATETLS:            true,
 		AdminListen:           "127.0.0.1:9905",
 		ClusterName:           "rookery",
 		GossipPreset:          "lan",
@@ -314,6 +322,14 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 			c.IMAPSListen = v
 		case "pop3s_listen":
 			c.POP3SListen = v
+		case "mupdate_tls":
+			b, err := parseBool(v)
+			if err != nil {
+				bad(k, v, err.Error())
+			}
+			c.MUPDATETLS = b
+		case "tls_client_ca_file":
+			c.TLSClientCA = v
 		case "tls_server_cert":
 			c.TLSCert = v
 		case "tls_server_key":
@@ -488,15 +504,15 @@ func (c *Config) Validate() error {
 			problems = append(problems, fmt.Sprintf("mupdate: %q: want host:port", c.MUPDATEListen))
 		}
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		problems = append(problems, "tls_server_cert, tls_server_key: give both or neither")
+	}
 	if c.Has(RoleFrontend) {
 		if c.Has(RoleBackend) {
 			problems = append(problems, "roles: frontend and backend need separate nodes (both serve the IMAP, POP3 and LMTP ports)")
 		}
 		if !c.Has(RoleMaster) && !c.Has(RoleReplica) {
 			problems = append(problems, "roles: a frontend routes by a mailbox list: add replica (or master) to its roles")
-		}
-		if (c.TLSCert == "") != (c.TLSKey == "") {
-			problems = append(problems, "tls_server_cert, tls_server_key: give both or neither")
 		}
 	}
 	if c.Has(RoleBackend) {

@@ -2,19 +2,9 @@ package node
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/rookery/rookery/actors/membership"
@@ -173,64 +163,4 @@ func (n *Node) aliveBackends() []string {
 		}
 	}
 	return out
-}
-
-// tlsConfig loads tls_server_cert/tls_server_key, or makes a self-signed
-// certificate in DATA/tls on first start so STARTTLS works out of the box.
-func (n *Node) tlsConfig() (*tls.Config, error) {
-	certFile, keyFile := n.cfg.TLSCert, n.cfg.TLSKey
-	if certFile == "" {
-		dir := filepath.Join(n.cfg.DataDir, "tls")
-		certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-		if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
-			if err := selfSigned(dir, certFile, keyFile, n.cfg.ServerName); err != nil {
-				return nil, err
-			}
-			n.log.Warn("made a self-signed TLS certificate; set tls_server_cert and tls_server_key for a real one", "file", certFile)
-		}
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("node: tls: %w", err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
-}
-
-func selfSigned(dir, certFile, keyFile, name string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("node: %w", err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("node: tls key: %w", err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	host, _, err := net.SplitHostPort(name)
-	if err != nil {
-		host = name
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: host},
-		DNSNames:     []string{host},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().AddDate(5, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if ip := net.ParseIP(host); ip != nil {
-		tmpl.DNSNames, tmpl.IPAddresses = nil, []net.IP{ip}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return fmt.Errorf("node: tls certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("node: tls key: %w", err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return fmt.Errorf("node: %w", err)
-	}
-	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -305,4 +306,38 @@ func TestLongDumpToSteadyReader(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestSTARTTLS: Cyrus's STARTTLS exchange (section 3.13): OK, handshake,
+// the greeting again without STARTTLS, and the refusals.
+func TestSTARTTLS(t *testing.T) {
+	n := testNode(t, t.TempDir())
+	m := dialRaw(t, n.MUPDATEAddr(), false)
+	m.send("S01 STARTTLS")
+	if l := m.line(); l != "S01 OK Begin TLS negotiation now" {
+		t.Fatalf("STARTTLS: %q", l)
+	}
+	tc := tls.Client(m.Conn, &tls.Config{InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	m.Conn, m.r = tc, bufio.NewReader(tc)
+	var greeting []string
+	for {
+		l := m.line()
+		greeting = append(greeting, l)
+		if strings.HasPrefix(l, "* OK") {
+			break
+		}
+	}
+	if strings.Contains(strings.Join(greeting, "\n"), "STARTTLS") {
+		t.Errorf("greeting over TLS still offers STARTTLS: %q", greeting)
+	}
+	m.cmd("S02 STARTTLS", "S02 BAD Already did a successful Starttls")
+	m.cmd(`A01 AUTHENTICATE "PLAIN" "AGFkbWluAHNlY3JldA=="`, "A01 OK")
+	m.cmd(`f FIND "x"`, `f OK "Search completed"`)
+
+	// After authentication, as Cyrus.
+	p := dialRaw(t, n.MUPDATEAddr(), true)
+	p.cmd("S01 STARTTLS", "S01 BAD Can't Starttls after authentication")
 }

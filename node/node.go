@@ -5,6 +5,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -48,6 +49,9 @@ type Node struct {
 	db     *actor.PID
 	master *actor.PID
 	slave  *actor.PID
+	// mupdateClientTLS is what this node's MUPDATE clients use for
+	// STARTTLS (nil: plain).
+	mupdateClientTLS *tls.Config
 
 	pusher *actor.PID
 
@@ -68,6 +72,7 @@ type Node struct {
 	// servers counts listener goroutines, so Close can wait for them.
 	servers sync.WaitGroup
 
+	serverTLS  *tls.Config
 	gossip     *actor.PID
 	gossipAddr string
 	cluster    *cluster
@@ -128,10 +133,16 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 	}
+	clientTLS, err := n.clientTLS()
+	if err != nil {
+		return nil, err
+	}
+	n.mupdateClientTLS = clientTLS
 	if cfg.Has(RoleReplica) {
 		n.slave, err = n.system.Root.SpawnNamed(slave.Props(slave.Config{
 			Master: cfg.MUPDATEServer,
 			Client: mupdate.ClientConfig{
+				TLS:      clientTLS,
 				Username: cfg.MUPDATEAuthname,
 				Authzid:  cfg.MUPDATEUsername,
 				Password: cfg.MUPDATEPassword,
@@ -201,6 +212,13 @@ func (n *Node) startMUPDATE(policy *auth.Policy) error {
 		MaxConns:         n.cfg.MUPDATEConnectionsMax,
 		FailedLoginPause: n.cfg.FailedLoginPause,
 		Logger:           n.log.With("listener", "mupdate"),
+	}
+	if n.cfg.MUPDATETLS {
+		tlsConf, err := n.tlsConfig()
+		if err != nil {
+			return err
+		}
+		scfg.TLS = tlsConf
 	}
 	if n.master != nil {
 		scfg.Write = n.write

@@ -179,7 +179,7 @@ func TestReplicaResumes(t *testing.T) {
 	r = replicaNode(t, dir, m.MUPDATEAddr())
 	waitSame(t, m, r)
 	st := waitStatus(t, r, func(st slave.Status) bool { return st.Connected })
-	if st.Resumes != 1 || st.FullSyncs != 0 || st.AppliedSeq != m.Store().LastSeq() {
+	if st.Resumes != 1 || st.FullSyncs != 0 || st.AppliedSeq != m.Store().LastSeq() || !st.TLS {
 		t.Errorf("after restart: %+v (master seq %d)", st, m.Store().LastSeq())
 	}
 	r.Close()

@@ -178,7 +178,7 @@ func unescape(s string) []byte {
 }
 
 func greeting(conn string) string {
-	return fmt.Sprintf("S%[1]s: * AUTH \"PLAIN\"\nS%[1]s: * PARTIAL-UPDATE\nS%[1]s: * X-ROOKERY-LOG\nS%[1]s: * OK MUPDATE \"mupdate.test\" \"Rookery\" \"%[2]s\" \"(master)\"\n", conn, Version)
+	return fmt.Sprintf("S%[1]s: * AUTH \"PLAIN\"\nS%[1]s: * STARTTLS\nS%[1]s: * PARTIAL-UPDATE\nS%[1]s: * X-ROOKERY-LOG\nS%[1]s: * OK MUPDATE \"mupdate.test\" \"Rookery\" \"%[2]s\" \"(master)\"\n", conn, Version)
 }
 
 // login is greeting plus a PLAIN login as admin:secret.

@@ -50,6 +50,7 @@ type SetMaster struct{ Addr string }
 type Status struct {
 	Master    string
 	Connected bool // a session with the master is streaming
+	TLS       bool // that session runs over TLS (STARTTLS)
 	// Rookery is true when the master offers its change log, so the
 	// replica can resume instead of reloading everything.
 	Rookery bool
@@ -241,6 +242,7 @@ func (l *link) session(ctx context.Context, addr string) (streamed bool, err err
 		"seq", seq, "mailboxes", l.cfg.Store.Count(), "took", time.Since(start).Round(time.Millisecond))
 	l.report(func(s *Status) {
 		s.Master, s.Connected, s.Rookery, s.AppliedSeq, s.LastSync, s.LastError = addr, true, rookery, seq, time.Now(), ""
+		s.TLS = c.TLS()
 		if mode == "resume" {
 			s.Resumes++
 		} else {

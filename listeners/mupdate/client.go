@@ -2,6 +2,7 @@ package mupdate
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -22,7 +23,10 @@ type ClientConfig struct {
 	Username, Password string        // SASL PLAIN authcid / password; an empty Username skips authentication
 	Authzid            string        // optional SASL authorisation id
 	Timeout            time.Duration // connect + greeting + auth timeout (Cyrus client_timeout), default 10s
-	Logger             *slog.Logger  // nil discards
+	// TLS, if set, is used for STARTTLS whenever the server offers it
+	// (section 3.13); the greeting is then read again over TLS.
+	TLS    *tls.Config
+	Logger *slog.Logger // nil discards
 }
 
 // Greeting is what the server announced on connect (section 2.1).
@@ -70,6 +74,7 @@ type Client struct {
 	greeting  Greeting
 	seq       int    // counter of X<n> and N<n> tags, like Cyrus's
 	streamTag string // set once UPDATE has started streaming
+	tls       bool
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -117,6 +122,9 @@ func NewClient(conn net.Conn, cfg ClientConfig) (*Client, error) {
 	}
 	conn.SetDeadline(time.Now().Add(c.timeout))
 	err := c.readGreeting()
+	if err == nil && cfg.TLS != nil && c.greeting.StartTLS {
+		err = c.startTLS(cfg.TLS)
+	}
 	if err == nil && cfg.Username != "" {
 		err = c.authenticate(cfg)
 	}
@@ -163,6 +171,33 @@ func (c *Client) readGreeting() error {
 		g.Capabilities[resp.Kind] = resp.Args
 	}
 }
+
+// startTLS upgrades the connection (Cyrus's client sends S01 and only
+// checks for OK) and reads the greeting the server sends again.
+func (c *Client) startTLS(conf *tls.Config) error {
+	c.w.Command("S01", cmdStartTLS)
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	resp, err := c.r.ReadResponse()
+	if err != nil {
+		return fmt.Errorf("mupdate: read reply to STARTTLS: %w", err)
+	}
+	if resp.Kind != kindOK {
+		return &ServerError{Status: resp.Kind, Text: resp.Text}
+	}
+	tc := tls.Client(c.conn, conf)
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("mupdate: tls: %w", err)
+	}
+	c.conn, c.tls = tc, true
+	c.r = NewReader(tc, Limits{})
+	c.w = NewWriter(tc)
+	return c.readGreeting()
+}
+
+// TLS reports whether the connection runs over TLS.
+func (c *Client) TLS() bool { return c.tls }
 
 // authTag is Cyrus's fixed AUTHENTICATE tag (section 6.1).
 const authTag = "A01"

@@ -2,6 +2,7 @@ package mupdate
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -67,7 +68,10 @@ type ServerConfig struct {
 	MaxConns int
 	// FailedLoginPause delays the reply to a failed authentication.
 	FailedLoginPause time.Duration
-	Logger           *slog.Logger
+	// TLS, if set, offers STARTTLS (section 3.13). Cyrus clients, which
+	// can use PLAIN, never take it; Rookery replicas and pushers do.
+	TLS    *tls.Config
+	Logger *slog.Logger
 }
 
 // Server serves MUPDATE on any number of listeners.
@@ -210,6 +214,7 @@ type session struct {
 	closed chan struct{}
 
 	user      string // set by the reader before any item that reads it
+	tls       bool   // the connection runs over TLS
 	streaming bool   // reader's copy of streamTag != ""
 
 	// Streaming state, owned by the writer goroutine.
@@ -234,13 +239,7 @@ func (s *Server) serveConn(c net.Conn) {
 		wake:   make(chan struct{}, 1),
 	}
 	ss.log.Debug("mupdate: connected")
-	ss.r.SetContinuation(func() error {
-		// Through the writer, so it follows every earlier reply.
-		if !ss.wait(func(w *session) { w.w.Line("+ go ahead") }) {
-			return net.ErrClosed
-		}
-		return nil
-	})
+	ss.r.SetContinuation(ss.continuation)
 	defer func() {
 		if ss.cancel != nil {
 			ss.cancel()
@@ -273,9 +272,21 @@ func (s *Server) serveConn(c net.Conn) {
 	<-readerDone
 }
 
+// continuation answers a synchronising literal, through the writer so it
+// follows every earlier reply.
+func (ss *session) continuation() error {
+	if !ss.wait(func(w *session) { w.w.Line("+ go ahead") }) {
+		return net.ErrClosed
+	}
+	return nil
+}
+
 func (ss *session) greet() {
 	cfg := &ss.s.cfg
 	ss.w.Line(`* AUTH "PLAIN"`)
+	if cfg.TLS != nil && !ss.tls {
+		ss.w.Line("* STARTTLS")
+	}
 	ss.w.Line("* PARTIAL-UPDATE")
 	// Rookery's change-log extension; Cyrus clients skip capabilities they
 	// do not know.
@@ -423,9 +434,21 @@ func (ss *session) command(tag, name string) bool {
 			return true
 		}
 		return ss.authenticate(tag, args)
+	case "STARTTLS":
+		if ss.s.cfg.TLS == nil {
+			break
+		}
+		if _, err := ss.r.ReadArgs(tag, name); err != nil {
+			return ss.readFailed(err)
+		}
+		return ss.startTLS(tag)
+	case "NOOP", "FIND", "LIST", "UPDATE", "XUPDATE", "ACTIVATE", "RESERVE", "DEACTIVATE", "DELETE":
+	}
+	switch name {
 	case "NOOP", "FIND", "LIST", "UPDATE", "XUPDATE", "ACTIVATE", "RESERVE", "DEACTIVATE", "DELETE":
 	default:
-		// STARTTLS and COMPRESS are not offered in the greeting.
+		// COMPRESS is not offered in the greeting, nor STARTTLS without
+		// a certificate.
 		if err := ss.r.DiscardLine(); err != nil {
 			return ss.readFailed(err)
 		}
@@ -708,6 +731,40 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// startTLS answers STARTTLS with Cyrus's texts, upgrades the connection
+// and greets again without the STARTTLS line; false ends the session.
+func (ss *session) startTLS(tag string) bool {
+	raw := func(text string) {
+		ss.queue(&item{run: func(w *session) { w.w.StatusRaw(tag, "BAD", text) }})
+	}
+	switch {
+	case ss.tls:
+		raw("Already did a successful Starttls")
+		return true
+	case ss.user != "":
+		raw("Can't Starttls after authentication")
+		return true
+	}
+	if !ss.wait(func(w *session) { w.w.StatusRaw(tag, "OK", "Begin TLS negotiation now") }) {
+		return false
+	}
+	// The writer is idle until the reader queues again: swap the
+	// connection under it. Anything pipelined after STARTTLS is dropped.
+	tc := tls.Server(ss.conn, ss.s.cfg.TLS)
+	_ = tc.SetDeadline(time.Now().Add(ss.s.cfg.WriteTimeout))
+	if err := tc.Handshake(); err != nil {
+		ss.log.Info("mupdate: tls handshake failed", "err", err)
+		return false
+	}
+	_ = tc.SetDeadline(time.Time{})
+	ss.conn, ss.tls = tc, true
+	ss.r = NewReader(tc, ss.s.cfg.Limits)
+	ss.r.SetContinuation(ss.continuation)
+	ss.w = NewWriter(tc)
+	ss.log.Debug("mupdate: tls started", "version", tls.VersionName(tc.ConnectionState().Version))
+	return ss.queue(&item{run: func(w *session) { w.greet() }})
 }
 
 // authenticate runs a SASL PLAIN exchange (bare base64 lines, as Cyrus's
