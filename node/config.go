@@ -98,6 +98,10 @@ type Config struct {
 	// per-backend passwords by short host name ("<shorthost>_password").
 	ProxyAuthname, ProxyPassword string
 	ServerPasswords              map[string]string
+	// BackendAddrs declares backends that do not gossip (real Cyrus
+	// ones): server name -> IMAP, POP3 and LMTP addresses
+	// ("backend_addrs: NAME=IMAP[,POP3[,LMTP]] ...").
+	BackendAddrs map[string][3]string
 	// ServerList are the backends a frontend may place new top-level
 	// mailboxes on ("serverlist"); empty means any.
 	ServerList []string
@@ -344,6 +348,24 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 			c.ProxyAuthname = v
 		case "proxy_password":
 			c.ProxyPassword = v
+		case "backend_addrs":
+			c.BackendAddrs = make(map[string][3]string)
+			for _, item := range strings.Fields(v) {
+				name, addrs, ok := strings.Cut(item, "=")
+				parts := strings.Split(addrs, ",")
+				if !ok || name == "" || len(parts) > 3 {
+					bad(k, item, "want NAME=IMAP[,POP3[,LMTP]]")
+					continue
+				}
+				var a [3]string
+				for i, p := range parts {
+					if _, _, err := net.SplitHostPort(p); err != nil && p != "" {
+						bad(k, item, fmt.Sprintf("%q is not host:port", p))
+					}
+					a[i] = p
+				}
+				c.BackendAddrs[name] = a
+			}
 		case "serverlist":
 			c.ServerList = strings.Fields(v)
 		case "pop3_listen":

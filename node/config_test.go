@@ -18,6 +18,7 @@ func TestValidate(t *testing.T) {
 		{map[string]string{"roles": "frontend,backend"}, []string{"separate nodes", "add replica"}},
 		{map[string]string{"maxliteral": "200000", "gossip_preset": "moon"}, []string{"maxliteral", "gossip_preset"}},
 		{map[string]string{"unixhierarchysep": "maybe", "timeout": "soon"}, []string{"unixhierarchysep", "timeout"}},
+		{map[string]string{"backend_addrs": "cy1=127.0.0.2 cy2"}, []string{"not host:port", "want NAME=IMAP"}},
 	}
 	for _, c := range cases {
 		cfg := DefaultConfig()
@@ -37,7 +38,7 @@ func TestValidate(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	if _, err := cfg.Apply(map[string]string{"roles": "backend", "mupdate_server": "m:3905", "mupdate_authname": "mupdate",
-		"be1_password": "x"}); err != nil {
+		"be1_password": "x", "backend_addrs": "cy1.example=127.0.0.2:143,127.0.0.2:110,127.0.0.2:2003 cy2=127.0.0.3:143"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -45,5 +46,8 @@ func TestValidate(t *testing.T) {
 	}
 	if cfg.ServerPasswords["be1"] != "x" {
 		t.Errorf("<shorthost>_password not read: %v", cfg.ServerPasswords)
+	}
+	if a := cfg.BackendAddrs["cy1.example"]; a != [3]string{"127.0.0.2:143", "127.0.0.2:110", "127.0.0.2:2003"} {
+		t.Errorf("backend_addrs: %v", cfg.BackendAddrs)
 	}
 }

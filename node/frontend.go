@@ -135,8 +135,8 @@ func (n *Node) kick(ctx context.Context) error {
 }
 
 // resolveBackend finds a backend's addresses: gossip first (Rookery
-// backends announce theirs), then Cyrus's convention for server names
-// (real Cyrus backends do not gossip).
+// backends announce theirs), then backend_addrs, then Cyrus's convention
+// for server names (real Cyrus backends do not gossip).
 func (n *Node) resolveBackend(server string) (imap, pop3, lmtp string, ok bool) {
 	if n.cluster != nil {
 		n.cluster.mu.Lock()
@@ -150,6 +150,9 @@ func (n *Node) resolveBackend(server string) (imap, pop3, lmtp string, ok bool) 
 			}
 			return m.Meta.IMAP, m.Meta.POP3, m.Meta.LMTP, true
 		}
+	}
+	if a, ok := n.cfg.BackendAddrs[server]; ok {
+		return a[0], a[1], a[2], true
 	}
 	return frontend.CyrusResolve(server)
 }
