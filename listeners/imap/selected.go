@@ -103,18 +103,14 @@ func cmdSelect(sess *session, _ string, _ bool) (string, error) {
 		}
 		return "", err
 	}
-	var firstUnseen uint32
-	v.uids = make([]uint32, 0, m.Exists)
-	if err := sess.srv.cfg.Store.UIDs(m.ID, func(uid uint32, seen bool) bool {
-		v.uids = append(v.uids, uid)
-		if firstUnseen == 0 && !seen {
-			firstUnseen = uint32(len(v.uids))
-		}
-		return true
-	}); err != nil {
+	list, err := sess.srv.cfg.Store.UIDs(m)
+	if err != nil {
 		v.cancel()
 		return "", err
 	}
+	// The store shares the list; the session changes its own copy.
+	v.uids = slices.Clone(list.UIDs)
+	firstUnseen := list.FirstUnseen
 	v.modseq = m.HighestModSeq
 	v.keywords = m.Keywords
 	sess.sel = v

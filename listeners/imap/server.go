@@ -55,8 +55,22 @@ type Config struct {
 	// FailedLoginPause delays the reply to a failed login; default 3 s,
 	// negative for none.
 	FailedLoginPause time.Duration
-	Logger           *slog.Logger
+	// Metrics counts commands; nil counts nothing.
+	Metrics Metrics
+	Logger  *slog.Logger
 }
+
+// Metrics receives the server's counts.
+type Metrics interface {
+	// Command counts a command received, by its upper-case name ("UID
+	// FETCH" for UID commands), or "OTHER" for a name the server does not
+	// know (so that clients cannot make up label values).
+	Command(name string)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Command(string) {}
 
 // Server serves IMAP on any number of listeners.
 type Server struct {
@@ -88,6 +102,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = NopRegistry{}
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	switch cfg.Separator {
 	case 0:

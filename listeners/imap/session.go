@@ -185,6 +185,7 @@ func (sess *session) command() error {
 	r.discard = 0
 	tag := r.tag()
 	if r.err != nil {
+		sess.srv.cfg.Metrics.Command("OTHER")
 		sess.w.raw("* BAD Invalid tag\r\n")
 		return r.skip()
 	}
@@ -200,6 +201,7 @@ func (sess *session) command() error {
 		}
 	}
 	cmd, known := commands[name]
+	sess.srv.cfg.Metrics.Command(commandLabel(name, uid, known))
 	var code string
 	err := r.err
 	switch {
@@ -257,6 +259,17 @@ func (sess *session) command() error {
 		sess.w.status(tag, "NO", "SERVERBUG", "Internal error")
 		return nil
 	}
+}
+
+// commandLabel is a command's name as counted.
+func commandLabel(name string, uid, known bool) string {
+	switch {
+	case !known || (uid && !uidCommands[name]):
+		return "OTHER"
+	case uid:
+		return "UID " + name
+	}
+	return name
 }
 
 // run calls a handler, turning a panic into an internal error.

@@ -88,6 +88,9 @@ type Store struct {
 
 	watchMu  sync.Mutex
 	watchers map[uint64]map[chan struct{}]struct{}
+
+	uidMu    sync.Mutex
+	uidCache map[uint64]uidCacheEntry
 }
 
 // Open opens or creates the store in dir.
@@ -116,7 +119,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: open %s: %w", dir, err)
 	}
-	s := &Store{pdb: pdb, log: log, summarize: opts.Summarize, watchers: make(map[uint64]map[chan struct{}]struct{})}
+	s := &Store{pdb: pdb, log: log, summarize: opts.Summarize, watchers: make(map[uint64]map[chan struct{}]struct{}),
+		uidCache: make(map[uint64]uidCacheEntry)}
 	if err := s.load(); err != nil {
 		return nil, errors.Join(err, pdb.Close())
 	}
@@ -523,14 +527,39 @@ func (s *Store) Messages(id uint64, from, to uint32, fn func(*Message) bool) err
 	return derr
 }
 
-// UIDs calls fn with the UID of every message of mailbox id in UID order,
-// and whether it has \Seen, without decoding the rest: SELECT of a large
-// mailbox needs nothing more.
-func (s *Store) UIDs(id uint64, fn func(uid uint32, seen bool) bool) error {
-	lo, hi := messageBounds(id, 1, ^uint32(0))
+// UIDList is what SELECT needs of a mailbox: every UID in order and the
+// sequence number of the first message without \Seen (0: none).
+type UIDList struct {
+	UIDs        []uint32
+	FirstUnseen uint32
+}
+
+// uidCacheSize bounds how many mailboxes' UID lists are kept.
+const uidCacheSize = 512
+
+type uidCacheEntry struct {
+	modseq uint64
+	list   UIDList
+}
+
+// UIDs returns mailbox m's UID list. Every change to a mailbox raises its
+// HIGHESTMODSEQ, so a list read at a given modseq stays right until the
+// next change: it is kept and handed out again (read-only) meanwhile, which
+// makes re-selecting a large unchanged mailbox cheap. m must have been read
+// before calling, so the list is never older than m.HighestModSeq.
+func (s *Store) UIDs(m Mailbox) (UIDList, error) {
+	s.uidMu.Lock()
+	if e, ok := s.uidCache[m.ID]; ok && e.modseq == m.HighestModSeq {
+		s.uidMu.Unlock()
+		return e.list, nil
+	}
+	s.uidMu.Unlock()
+
+	list := UIDList{UIDs: make([]uint32, 0, m.Exists)}
+	lo, hi := messageBounds(m.ID, 1, ^uint32(0))
 	it, err := s.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		return fmt.Errorf("mailstore: uids: %w", err)
+		return UIDList{}, fmt.Errorf("mailstore: uids: %w", err)
 	}
 	var derr error
 	for ok := it.First(); ok; ok = it.Next() {
@@ -544,14 +573,27 @@ func (s *Store) UIDs(id uint64, fn func(uid uint32, seen bool) bool) error {
 			derr = err
 			break
 		}
-		if !fn(uid, seen) {
+		list.UIDs = append(list.UIDs, uid)
+		if !seen && list.FirstUnseen == 0 {
+			list.FirstUnseen = uint32(len(list.UIDs))
+		}
+	}
+	if err := it.Close(); err != nil && derr == nil {
+		derr = fmt.Errorf("mailstore: uids: %w", err)
+	}
+	if derr != nil {
+		return UIDList{}, derr
+	}
+	s.uidMu.Lock()
+	if len(s.uidCache) >= uidCacheSize {
+		for id := range s.uidCache { // evict one, any
+			delete(s.uidCache, id)
 			break
 		}
 	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("mailstore: uids: %w", err)
-	}
-	return derr
+	s.uidCache[m.ID] = uidCacheEntry{modseq: m.HighestModSeq, list: list}
+	s.uidMu.Unlock()
+	return list, nil
 }
 
 // Message returns one message.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -312,19 +311,41 @@ func TestUIDs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var got []string
-	if err := s.UIDs(mb.ID, func(uid uint32, seen bool) bool {
-		got = append(got, fmt.Sprintf("%d:%v", uid, seen))
-		return true
-	}); err != nil {
-		t.Fatal(err)
+	list := func() UIDList {
+		m, _, err := s.Mailbox("user.dave")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := s.UIDs(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
 	}
-	var want []string
+	l := list()
+	var uids []uint32
+	var firstUnseen uint32
 	s.Messages(mb.ID, 1, ^uint32(0), func(m *Message) bool {
-		want = append(want, fmt.Sprintf("%d:%v", m.UID, slices.Contains(m.Flags, `\Seen`)))
+		uids = append(uids, m.UID)
+		if firstUnseen == 0 && !slices.Contains(m.Flags, `\Seen`) {
+			firstUnseen = uint32(len(uids))
+		}
 		return true
 	})
-	if strings.Join(got, " ") != strings.Join(want, " ") || len(got) != 5 {
-		t.Errorf("UIDs %v, Messages %v", got, want)
+	if !slices.Equal(l.UIDs, uids) || l.FirstUnseen != firstUnseen || firstUnseen != 2 {
+		t.Errorf("UIDs %v first unseen %d; Messages %v first unseen %d", l.UIDs, l.FirstUnseen, uids, firstUnseen)
+	}
+	// A change is seen at once, cache or not.
+	if _, err := s.SetFlags(mb.ID, []uint32{2}, FlagsAdd, []string{`\Seen`}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if l := list(); l.FirstUnseen != 4 {
+		t.Errorf("after \\Seen on 2: first unseen %d, want 4", l.FirstUnseen)
+	}
+	if _, err := s.Expunge(mb.ID, []uint32{1}); err != nil {
+		t.Fatal(err)
+	}
+	if l := list(); len(l.UIDs) != 4 || l.UIDs[0] != 2 {
+		t.Errorf("after expunging 1: %v", l.UIDs)
 	}
 }
