@@ -84,6 +84,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 		MaxMessageSize:    n.cfg.MaxMessageSize,
 		IdleTimeout:       n.cfg.IMAPIdleTimeout,
 		FailedLoginPause:  n.cfg.FailedLoginPause,
+		Metrics:           n.listenerMetrics("imap", n.metrics.IMAP),
 		Logger:            n.log.With("listener", "imap"),
 	})
 	if err != nil {
@@ -102,6 +103,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 			Login:            policy.Login,
 			IdleTimeout:      n.cfg.POP3IdleTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
+			Metrics:          n.listenerMetrics("pop3", n.metrics.POP3),
 			Logger:           n.log.With("listener", "pop3"),
 		})
 		if err != nil {
@@ -122,6 +124,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 			Separator:        n.cfg.Separator,
 			MaxMessageSize:   n.cfg.MaxMessageSize,
 			FailedLoginPause: n.cfg.FailedLoginPause,
+			Metrics:          n.listenerMetrics("lmtp", n.metrics.LMTP),
 			Logger:           n.log.With("listener", "lmtp"),
 		})
 		if err != nil {

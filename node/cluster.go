@@ -202,7 +202,6 @@ func (n *Node) startAdmin(policyInternal string) error {
 		return fmt.Errorf("node: admin listener: %w", err)
 	}
 	n.adminLn = ln
-	n.metrics = admin.NewMetrics()
 	loc := &admin.Locator{
 		Master:      n.masterAddr,
 		Client:      n.masterClient(policyInternal),
@@ -234,17 +233,29 @@ func (n *Node) masterClient(internal string) mupdate.ClientConfig {
 func (n *Node) refreshMetrics() {
 	m := n.metrics
 	m.Mailboxes.Set(float64(n.store.Count()))
+	m.Reservations.Set(float64(n.store.Reserved()))
 	if n.mupdate != nil {
 		m.MUPDATE.Connections.Set(float64(n.mupdate.Conns()))
+		m.UpdateSubscribers.Set(float64(n.mupdate.Streams()))
 	}
+	// A node is a backend or a frontend: one of each pair serves.
 	if n.imap != nil {
 		m.IMAP.Connections.Set(float64(n.imap.Conns()))
+	}
+	if n.imapProxy != nil {
+		m.IMAP.Connections.Set(float64(n.imapProxy.Conns()))
 	}
 	if n.pop3 != nil {
 		m.POP3.Connections.Set(float64(n.pop3.Conns()))
 	}
+	if n.pop3Proxy != nil {
+		m.POP3.Connections.Set(float64(n.pop3Proxy.Conns()))
+	}
 	if n.lmtp != nil {
 		m.LMTP.Connections.Set(float64(n.lmtp.Conns()))
+	}
+	if n.lmtpProxy != nil {
+		m.LMTP.Connections.Set(float64(n.lmtpProxy.Conns()))
 	}
 	if st, ok := n.ReplicaStatus(); ok {
 		m.ReplicaConnected.Set(boolFloat(st.Connected))

@@ -90,6 +90,8 @@ func TestClusterAssemblesItself(t *testing.T) {
 			t.Errorf("/status member %+v", mem)
 		}
 	}
+	// /where on the replica finds be3 by its gossip.
+	waitFor(t, "every member alive on the replica", func() bool { return len(alive(r1)) == 5 })
 	for _, b := range []*Node{b1, b2, b3} {
 		mb := "user." + strings.TrimSuffix(b.cfg.ServerName, ".test")
 		var w admin.Where

@@ -51,7 +51,8 @@ func (n *Node) startFrontend(users *auth.Users) error {
 			ConnectTimeout:   n.cfg.ClientTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
 		},
-		Logger: n.log.With("listener", "imap-proxy"),
+		Metrics: n.listenerMetrics("imap", n.metrics.IMAP),
+		Logger:  n.log.With("listener", "imap-proxy"),
 	})
 	if err != nil {
 		return err
@@ -70,6 +71,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		Proxy:          proxy,
 		TLS:            tlsConf,
 		AllowPlaintext: n.cfg.AllowPlaintext,
+		Metrics:        n.listenerMetrics("pop3", n.metrics.POP3),
 		Logger:         n.log.With("listener", "pop3-proxy"),
 	})
 	if err != nil {
@@ -91,6 +93,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		Preauth:    !n.cfg.LMTPRequireAuth,
 		Proxy:      proxy,
 		TLS:        tlsConf,
+		Metrics:    n.listenerMetrics("lmtp", n.metrics.LMTP),
 		Logger:     n.log.With("listener", "lmtp-proxy"),
 	})
 	if err != nil {

@@ -93,7 +93,9 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	n := &Node{cfg: cfg, log: logger}
+	// The listeners count into these from their start; /metrics serves
+	// them when admin_listen is set.
+	n := &Node{cfg: cfg, log: logger, metrics: admin.NewMetrics()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -127,7 +129,7 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 
 	if cfg.Has(RoleMaster) {
 		n.master, err = n.system.Root.SpawnNamed(master.Props(master.Config{
-			DB: n.db, Logger: logger.With("role", "mupdate-master"),
+			DB: n.db, Conflict: n.metrics.Conflicts.Inc, Logger: logger.With("role", "mupdate-master"),
 		}), "mupdate-master")
 		if err != nil {
 			return nil, fmt.Errorf("node: %w", err)
@@ -211,6 +213,7 @@ func (n *Node) startMUPDATE(policy *auth.Policy) error {
 		WriteTimeout:     n.cfg.MUPDATEWriteTimeout,
 		MaxConns:         n.cfg.MUPDATEConnectionsMax,
 		FailedLoginPause: n.cfg.FailedLoginPause,
+		Metrics:          n.listenerMetrics("mupdate", n.metrics.MUPDATE),
 		Logger:           n.log.With("listener", "mupdate"),
 	}
 	if n.cfg.MUPDATETLS {

@@ -26,6 +26,8 @@ import (
 //	's' "epoch"    16 random bytes made when the store is created
 //	's' "lastseq"  uvarint seq of the last committed change
 //	's' "count"    uvarint number of entry keys
+//	's' "reserved" uvarint number of entries of kind Reserved (counted at
+//	               Open in a store written before it was kept)
 //
 // Entry keys sort in Cyrus's mailboxes.db order, which is the order LIST and
 // the UPDATE dump must use. DBName is injective only for names without the
@@ -48,10 +50,11 @@ const (
 )
 
 var (
-	sysFormat  = []byte("sformat")
-	sysEpoch   = []byte("sepoch")
-	sysLastSeq = []byte("slastseq")
-	sysCount   = []byte("scount")
+	sysFormat   = []byte("sformat")
+	sysEpoch    = []byte("sepoch")
+	sysLastSeq  = []byte("slastseq")
+	sysCount    = []byte("scount")
+	sysReserved = []byte("sreserved")
 )
 
 // DBName returns the Cyrus 3.6 dbname sort key for an internal mailbox name:

@@ -95,7 +95,9 @@ type DB struct {
 	lastSeq atomic.Uint64
 	oldest  atomic.Uint64
 	count   atomic.Uint64
-	closed  atomic.Bool
+	// reserved counts the entries of kind Reserved.
+	reserved atomic.Uint64
+	closed   atomic.Bool
 
 	// Commit's scratch buffers; safe because there is one writer.
 	kbuf, vbuf []byte
@@ -177,14 +179,42 @@ func (db *DB) load() error {
 	if err != nil {
 		return err
 	}
+	reserved, ok, err := db.getUvarint(sysReserved)
+	if err != nil {
+		return err
+	}
+	if !ok && count > 0 {
+		// A store from before the key was kept: count once, and keep it.
+		if reserved, err = db.countReserved(); err != nil {
+			return err
+		}
+		if err := db.pdb.Set(sysReserved, encodeUvarint(nil, reserved), pebble.Sync); err != nil {
+			return fmt.Errorf("store: write reserved count: %w", err)
+		}
+	}
 	oldest, err := db.firstLogSeq(last)
 	if err != nil {
 		return err
 	}
 	db.lastSeq.Store(last)
 	db.count.Store(count)
+	db.reserved.Store(reserved)
 	db.oldest.Store(oldest)
 	return nil
+}
+
+// countReserved scans the list for entries of kind Reserved.
+func (db *DB) countReserved() (uint64, error) {
+	snap := db.Snapshot()
+	defer snap.Close()
+	var n uint64
+	err := snap.Scan(func(e Entry) error {
+		if e.Kind == Reserved {
+			n++
+		}
+		return nil
+	})
+	return n, err
 }
 
 func (db *DB) create() error {
@@ -267,6 +297,9 @@ func (db *DB) OldestSeq() uint64 { return db.oldest.Load() }
 // Count returns the number of entries in the list.
 func (db *DB) Count() uint64 { return db.count.Load() }
 
+// Reserved returns the number of entries of kind Reserved in the list.
+func (db *DB) Reserved() uint64 { return db.reserved.Load() }
+
 // Get returns the entry named name.
 func (db *DB) Get(name string) (Entry, bool, error) {
 	return getEntry(db.pdb, name)
@@ -319,10 +352,10 @@ func (db *DB) Meta(key string) (string, bool, error) {
 // of its last change (LastSeq() if it has none). It numbers b.Changes in
 // place with consecutive seqs from LastSeq()+1, and sets each Old to the
 // state actually stored before that change (earlier changes of the same
-// batch included), so the log and Count never rest on the caller's view.
-// Each change's New is written, or its entry deleted when New is nil; New.Name
-// must equal the change's Name. On error nothing is written and the seqs and
-// Olds set in b mean nothing.
+// batch included), so the log, Count and Reserved never rest on the
+// caller's view. Each change's New is written, or its entry deleted when New
+// is nil; New.Name must equal the change's Name. On error nothing is written
+// and the seqs and Olds set in b mean nothing.
 //
 // Commit must not be called concurrently with itself (one writer); readers
 // may run at any time and see either none or all of the batch.
@@ -345,7 +378,7 @@ func (db *DB) Commit(b *Batch) (uint64, error) {
 	// none, so their errors are ignored below.
 	pb := db.pdb.NewBatch()
 	defer pb.Close()
-	count := db.count.Load()
+	count, reserved := db.count.Load(), db.reserved.Load()
 	seq := last
 	// State of names already changed in this batch, which db.Get cannot see.
 	var pending map[string]*Entry
@@ -378,6 +411,12 @@ func (db *DB) Commit(b *Batch) (uint64, error) {
 			_ = pb.Delete(db.kbuf, nil)
 			count--
 		}
+		if old != nil && old.Kind == Reserved {
+			reserved--
+		}
+		if c.New != nil && c.New.Kind == Reserved {
+			reserved++
+		}
 		if pending != nil {
 			pending[c.Name] = c.New
 		}
@@ -401,6 +440,9 @@ func (db *DB) Commit(b *Batch) (uint64, error) {
 		if count != db.count.Load() {
 			_ = pb.Set(sysCount, encodeUvarint(db.vbuf[:0], count), nil)
 		}
+		if reserved != db.reserved.Load() {
+			_ = pb.Set(sysReserved, encodeUvarint(db.vbuf[:0], reserved), nil)
+		}
 		// Trim in rare large steps: one range tombstone per LogRetain/4
 		// commits rather than one per commit.
 		if seq-oldest+1 > db.retain+db.retain/4 {
@@ -413,6 +455,7 @@ func (db *DB) Commit(b *Batch) (uint64, error) {
 		return last, fmt.Errorf("store: commit: %w", err)
 	}
 	db.count.Store(count)
+	db.reserved.Store(reserved)
 	db.oldest.Store(oldest)
 	db.lastSeq.Store(seq)
 	return seq, nil

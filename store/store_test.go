@@ -367,8 +367,8 @@ func TestReopen(t *testing.T) {
 		t.Errorf("epoch %q after reopen, want %q", db.Epoch(), epoch)
 	}
 	n := uint64(len(oddEntries))
-	if db.LastSeq() != n+1 || db.Count() != n-1 || db.OldestSeq() != 1 {
-		t.Errorf("reopened: LastSeq %d Count %d OldestSeq %d", db.LastSeq(), db.Count(), db.OldestSeq())
+	if db.LastSeq() != n+1 || db.Count() != n-1 || db.OldestSeq() != 1 || db.Reserved() != 2 {
+		t.Errorf("reopened: LastSeq %d Count %d OldestSeq %d Reserved %d", db.LastSeq(), db.Count(), db.OldestSeq(), db.Reserved())
 	}
 	for _, want := range oddEntries {
 		got, ok := mustGet(t, db, want.Name)
@@ -424,33 +424,87 @@ func TestSnapshotIsolation(t *testing.T) {
 }
 
 func TestCount(t *testing.T) {
-	db := openTemp(t, Options{})
+	dir := t.TempDir()
+	db := openT(t, dir, Options{})
 	e := func(name string, k Kind) Change { return put(Entry{Name: name, Kind: k, Location: "be1"}) }
 	steps := []struct {
-		changes []Change
-		want    uint64
+		changes  []Change
+		want     uint64
+		reserved uint64
 	}{
-		{[]Change{e("user.a", Reserved)}, 1},
-		{[]Change{e("user.a", Active)}, 1}, // overwrite
-		{[]Change{e("user.b", Active), e("user.c", Active)}, 3},
-		{[]Change{del("user.b")}, 2},
-		{[]Change{del("user.b")}, 2},                        // delete of absent
-		{[]Change{e("user.d", Active), del("user.d")}, 2},   // put+delete in one batch
-		{[]Change{del("user.a"), e("user.a", Reserved)}, 2}, // delete+put in one batch
-		{[]Change{e("user.e", Active), e("user.e", Active)}, 3},
-		{[]Change{del("user.a"), del("user.c"), del("user.e")}, 0},
+		{[]Change{e("user.a", Reserved)}, 1, 1},
+		{[]Change{e("user.a", Active)}, 1, 0}, // overwrite
+		{[]Change{e("user.b", Active), e("user.c", Active)}, 3, 0},
+		{[]Change{del("user.b")}, 2, 0},
+		{[]Change{del("user.b")}, 2, 0},                        // delete of absent
+		{[]Change{e("user.d", Active), del("user.d")}, 2, 0},   // put+delete in one batch
+		{[]Change{del("user.a"), e("user.a", Reserved)}, 2, 1}, // delete+put in one batch
+		{[]Change{e("user.e", Active), e("user.e", Active)}, 3, 1},
+		{[]Change{e("user.c", Reserved), e("user.f", Reserved)}, 4, 3}, // demote, new
+		{[]Change{e("user.f", Reserved), e("user.f", Active), e("user.f", Reserved)}, 4, 3},
+		{[]Change{del("user.f"), e("user.c", Active)}, 3, 1},
+		{[]Change{del("user.a"), del("user.c"), del("user.e")}, 0, 0},
 	}
 	for i, s := range steps {
 		commit(t, db, s.changes...)
-		if db.Count() != s.want {
-			t.Fatalf("step %d: Count %d, want %d", i, db.Count(), s.want)
+		if db.Count() != s.want || db.Reserved() != s.reserved {
+			t.Fatalf("step %d: Count %d, Reserved %d; want %d, %d", i, db.Count(), db.Reserved(), s.want, s.reserved)
 		}
 		snap := db.Snapshot()
-		n := len(scanAll(t, snap))
-		snap.Close()
-		if uint64(n) != s.want {
-			t.Fatalf("step %d: scan found %d entries, want %d", i, n, s.want)
+		var n, r uint64
+		for _, e := range scanAll(t, snap) {
+			n++
+			if e.Kind == Reserved {
+				r++
+			}
 		}
+		snap.Close()
+		if n != s.want || r != s.reserved {
+			t.Fatalf("step %d: scan found %d entries, %d reserved; want %d, %d", i, n, r, s.want, s.reserved)
+		}
+		// The counts survive a restart.
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		db = openT(t, dir, Options{})
+		if db.Count() != s.want || db.Reserved() != s.reserved {
+			t.Fatalf("step %d reopened: Count %d, Reserved %d; want %d, %d", i, db.Count(), db.Reserved(), s.want, s.reserved)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReservedCountedOnOpen: a store written before the reserved count
+// was kept gets it counted at Open, once.
+func TestReservedCountedOnOpen(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, dir, Options{})
+	var changes []Change
+	for _, e := range oddEntries {
+		changes = append(changes, put(e))
+	}
+	commit(t, db, changes...)
+	if db.Reserved() != 2 {
+		t.Fatalf("Reserved %d, want 2", db.Reserved())
+	}
+	// What an older store looks like: no reserved key.
+	if err := db.pdb.Delete(sysReserved, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openT(t, dir, Options{})
+	if db.Reserved() != 2 {
+		t.Errorf("Reserved after upgrade %d, want 2", db.Reserved())
+	}
+	if n, ok, err := db.getUvarint(sysReserved); err != nil || !ok || n != 2 {
+		t.Errorf("reserved key after upgrade: %d, %v, %v", n, ok, err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 

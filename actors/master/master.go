@@ -44,8 +44,12 @@ type Delete struct{ Name string }
 // Config is what the actor needs.
 type Config struct {
 	// DB is the mailbox-db actor.
-	DB     *actor.PID
-	Logger *slog.Logger
+	DB *actor.PID
+	// Conflict, if set, is called for each RESERVE refused because another
+	// location holds the name (for metrics). It runs inside mailbox-db: it
+	// must be quick and must not block.
+	Conflict func()
+	Logger   *slog.Logger
 }
 
 // Props makes the actor's props.
@@ -89,6 +93,9 @@ func (a *master) reserve(m *Reserve) func(*store.Entry) (*store.Entry, error) {
 			// operator should hear about it.
 			a.cfg.Logger.Warn("mailbox reservation refused: held elsewhere",
 				"mailbox", m.Name, "held_by", cur.Location, "wanted_by", m.Location, "kind", cur.Kind.String())
+			if a.cfg.Conflict != nil {
+				a.cfg.Conflict()
+			}
 			return nil, ErrExists
 		}
 		// Same location: a backend reserving twice (Cyrus demotes an active

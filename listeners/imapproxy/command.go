@@ -57,6 +57,22 @@ func (s *session) parseHead(piece []byte) (*command, error) {
 	return c, nil
 }
 
+// commandLabel is a command's name as counted: one the session dispatches
+// (session.unauthenticated, session.authenticated), else "OTHER".
+func commandLabel(name string) string {
+	switch name {
+	case "CAPABILITY", "NOOP", "LOGOUT", "ID", "LOGIN", "AUTHENTICATE", "STARTTLS", "CHECK",
+		"ENABLE", "NAMESPACE", "SELECT", "EXAMINE", "LIST", "LSUB", "CREATE", "APPEND", "STATUS",
+		"GETACL", "MYRIGHTS", "LISTRIGHTS", "GETQUOTAROOT", "GETQUOTA", "DELETE", "SETACL",
+		"DELETEACL", "SETQUOTA", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "CLOSE", "UNSELECT",
+		"EXPUNGE", "FETCH", "STORE", "SEARCH", "SORT", "THREAD", "IDLE", "COPY", "MOVE",
+		"UID FETCH", "UID STORE", "UID SEARCH", "UID SORT", "UID THREAD", "UID EXPUNGE",
+		"UID COPY", "UID MOVE":
+		return name
+	}
+	return "OTHER"
+}
+
 // token consumes the longest run of bytes accepted by ok.
 func (c *command) token(ok func(byte) bool) string {
 	i := 0

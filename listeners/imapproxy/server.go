@@ -149,8 +149,27 @@ type Config struct {
 	// ("allowplaintext").
 	AllowPlaintext bool
 	Limits         Limits
-	Logger         *slog.Logger // nil discards
+	// Metrics counts commands and backend connections; nil counts
+	// nothing.
+	Metrics Metrics
+	Logger  *slog.Logger // nil discards
 }
+
+// Metrics receives the proxy's counts.
+type Metrics interface {
+	// Command counts a command received, by its upper-case name ("UID
+	// FETCH" for UID commands), or "OTHER" for a name the proxy does not
+	// know (so that clients cannot make up label values).
+	Command(name string)
+	// Proxying counts a session's connection to backend: +1 when it
+	// opens, -1 when it closes.
+	Proxying(backend string, delta int)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Command(string)       {}
+func (noMetrics) Proxying(string, int) {}
 
 // Server is an IMAP frontend. Serve may be called for several listeners.
 type Server struct {
@@ -181,6 +200,9 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.ServerName = "rookery"
 	}
 	cfg.Limits.setDefaults()
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

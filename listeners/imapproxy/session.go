@@ -171,6 +171,7 @@ func (s *session) bye(text string) {
 func (s *session) closeBackends() {
 	for _, b := range s.backends {
 		b.logout()
+		s.srv.cfg.Metrics.Proxying(b.server, -1)
 	}
 	s.backends = nil
 	s.current = nil
@@ -218,6 +219,7 @@ func (s *session) command() error {
 		return err
 	}
 	c, err := s.parseHead(piece)
+	s.srv.cfg.Metrics.Command(commandLabel(c.name))
 	if err != nil {
 		if err := c.drain(); err != nil {
 			return err
@@ -614,6 +616,7 @@ func (s *session) backendFor(server string) (*backend, error) {
 		b.conn.Close()
 	}
 	s.backends[server] = b
+	s.srv.cfg.Metrics.Proxying(server, 1)
 	return b, nil
 }
 
@@ -625,6 +628,7 @@ func (s *session) dropBackend(b *backend) {
 	s.mu.Unlock()
 	if s.backends[b.server] == b {
 		delete(s.backends, b.server)
+		s.srv.cfg.Metrics.Proxying(b.server, -1)
 	}
 	if s.current == b {
 		s.current = nil

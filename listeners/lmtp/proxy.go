@@ -100,7 +100,10 @@ type ProxyConfig struct {
 	// TLS enables STARTTLS.
 	TLS    *tls.Config
 	Limits Limits
-	Logger *slog.Logger // nil discards
+	// Metrics counts commands, deliveries, deferrals and backend
+	// connections; nil counts nothing.
+	Metrics Metrics
+	Logger  *slog.Logger // nil discards
 }
 
 // Proxy is an LMTP frontend: each recipient goes to the backend that
@@ -129,6 +132,9 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		cfg.ServerName = "rookery"
 	}
 	cfg.Limits.setDefaults()
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -154,6 +160,9 @@ func (p *Proxy) Close() error {
 	p.acc.Close()
 	return nil
 }
+
+// Conns is the number of open client connections.
+func (p *Proxy) Conns() int { return p.acc.Conns() }
 
 // Replies the proxy makes itself.
 const (
@@ -204,6 +213,7 @@ func (s *session) serve() {
 		_ = s.conn.SetReadDeadline(time.Now().Add(s.p.cfg.Limits.IdleTimeout))
 		cmd, err := s.r.ReadCommand()
 		if errors.Is(err, ErrLineTooLong) {
+			s.p.cfg.Metrics.Command("OTHER")
 			s.w.Reply(500, "5.5.2 Line too long")
 			continue
 		}
@@ -215,6 +225,7 @@ func (s *session) serve() {
 			}
 			return
 		}
+		s.p.cfg.Metrics.Command(commandLabel(cmd.Verb))
 		if quit := s.command(cmd); quit {
 			_ = s.w.Flush()
 			return
@@ -424,24 +435,24 @@ func (s *session) rcpt(arg string) {
 		s.w.Reply(550, "5.1.1 User unknown")
 		return
 	case errors.Is(err, frontend.ErrReserved):
-		s.w.Reply(451, "4.2.1 Mailbox is currently reserved")
+		s.rcptReply(451, "4.2.1 Mailbox is currently reserved")
 		return
 	case err != nil:
 		s.log.Error("lmtp: reading the mailbox list", "err", err)
-		s.w.Reply(451, replyRetry)
+		s.rcptReply(451, replyRetry)
 		return
 	}
 	b, err := s.backend(e.Server())
 	if err != nil {
 		s.log.Warn("lmtp: backend unavailable", "backend", e.Server(), "err", err)
-		s.w.Reply(451, replyUnavailable)
+		s.rcptReply(451, replyUnavailable)
 		return
 	}
 	rep, err := b.rcpt(s.from, s.fromArgs, addr)
 	if err != nil {
 		s.log.Warn("lmtp: backend failed", "backend", b.server, "err", err)
 		s.dropBackend(b)
-		s.w.Reply(451, replyUnavailable)
+		s.rcptReply(451, replyUnavailable)
 		return
 	}
 	switch {
@@ -451,10 +462,17 @@ func (s *session) rcpt(arg string) {
 	case rep.Code == 550:
 		// Our mailbox list says the user is there: it is stale, so
 		// the MTA should retry rather than bounce.
-		s.w.Reply(451, replyRetry)
+		s.rcptReply(451, replyRetry)
 	default:
-		s.w.Reply(rep.Code, rep.Lines...)
+		s.rcptReply(rep.Code, rep.Lines...)
 	}
+}
+
+// rcptReply refuses a recipient at RCPT; a temporary refusal counts as a
+// deferral.
+func (s *session) rcptReply(code int, lines ...string) {
+	count(s.p.cfg.Metrics, code, false)
+	s.w.Reply(code, lines...)
 }
 
 // data reads the message once and hands it to each backend with
@@ -519,11 +537,12 @@ func (s *session) data() bool {
 	for _, r := range s.rcpts {
 		i := next[r.backend]
 		next[r.backend]++
+		rep := Reply{Code: 451, Lines: []string{replyUnavailable}}
 		if reps := replies[r.backend]; i < len(reps) {
-			s.writeReply(reps[i])
-		} else {
-			s.w.Reply(451, replyUnavailable)
+			rep = reps[i]
 		}
+		count(s.p.cfg.Metrics, rep.Code, true)
+		s.writeReply(rep)
 	}
 	return false
 }
@@ -534,8 +553,11 @@ func (s *session) refuseData(b *lmtpBackend, rep Reply, err error) bool {
 	if err != nil {
 		s.log.Warn("lmtp: backend failed at DATA", "backend", b.server, "err", err)
 		s.dropBackend(b)
-		s.w.Reply(451, replyUnavailable)
-		return false
+		rep = Reply{Code: 451, Lines: []string{replyUnavailable}}
+	}
+	// One reply for the command; each recipient has the outcome.
+	for range s.rcpts {
+		count(s.p.cfg.Metrics, rep.Code, false)
 	}
 	s.writeReply(rep)
 	return false
@@ -682,6 +704,7 @@ func (s *session) backend(server string) (*lmtpBackend, error) {
 		return nil, err
 	}
 	s.backends[server] = b
+	s.p.cfg.Metrics.Proxying(server, 1)
 	return b, nil
 }
 
@@ -689,11 +712,13 @@ func (s *session) dropBackend(b *lmtpBackend) {
 	b.conn.Close()
 	if s.backends[b.server] == b {
 		delete(s.backends, b.server)
+		s.p.cfg.Metrics.Proxying(b.server, -1)
 	}
 }
 
 func (s *session) closeBackends() {
 	for _, b := range s.backends {
 		b.quit()
+		s.p.cfg.Metrics.Proxying(b.server, -1)
 	}
 }

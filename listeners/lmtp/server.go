@@ -63,7 +63,54 @@ type ServerConfig struct {
 	// FailedLoginPause delays the reply to a failed AUTH; default 3 s,
 	// negative for none.
 	FailedLoginPause time.Duration
-	Logger           *slog.Logger // nil discards
+	// Metrics counts commands, deliveries and deferrals; nil counts
+	// nothing.
+	Metrics Metrics
+	Logger  *slog.Logger // nil discards
+}
+
+// Metrics receives the counts of an LMTP server or proxy.
+type Metrics interface {
+	// Command counts a command received, by its upper-case name, or
+	// "OTHER" for a name the server does not know (so that clients
+	// cannot make up label values).
+	Command(name string)
+	// Delivered counts a recipient whose copy was accepted after DATA.
+	Delivered()
+	// Deferred counts a recipient answered with a temporary failure
+	// (4xx), at RCPT or after DATA.
+	Deferred()
+	// Proxying counts a proxy session's connection to backend: +1 when
+	// it opens, -1 when it closes.
+	Proxying(backend string, delta int)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Command(string)       {}
+func (noMetrics) Delivered()           {}
+func (noMetrics) Deferred()            {}
+func (noMetrics) Proxying(string, int) {}
+
+// commandLabel is a command's name as counted.
+func commandLabel(verb string) string {
+	switch verb {
+	case "LHLO", "HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET", "NOOP",
+		"VRFY", "QUIT":
+		return verb
+	}
+	return "OTHER"
+}
+
+// count counts a recipient's answer: a 4xx defers it, a positive answer
+// after DATA delivers it.
+func count(m Metrics, code int, afterData bool) {
+	switch {
+	case code >= 400 && code < 500:
+		m.Deferred()
+	case afterData && code >= 200 && code < 300:
+		m.Delivered()
+	}
 }
 
 // Server is a backend's LMTP service (RFC 2033): it delivers each
@@ -119,6 +166,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.FailedLoginPause == 0 {
 		cfg.FailedLoginPause = 3 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -230,6 +280,7 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 		cmd, err := ss.r.ReadCommand()
 		if errors.Is(err, ErrLineTooLong) {
+			s.cfg.Metrics.Command("OTHER")
 			ss.w.Reply(500, "5.5.2 Line too long")
 			continue
 		}
@@ -237,6 +288,7 @@ func (s *Server) serveConn(c net.Conn) {
 			ss.hangUp(err)
 			return
 		}
+		s.cfg.Metrics.Command(commandLabel(cmd.Verb))
 		if ss.command(cmd) {
 			_ = ss.w.Flush()
 			return
@@ -448,7 +500,7 @@ func (ss *serverSession) rcpt(arg string) {
 		return
 	}
 	if len(ss.rcpts) >= ss.srv.cfg.MaxRecipients {
-		ss.w.Reply(452, "4.5.3 Too many recipients")
+		ss.postpone(452, "4.5.3 Too many recipients")
 		return
 	}
 	// Without virtual domains the domain is not ours to check; user
@@ -460,7 +512,7 @@ func (ss *serverSession) rcpt(arg string) {
 	switch {
 	case err != nil:
 		ss.log.Error("lmtp: looking up a recipient", "rcpt", addr, "err", err)
-		ss.w.Reply(451, replyTempFail)
+		ss.postpone(451, replyTempFail)
 		return
 	case !ok:
 		ss.w.Reply(550, replyUnknown)
@@ -469,13 +521,13 @@ func (ss *serverSession) rcpt(arg string) {
 	q, ok, err := ss.srv.cfg.Store.QuotaRoot(mailbox)
 	if err != nil {
 		ss.log.Error("lmtp: reading quota", "mailbox", mailbox, "err", err)
-		ss.w.Reply(451, replyTempFail)
+		ss.postpone(451, replyTempFail)
 		return
 	}
 	// Refused here (as Cyrus does) when even the announced size, or one
 	// more byte, would not fit; DATA checks again with the real size.
 	if ok && q.Limit >= 0 && q.Used+max(ss.size, 1) > q.Limit*1024 {
-		ss.w.Reply(452, replyOverQuota)
+		ss.postpone(452, replyOverQuota)
 		return
 	}
 	ss.rcpts = append(ss.rcpts, r)
@@ -582,7 +634,7 @@ func (ss *serverSession) data() bool {
 			code, text = 451, replyTempFail
 		}
 		for range ss.rcpts {
-			ss.w.Reply(code, text)
+			ss.answer(code, text)
 		}
 		return false
 	}
@@ -610,11 +662,11 @@ func (ss *serverSession) deliver(st *mailstore.Staged, date time.Time) {
 				ss.log.Error("lmtp: looking up a recipient", "rcpt", r.addr, "err", err)
 				rep = reply{451, replyTempFail}
 			}
-			ss.w.Reply(rep.code, rep.text)
+			ss.answer(rep.code, rep.text)
 			continue
 		}
 		if rep, ok := done[mailbox]; ok {
-			ss.w.Reply(rep.code, rep.text)
+			ss.answer(rep.code, rep.text)
 			continue
 		}
 		if firstUID == 0 {
@@ -645,13 +697,25 @@ func (ss *serverSession) deliver(st *mailstore.Staged, date time.Time) {
 			rep = reply{451, replyTempFail}
 		}
 		done[mailbox] = rep
-		ss.w.Reply(rep.code, rep.text)
+		ss.answer(rep.code, rep.text)
 	}
 	if firstUID == 0 {
 		if err := st.Discard(); err != nil {
 			ss.log.Warn("lmtp: dropping an undelivered message", "err", err)
 		}
 	}
+}
+
+// postpone refuses a recipient for now (4xx).
+func (ss *serverSession) postpone(code int, text string) {
+	ss.srv.cfg.Metrics.Deferred()
+	ss.w.Reply(code, text)
+}
+
+// answer gives a recipient its reply after DATA.
+func (ss *serverSession) answer(code int, text string) {
+	count(ss.srv.cfg.Metrics, code, true)
+	ss.w.Reply(code, text)
 }
 
 // exists tells a missing destination from a missing source after a

@@ -70,18 +70,43 @@ type ServerConfig struct {
 	FailedLoginPause time.Duration
 	// TLS, if set, offers STARTTLS (section 3.13). Cyrus clients, which
 	// can use PLAIN, never take it; Rookery replicas and pushers do.
-	TLS    *tls.Config
-	Logger *slog.Logger
+	TLS *tls.Config
+	// Metrics counts commands; nil counts nothing.
+	Metrics Metrics
+	Logger  *slog.Logger
+}
+
+// Metrics receives the server's counts.
+type Metrics interface {
+	// Command counts a command received, by its upper-case name, or
+	// "OTHER" for a name the server does not know (so that clients
+	// cannot make up label values).
+	Command(name string)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Command(string) {}
+
+// commandLabel is a command's name as counted.
+func commandLabel(name string) string {
+	switch name {
+	case cmdActivate, cmdFind, cmdNoop, cmdReserve, cmdDelete, cmdDeactivate, cmdList,
+		cmdUpdate, cmdAuthenticate, cmdLogout, cmdStartTLS, cmdCompress, cmdXUpdate:
+		return name
+	}
+	return "OTHER"
 }
 
 // Server serves MUPDATE on any number of listeners.
 type Server struct {
-	cfg    ServerConfig
-	conns  atomic.Int64
-	nextID atomic.Uint64
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cfg     ServerConfig
+	conns   atomic.Int64
+	streams atomic.Int64
+	nextID  atomic.Uint64
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -104,6 +129,9 @@ func NewServer(cfg ServerConfig) *Server {
 	}
 	if cfg.Software == "" {
 		cfg.Software = "Rookery"
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
@@ -193,6 +221,9 @@ func (s *Server) Close() error {
 
 // Conns is the number of open connections.
 func (s *Server) Conns() int { return int(s.conns.Load()) }
+
+// Streams is the number of UPDATE and XUPDATE streams being served.
+func (s *Server) Streams() int { return int(s.streams.Load()) }
 
 // item is one reply, produced in order by the session's writer goroutine.
 type item struct {
@@ -381,6 +412,8 @@ func (ss *session) readLoop() {
 			if !ss.readFailed(err) {
 				return
 			}
+			// Answered BAD: a line without a usable command name.
+			ss.s.cfg.Metrics.Command("OTHER")
 			continue
 		}
 		if !ss.command(tag, name) {
@@ -417,6 +450,7 @@ var writeCommands = map[string]bool{"ACTIVATE": true, "RESERVE": true, "DEACTIVA
 
 // command handles one command whose head was read; false ends the session.
 func (ss *session) command(tag, name string) bool {
+	ss.s.cfg.Metrics.Command(commandLabel(name))
 	switch name {
 	case "LOGOUT":
 		if _, err := ss.r.ReadArgs(tag, name); err != nil {
@@ -644,16 +678,26 @@ func (ss *session) xupdate(tag, epoch string, after uint64) {
 	ss.log.Info("mupdate: replica loading the full list", "user", ss.user, "seq", ss.lastSeq, "asked", after)
 }
 
-// watch asks to be woken when changes become durable. It comes before the
-// snapshot: a commit racing with the dump still wakes the stream, which
-// resumes from the snapshot's seq.
+// watch asks to be woken when changes become durable, and counts the
+// stream until the session ends. It comes before the snapshot: a commit
+// racing with the dump still wakes the stream, which resumes from the
+// snapshot's seq.
 func (ss *session) watch() {
-	ss.cancel = ss.s.cfg.Watch(func(uint64) {
+	if ss.cancel != nil {
+		// An UPDATE retried after a failed dump still has its watch.
+		return
+	}
+	cancel := ss.s.cfg.Watch(func(uint64) {
 		select {
 		case ss.wake <- struct{}{}:
 		default:
 		}
 	})
+	ss.s.streams.Add(1)
+	ss.cancel = func() {
+		cancel()
+		ss.s.streams.Add(-1)
+	}
 }
 
 // dump writes every entry of snap on the given hosts; false if the

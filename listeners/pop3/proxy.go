@@ -75,7 +75,10 @@ type ProxyConfig struct {
 	TLS            *tls.Config
 	AllowPlaintext bool
 	Limits         Limits
-	Logger         *slog.Logger // nil discards
+	// Metrics counts commands before login and proxied sessions; nil
+	// counts nothing.
+	Metrics Metrics
+	Logger  *slog.Logger // nil discards
 }
 
 // Proxy is a POP3 frontend. Login is checked locally; then the session is
@@ -104,6 +107,9 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		cfg.ServerName = "rookery"
 	}
 	cfg.Limits.setDefaults()
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -137,6 +143,9 @@ func (p *Proxy) Close() error {
 	return nil
 }
 
+// Conns is the number of open client connections.
+func (p *Proxy) Conns() int { return p.acc.Conns() }
+
 type session struct {
 	p       *Proxy
 	log     *slog.Logger
@@ -147,6 +156,7 @@ type session struct {
 	tls     bool
 	user    string // from USER, waiting for PASS
 	backend net.Conn
+	server  string // backend's name, once logged in
 }
 
 func (s *session) setConn(c net.Conn) {
@@ -174,12 +184,14 @@ func (s *session) serve(mu *sync.Mutex) {
 		_ = s.conn.SetReadDeadline(time.Now().Add(s.p.cfg.Limits.IdleTimeout))
 		cmd, err := s.r.ReadCommand()
 		if errors.Is(err, ErrLineTooLong) {
+			s.p.cfg.Metrics.Command("OTHER")
 			s.w.Err("Line too long")
 			continue
 		}
 		if err != nil {
 			return
 		}
+		s.p.cfg.Metrics.Command(commandLabel(cmd.Name))
 		user, be, greeting, done := s.command(cmd)
 		if done {
 			_ = s.w.Flush()
@@ -196,6 +208,9 @@ func (s *session) serve(mu *sync.Mutex) {
 			s.log = s.log.With("user", user)
 			s.log.Info("pop3: login, proxying")
 			s.w.OK(greeting)
+			m := s.p.cfg.Metrics
+			m.Proxying(s.server, 1)
+			defer m.Proxying(s.server, -1)
 			s.pipe(be)
 			return
 		}
@@ -350,6 +365,7 @@ func (s *session) login(user, pass string) (string, net.Conn, string, bool) {
 		s.w.Err("[SYS/TEMP] Unable to open maildrop: Server(s) unavailable to complete operation")
 		return "", nil, "", false
 	}
+	s.server = e.Server()
 	return user, be, text, false
 }
 

@@ -47,7 +47,35 @@ type ServerConfig struct {
 	// FailedLoginPause delays the reply to a failed login; default 3 s,
 	// negative for none.
 	FailedLoginPause time.Duration
-	Logger           *slog.Logger // nil discards
+	// Metrics counts commands; nil counts nothing.
+	Metrics Metrics
+	Logger  *slog.Logger // nil discards
+}
+
+// Metrics receives the counts of a POP3 server or proxy.
+type Metrics interface {
+	// Command counts a command received, by its upper-case name, or
+	// "OTHER" for a name the server does not know (so that clients
+	// cannot make up label values).
+	Command(name string)
+	// Proxying counts a proxied session to backend: +1 when it starts,
+	// -1 when it ends.
+	Proxying(backend string, delta int)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Command(string)       {}
+func (noMetrics) Proxying(string, int) {}
+
+// commandLabel is a command's name as counted.
+func commandLabel(name string) string {
+	switch name {
+	case "CAPA", "QUIT", "USER", "PASS", "AUTH", "STLS", "STAT", "LIST", "UIDL", "RETR", "TOP",
+		"DELE", "RSET", "NOOP":
+		return name
+	}
+	return "OTHER"
 }
 
 // Server is a backend's POP3 service (RFC 1939, CAPA from RFC 2449, AUTH
@@ -89,6 +117,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.FailedLoginPause == 0 {
 		cfg.FailedLoginPause = 3 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -212,6 +243,7 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 		cmd, err := ss.r.ReadCommand()
 		if errors.Is(err, ErrLineTooLong) {
+			s.cfg.Metrics.Command("OTHER")
 			ss.w.Err("Line too long")
 			continue
 		}
@@ -223,6 +255,7 @@ func (s *Server) serveConn(c net.Conn) {
 			}
 			return
 		}
+		s.cfg.Metrics.Command(commandLabel(cmd.Name))
 		if ss.command(cmd) {
 			_ = ss.w.Flush()
 			return
