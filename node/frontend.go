@@ -33,6 +33,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		ServerPasswords: n.cfg.ServerPasswords,
 	}
 	resolve := n.resolveBackend
+	sessions := n.proxySessions(&frontend.Table{DB: n.store, Kick: kick})
 	n.imapProxy, err = imapproxy.NewServer(imapproxy.Config{
 		ServerName:     n.cfg.ServerName,
 		DB:             n.store,
@@ -51,8 +52,9 @@ func (n *Node) startFrontend(users *auth.Users) error {
 			ConnectTimeout:   n.cfg.ClientTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
 		},
-		Metrics: n.listenerMetrics("imap", n.metrics.IMAP),
-		Logger:  n.log.With("listener", "imap-proxy"),
+		Metrics:    n.listenerMetrics("imap", n.metrics.IMAP),
+		NewSession: sessions,
+		Logger:     n.log.With("listener", "imap-proxy"),
 	})
 	if err != nil {
 		return err
@@ -72,6 +74,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		TLS:            tlsConf,
 		AllowPlaintext: n.cfg.AllowPlaintext,
 		Metrics:        n.listenerMetrics("pop3", n.metrics.POP3),
+		NewSession:     sessions,
 		Logger:         n.log.With("listener", "pop3-proxy"),
 	})
 	if err != nil {
@@ -94,6 +97,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		Proxy:      proxy,
 		TLS:        tlsConf,
 		Metrics:    n.listenerMetrics("lmtp", n.metrics.LMTP),
+		NewSession: sessions,
 		Logger:     n.log.With("listener", "lmtp-proxy"),
 	})
 	if err != nil {

@@ -81,7 +81,7 @@ func (s *session) routed(c *command, o routeOpts) error {
 		}
 		head += " " + quote(to)
 	}
-	e, err := s.srv.table.Lookup(s.srv.ctx, s.internal(name))
+	e, err := s.routes.Lookup(s.srv.ctx, s.internal(name))
 	if err != nil {
 		text := lookupErrText(err)
 		if o.tryCreate && errors.Is(err, frontend.ErrNoMailbox) {
@@ -112,7 +112,7 @@ func (s *session) cmdSelect(c *command) error {
 	if err != nil {
 		return s.argError(c, err)
 	}
-	e, lerr := s.srv.table.Lookup(s.srv.ctx, s.internal(name))
+	e, lerr := s.routes.Lookup(s.srv.ctx, s.internal(name))
 	var b *backend
 	if lerr == nil {
 		b, err = s.backendFor(e.Server())
@@ -143,6 +143,9 @@ func (s *session) cmdSelect(c *command) error {
 	}
 	if status != "OK" {
 		s.current = nil
+		s.routes.Selected("", "")
+	} else {
+		s.routes.Selected(name, b.server)
 	}
 	s.tagged(c.tag, status, text)
 	return nil
@@ -210,7 +213,7 @@ func (s *session) cmdList(c *command) error {
 // inboxBackend returns the backend of the user's INBOX, where Cyrus keeps
 // subscriptions.
 func (s *session) inboxBackend() (*backend, error) {
-	e, err := s.srv.table.LookupNoKick(frontend.UserInbox(s.user))
+	e, err := s.routes.LookupNoKick(frontend.UserInbox(s.user))
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +302,7 @@ func (s *session) fixLsub(resp string) string {
 		}
 		name = n
 	}
-	if _, err := s.srv.table.LookupNoKick(s.internal(name)); err != nil {
+	if _, err := s.routes.LookupNoKick(s.internal(name)); err != nil {
 		return resp
 	}
 	var keep []string
@@ -319,7 +322,7 @@ func (s *session) cmdSubscribe(c *command, subscribe bool) error {
 		return s.argError(c, err)
 	}
 	if subscribe {
-		if _, err := s.srv.table.Lookup(s.srv.ctx, s.internal(name)); err != nil {
+		if _, err := s.routes.Lookup(s.srv.ctx, s.internal(name)); err != nil {
 			return s.refuse(c, "NO", lookupErrText(err))
 		}
 	}

@@ -32,7 +32,7 @@ func (s *session) cmdCopy(c *command) error {
 	if err != nil {
 		return s.argError(c, err)
 	}
-	e, err := s.srv.table.Lookup(s.srv.ctx, s.internal(name))
+	e, err := s.routes.Lookup(s.srv.ctx, s.internal(name))
 	if err != nil {
 		s.tagged(c.tag, "NO", "[TRYCREATE] "+lookupErrText(err))
 		return nil

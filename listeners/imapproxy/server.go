@@ -3,24 +3,16 @@
 // mailbox list, and proxies commands to backends (Rookery or Cyrus) as the
 // proxy user acting for the client, as a Cyrus Murder frontend does.
 //
-// # Sessions are goroutines, not actors
+// # Sessions
 //
 // A session is one goroutine that reads a client command, decides where
 // it goes and pipes it, then relays the backend's answer; byte pumping is
 // done by that same goroutine with io.Copy-style loops, and IDLE adds a
-// second goroutine for the client side while it lasts. The design sketch
-// suggested an actor per session; it was not used because everything a
-// session decides depends only on its own state (the user, the selected
-// backend, its cached backend connections) and on the mailbox list, which
-// it reads from a Pebble snapshot like any other hot read path. IMAP is a
-// strict request/response stream, so a goroutine that blocks on the next
-// client line is the session's mailbox already; an actor would add a hop
-// and a queue per command and per chunk, and memory per idle session (the
-// frontend's budget is tens of kilobytes per connection), for no shared
-// state to protect. Nothing in the frontend is shared and mutable except
-// the set of open connections (frontend.Acceptor, under a mutex). The
-// POP3 and LMTP proxies are built the same way, for the same reasons; so
-// there is no actors/proxy package.
+// second goroutine for the client side while it lasts. Routing lookups
+// and session events (login, selection, backend connections opened and
+// closed) go through a frontend.Session: on a node that is the session's
+// proxy-session actor (Config.NewSession), so the node knows every
+// session's state; message bytes never go through it.
 //
 // # What is streamed
 //
@@ -152,7 +144,12 @@ type Config struct {
 	// Metrics counts commands and backend connections; nil counts
 	// nothing.
 	Metrics Metrics
-	Logger  *slog.Logger // nil discards
+	// NewSession, if set, gives each client connection its routing
+	// session (the node's proxy-session actor), called with "imap"; it
+	// then counts backend connections instead of Metrics. Nil reads DB
+	// directly.
+	NewSession func(protocol string) frontend.Session
+	Logger     *slog.Logger // nil discards
 }
 
 // Metrics receives the proxy's counts.
@@ -162,7 +159,7 @@ type Metrics interface {
 	// know (so that clients cannot make up label values).
 	Command(name string)
 	// Proxying counts a session's connection to backend: +1 when it
-	// opens, -1 when it closes.
+	// opens, -1 when it closes (without Config.NewSession).
 	Proxying(backend string, delta int)
 }
 
@@ -175,7 +172,6 @@ func (noMetrics) Proxying(string, int) {}
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	table  frontend.Table
 	acc    *frontend.Acceptor
 	ctx    context.Context
 	nextID atomic.Uint64
@@ -207,11 +203,12 @@ func NewServer(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.NewSession == nil {
+		table := &frontend.Table{DB: cfg.DB, Kick: cfg.Kick}
+		cfg.NewSession = func(string) frontend.Session { return table.Session(cfg.Metrics.Proxying) }
+	}
 	acc := frontend.NewAcceptor("imapproxy", cfg.Limits.MaxConns, "* BYE Too many open connections\r\n", log)
-	return &Server{
-		cfg: cfg, log: log, acc: acc, ctx: acc.Context(),
-		table: frontend.Table{DB: cfg.DB, Kick: cfg.Kick},
-	}, nil
+	return &Server{cfg: cfg, log: log, acc: acc, ctx: acc.Context()}, nil
 }
 
 // Serve accepts clients on ln until Close; connections from a

@@ -58,6 +58,7 @@ type session struct {
 	user  string // set at login
 	admin bool
 
+	routes   frontend.Session
 	backends map[string]*backend // by server name
 	current  *backend            // the selected mailbox's backend
 	enabled  []string            // extensions the client enabled
@@ -74,6 +75,7 @@ func newSession(srv *Server, c net.Conn) *session {
 		srv:      srv,
 		conn:     c,
 		log:      srv.log.With("conn", srv.nextID.Add(1), "remote", c.RemoteAddr().String()),
+		routes:   srv.cfg.NewSession("imap"),
 		backends: map[string]*backend{},
 		bconns:   map[net.Conn]struct{}{},
 	}
@@ -102,6 +104,7 @@ func (s *session) shutdown() {
 }
 
 func (s *session) serve() {
+	defer s.routes.End()
 	defer s.closeBackends()
 	s.log.Debug("imapproxy: connected")
 	if tc, ok := s.conn.(*tls.Conn); ok {
@@ -171,7 +174,7 @@ func (s *session) bye(text string) {
 func (s *session) closeBackends() {
 	for _, b := range s.backends {
 		b.logout()
-		s.srv.cfg.Metrics.Proxying(b.server, -1)
+		s.routes.Closed(b.server)
 	}
 	s.backends = nil
 	s.current = nil
@@ -497,6 +500,7 @@ func (s *session) login(tag, user, pass, okText string) {
 	s.user = user
 	s.admin = slices.Contains(s.srv.cfg.Admins, user)
 	s.log = s.log.With("user", user)
+	s.routes.LoggedIn(user)
 	s.log.Info("imapproxy: login")
 	s.tagged(tag, "OK", "[CAPABILITY "+s.srv.capabilities(true, s.tlsActive)+"] "+okText)
 }
@@ -616,7 +620,7 @@ func (s *session) backendFor(server string) (*backend, error) {
 		b.conn.Close()
 	}
 	s.backends[server] = b
-	s.srv.cfg.Metrics.Proxying(server, 1)
+	s.routes.Opened(server)
 	return b, nil
 }
 
@@ -628,7 +632,7 @@ func (s *session) dropBackend(b *backend) {
 	s.mu.Unlock()
 	if s.backends[b.server] == b {
 		delete(s.backends, b.server)
-		s.srv.cfg.Metrics.Proxying(b.server, -1)
+		s.routes.Closed(b.server)
 	}
 	if s.current == b {
 		s.current = nil

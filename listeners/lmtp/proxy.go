@@ -103,7 +103,12 @@ type ProxyConfig struct {
 	// Metrics counts commands, deliveries, deferrals and backend
 	// connections; nil counts nothing.
 	Metrics Metrics
-	Logger  *slog.Logger // nil discards
+	// NewSession, if set, gives each client connection its routing
+	// session (the node's proxy-session actor), called with "lmtp"; it
+	// then counts backend connections instead of Metrics. Nil reads DB
+	// directly.
+	NewSession func(protocol string) frontend.Session
+	Logger     *slog.Logger // nil discards
 }
 
 // Proxy is an LMTP frontend: each recipient goes to the backend that
@@ -112,7 +117,6 @@ type ProxyConfig struct {
 type Proxy struct {
 	cfg    ProxyConfig
 	log    *slog.Logger
-	table  frontend.Table
 	acc    *frontend.Acceptor
 	nextID atomic.Uint64
 }
@@ -139,7 +143,11 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Proxy{cfg: cfg, log: log, table: frontend.Table{DB: cfg.DB, Kick: cfg.Kick},
+	if cfg.NewSession == nil {
+		table := &frontend.Table{DB: cfg.DB, Kick: cfg.Kick}
+		cfg.NewSession = func(string) frontend.Session { return table.Session(cfg.Metrics.Proxying) }
+	}
+	return &Proxy{cfg: cfg, log: log,
 		acc: frontend.NewAcceptor("lmtp", cfg.Limits.MaxConns, "421 4.3.2 Too many connections\r\n", log)}, nil
 }
 
@@ -147,7 +155,8 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 func (p *Proxy) Serve(ln net.Listener) error {
 	return p.acc.Serve(ln, func(c net.Conn) {
 		s := &session{p: p, log: p.log.With("conn", p.nextID.Add(1), "remote", c.RemoteAddr().String()),
-			backends: map[string]*lmtpBackend{}}
+			backends: map[string]*lmtpBackend{}, routes: p.cfg.NewSession("lmtp")}
+		defer s.routes.End()
 		s.setConn(c)
 		stop := context.AfterFunc(p.acc.Context(), func() { _ = c.SetReadDeadline(time.Now()) })
 		defer stop()
@@ -183,6 +192,7 @@ type session struct {
 	from     string   // MAIL FROM path; set means a transaction is open
 	fromArgs []string // MAIL parameters passed on
 	rcpts    []rcpt
+	routes   frontend.Session
 	backends map[string]*lmtpBackend
 }
 
@@ -355,6 +365,7 @@ func (s *session) authCmd(arg string) bool {
 		return false
 	}
 	s.authed = true
+	s.routes.LoggedIn(authcid)
 	s.log = s.log.With("user", authcid)
 	s.w.Reply(235, "2.7.0 Authentication successful")
 	return false
@@ -428,7 +439,7 @@ func (s *session) rcpt(arg string) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(s.p.acc.Context(), s.p.cfg.Limits.ConnectTimeout)
-	e, err := s.p.table.Lookup(ctx, frontend.UserInbox(user))
+	e, err := s.routes.Lookup(ctx, frontend.UserInbox(user))
 	cancel()
 	switch {
 	case errors.Is(err, frontend.ErrNoMailbox):
@@ -704,7 +715,7 @@ func (s *session) backend(server string) (*lmtpBackend, error) {
 		return nil, err
 	}
 	s.backends[server] = b
-	s.p.cfg.Metrics.Proxying(server, 1)
+	s.routes.Opened(server)
 	return b, nil
 }
 
@@ -712,13 +723,13 @@ func (s *session) dropBackend(b *lmtpBackend) {
 	b.conn.Close()
 	if s.backends[b.server] == b {
 		delete(s.backends, b.server)
-		s.p.cfg.Metrics.Proxying(b.server, -1)
+		s.routes.Closed(b.server)
 	}
 }
 
 func (s *session) closeBackends() {
 	for _, b := range s.backends {
 		b.quit()
-		s.p.cfg.Metrics.Proxying(b.server, -1)
+		s.routes.Closed(b.server)
 	}
 }

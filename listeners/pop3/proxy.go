@@ -78,7 +78,12 @@ type ProxyConfig struct {
 	// Metrics counts commands before login and proxied sessions; nil
 	// counts nothing.
 	Metrics Metrics
-	Logger  *slog.Logger // nil discards
+	// NewSession, if set, gives each client connection its routing
+	// session (the node's proxy-session actor), called with "pop3"; it
+	// then counts the proxied session instead of Metrics. Nil reads DB
+	// directly.
+	NewSession func(protocol string) frontend.Session
+	Logger     *slog.Logger // nil discards
 }
 
 // Proxy is a POP3 frontend. Login is checked locally; then the session is
@@ -87,7 +92,6 @@ type ProxyConfig struct {
 type Proxy struct {
 	cfg    ProxyConfig
 	log    *slog.Logger
-	table  frontend.Table
 	acc    *frontend.Acceptor
 	nextID atomic.Uint64
 }
@@ -114,14 +118,20 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Proxy{cfg: cfg, log: log, table: frontend.Table{DB: cfg.DB},
+	if cfg.NewSession == nil {
+		table := &frontend.Table{DB: cfg.DB}
+		cfg.NewSession = func(string) frontend.Session { return table.Session(cfg.Metrics.Proxying) }
+	}
+	return &Proxy{cfg: cfg, log: log,
 		acc: frontend.NewAcceptor("pop3", cfg.Limits.MaxConns, "-ERR [SYS/TEMP] Too many connections\r\n", log)}, nil
 }
 
 // Serve accepts clients on ln until Close.
 func (p *Proxy) Serve(ln net.Listener) error {
 	return p.acc.Serve(ln, func(c net.Conn) {
-		s := &session{p: p, log: p.log.With("conn", p.nextID.Add(1), "remote", c.RemoteAddr().String())}
+		s := &session{p: p, log: p.log.With("conn", p.nextID.Add(1), "remote", c.RemoteAddr().String()),
+			routes: p.cfg.NewSession("pop3")}
+		defer s.routes.End()
 		s.setConn(c)
 		var mu sync.Mutex // guards s.backend for the shutdown below
 		stop := context.AfterFunc(p.acc.Context(), func() {
@@ -154,6 +164,7 @@ type session struct {
 	br      *bufio.Reader
 	w       *Writer
 	tls     bool
+	routes  frontend.Session
 	user    string // from USER, waiting for PASS
 	backend net.Conn
 	server  string // backend's name, once logged in
@@ -208,9 +219,10 @@ func (s *session) serve(mu *sync.Mutex) {
 			s.log = s.log.With("user", user)
 			s.log.Info("pop3: login, proxying")
 			s.w.OK(greeting)
-			m := s.p.cfg.Metrics
-			m.Proxying(s.server, 1)
-			defer m.Proxying(s.server, -1)
+			s.routes.LoggedIn(user)
+			s.routes.Selected("INBOX", s.server)
+			s.routes.Opened(s.server)
+			defer s.routes.Closed(s.server)
 			s.pipe(be)
 			return
 		}
@@ -350,7 +362,7 @@ func (s *session) login(user, pass string) (string, net.Conn, string, bool) {
 		return "", nil, "", false
 	}
 	// Like Cyrus, no kick: POP3 reads the list as it is.
-	e, err := s.p.table.LookupNoKick(frontend.UserInbox(user))
+	e, err := s.routes.LookupNoKick(frontend.UserInbox(user))
 	if err != nil {
 		text := "Mailbox does not exist"
 		if errors.Is(err, frontend.ErrReserved) {
