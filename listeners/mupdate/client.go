@@ -87,13 +87,8 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mupdate: %w", err)
 	}
-	// Cancelling ctx during the handshake unblocks it.
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	c, err := NewClient(conn, cfg)
-	if !stop() {
-		if err == nil {
-			c.Close()
-		}
+	c, err := newClient(ctx, conn, cfg)
+	if err != nil && ctx.Err() != nil {
 		return nil, fmt.Errorf("mupdate: connect to %s: %w", addr, ctx.Err())
 	}
 	return c, err
@@ -109,6 +104,10 @@ func (cfg ClientConfig) timeout() time.Duration {
 // NewClient does what Dial does on an existing connection, which it closes
 // if the greeting or the authentication fails.
 func NewClient(conn net.Conn, cfg ClientConfig) (*Client, error) {
+	return newClient(context.Background(), conn, cfg)
+}
+
+func newClient(ctx context.Context, conn net.Conn, cfg ClientConfig) (*Client, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -121,12 +120,18 @@ func NewClient(conn net.Conn, cfg ClientConfig) (*Client, error) {
 		timeout: cfg.timeout(),
 	}
 	conn.SetDeadline(time.Now().Add(c.timeout))
+	// Cancelling ctx during the handshake unblocks it; registered after the
+	// deadline above, so that deadline cannot undo a cancellation.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	err := c.readGreeting()
 	if err == nil && cfg.TLS != nil && c.greeting.StartTLS {
 		err = c.startTLS(cfg.TLS)
 	}
 	if err == nil && cfg.Username != "" {
 		err = c.authenticate(cfg)
+	}
+	if !stop() && err == nil {
+		err = ctx.Err()
 	}
 	if err == nil {
 		// Like Cyrus, wait for replies for ever once connected (section 1.7).
