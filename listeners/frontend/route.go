@@ -1,8 +1,6 @@
 // Package frontend is what the frontend's listeners (IMAP, POP3, LMTP) share
 // to find where a mailbox lives: its entry in the node's mailbox list, the
-// backend server named in its location, and that server's addresses; and
-// the accept loop with a connection cap (Acceptor) that they and the
-// backend's POP3 and LMTP servers run on.
+// backend server named in its location, and that server's addresses.
 package frontend
 
 import (

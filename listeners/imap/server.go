@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rookery/rookery/listeners/accept"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/store/mailstore"
 )
@@ -76,20 +77,16 @@ func (noMetrics) Command(string) {}
 type Server struct {
 	cfg    Config
 	ns     namespace
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	conns  atomic.Int64
+	acc    *accept.Loop
+	ctx    context.Context // acc's, cancelled by Close
 	nextID atomic.Uint64
 
 	// mboxMu serialises mailbox list changes, so that a registry sequence
 	// (reserve, create, activate) is never interleaved with another.
 	mboxMu sync.Mutex
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	open      map[net.Conn]struct{}
-	perUser   map[string]int
+	mu      sync.Mutex
+	perUser map[string]int
 }
 
 // NewServer makes a server.
@@ -146,91 +143,27 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	acc := accept.New(accept.Config{Name: "imap", MaxConns: cfg.MaxConns,
+		Busy: "* BYE Too many connections\r\n", CloseConns: true, Logger: cfg.Logger})
 	return &Server{
-		cfg: cfg, ns: namespace{sep: cfg.Separator}, ctx: ctx, cancel: cancel,
-		listeners: make(map[net.Listener]struct{}),
-		open:      make(map[net.Conn]struct{}),
-		perUser:   make(map[string]int),
+		cfg: cfg, ns: namespace{sep: cfg.Separator}, acc: acc, ctx: acc.Context(),
+		perUser: make(map[string]int),
 	}, nil
 }
 
 // Serve accepts connections on l until Close.
-func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.ctx.Err() != nil {
-		s.mu.Unlock()
-		return net.ErrClosed
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	var backoff time.Duration
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if s.ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.cfg.Logger.Warn("imap: accept failed, backing off", "err", err, "wait", backoff)
-				time.Sleep(backoff)
-				continue
-			}
-			return fmt.Errorf("imap: accept: %w", err)
-		}
-		backoff = 0
-		if s.conns.Add(1) > int64(s.cfg.MaxConns) {
-			s.conns.Add(-1)
-			s.cfg.Logger.Warn("imap: connection refused: limit reached", "remote", c.RemoteAddr().String(), "limit", s.cfg.MaxConns)
-			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = c.Write([]byte("* BYE Too many connections\r\n"))
-			_ = c.Close()
-			continue
-		}
-		s.mu.Lock()
-		if s.ctx.Err() != nil {
-			s.mu.Unlock()
-			_ = c.Close()
-			s.conns.Add(-1)
-			return nil
-		}
-		s.open[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer func() {
-				s.mu.Lock()
-				delete(s.open, c)
-				s.mu.Unlock()
-				s.conns.Add(-1)
-				s.wg.Done()
-			}()
-			s.serveConn(c)
-		}()
-	}
-}
+func (s *Server) Serve(l net.Listener) error { return s.acc.Serve(l, s.serveConn) }
 
 // Close stops accepting, closes every connection and waits for their
 // goroutines. Commands in progress finish their store writes first or
 // fail; nothing acknowledged is lost.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.cancel()
-	for l := range s.listeners {
-		_ = l.Close()
-	}
-	for c := range s.open {
-		_ = c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
+	s.acc.Close()
 	return nil
 }
 
 // Conns is the number of open connections.
-func (s *Server) Conns() int { return int(s.conns.Load()) }
+func (s *Server) Conns() int { return s.acc.Conns() }
 
 // acquireUser counts an authenticated connection of user, refusing one
 // over the cap.

@@ -34,6 +34,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rookery/rookery/listeners/accept"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/frontend"
 	"github.com/rookery/rookery/store"
@@ -172,7 +173,7 @@ func (noMetrics) Proxying(string, int) {}
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	acc    *frontend.Acceptor
+	acc    *accept.Loop
 	ctx    context.Context
 	nextID atomic.Uint64
 }
@@ -207,7 +208,7 @@ func NewServer(cfg Config) (*Server, error) {
 		table := &frontend.Table{DB: cfg.DB, Kick: cfg.Kick}
 		cfg.NewSession = func(string) frontend.Session { return table.Session(cfg.Metrics.Proxying) }
 	}
-	acc := frontend.NewAcceptor("imapproxy", cfg.Limits.MaxConns, "* BYE Too many open connections\r\n", log)
+	acc := accept.New(accept.Config{Name: "imapproxy", MaxConns: cfg.Limits.MaxConns, Busy: "* BYE Too many open connections\r\n", Logger: log})
 	return &Server{cfg: cfg, log: log, acc: acc, ctx: acc.Context()}, nil
 }
 

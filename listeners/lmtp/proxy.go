@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rookery/rookery/listeners/accept"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/frontend"
 	"github.com/rookery/rookery/store"
@@ -117,7 +118,7 @@ type ProxyConfig struct {
 type Proxy struct {
 	cfg    ProxyConfig
 	log    *slog.Logger
-	acc    *frontend.Acceptor
+	acc    *accept.Loop
 	nextID atomic.Uint64
 }
 
@@ -148,7 +149,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		cfg.NewSession = func(string) frontend.Session { return table.Session(cfg.Metrics.Proxying) }
 	}
 	return &Proxy{cfg: cfg, log: log,
-		acc: frontend.NewAcceptor("lmtp", cfg.Limits.MaxConns, "421 4.3.2 Too many connections\r\n", log)}, nil
+		acc: accept.New(accept.Config{Name: "lmtp", MaxConns: cfg.Limits.MaxConns, Busy: "421 4.3.2 Too many connections\r\n", Logger: log})}, nil
 }
 
 // Serve accepts clients on ln until Close.

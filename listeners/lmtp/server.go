@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rookery/rookery/listeners/accept"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/frontend"
 	"github.com/rookery/rookery/store/mailstore"
@@ -123,7 +124,7 @@ func count(m Metrics, code int, afterData bool) {
 type Server struct {
 	cfg    ServerConfig
 	log    *slog.Logger
-	acc    *frontend.Acceptor
+	acc    *accept.Loop
 	nextID atomic.Uint64
 }
 
@@ -175,7 +176,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{cfg: cfg, log: log,
-		acc: frontend.NewAcceptor("lmtp", cfg.MaxConns, "421 4.3.2 Too many connections\r\n", log)}, nil
+		acc: accept.New(accept.Config{Name: "lmtp", MaxConns: cfg.MaxConns, Busy: "421 4.3.2 Too many connections\r\n", Logger: log})}, nil
 }
 
 // Serve accepts connections on ln until Close.

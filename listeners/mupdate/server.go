@@ -10,12 +10,12 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/rookery/rookery/listeners/accept"
 	"github.com/rookery/rookery/store"
 )
 
@@ -101,16 +101,10 @@ func commandLabel(name string) string {
 // Server serves MUPDATE on any number of listeners.
 type Server struct {
 	cfg     ServerConfig
-	conns   atomic.Int64
+	acc     *accept.Loop
+	ctx     context.Context // acc's, cancelled by Close
 	streams atomic.Int64
 	nextID  atomic.Uint64
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	open      map[net.Conn]struct{}
 }
 
 // NewServer makes a server; zero durations and limits take defaults.
@@ -133,94 +127,23 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
-		cfg: cfg, ctx: ctx, cancel: cancel,
-		listeners: make(map[net.Listener]struct{}),
-		open:      make(map[net.Conn]struct{}),
-	}
+	acc := accept.New(accept.Config{Name: "mupdate", MaxConns: cfg.MaxConns,
+		Busy: "* BYE \"Server Unable\"\r\n", CloseConns: true, Logger: cfg.Logger})
+	return &Server{cfg: cfg, acc: acc, ctx: acc.Context()}
 }
 
 // Serve accepts connections on l until Close.
-func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.ctx.Err() != nil {
-		s.mu.Unlock()
-		return net.ErrClosed
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	var backoff time.Duration
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if s.ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("mupdate: accept: %w", err)
-			}
-			// Out of file descriptors and the like pass; the listener
-			// must not die of them.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.cfg.Logger.Warn("mupdate: accept failed, backing off", "err", err, "wait", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-s.ctx.Done():
-				return nil
-			}
-			continue
-		}
-		backoff = 0
-		if s.conns.Add(1) > int64(s.cfg.MaxConns) {
-			s.conns.Add(-1)
-			s.cfg.Logger.Warn("mupdate: connection refused: limit reached", "remote", c.RemoteAddr().String(), "limit", s.cfg.MaxConns)
-			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = c.Write([]byte("* BYE \"Server Unable\"\r\n"))
-			_ = c.Close()
-			continue
-		}
-		s.mu.Lock()
-		if s.ctx.Err() != nil {
-			s.mu.Unlock()
-			_ = c.Close()
-			s.conns.Add(-1)
-			return nil
-		}
-		s.open[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer func() {
-				s.mu.Lock()
-				delete(s.open, c)
-				s.mu.Unlock()
-				s.conns.Add(-1)
-				s.wg.Done()
-			}()
-			s.serveConn(c)
-		}()
-	}
-}
+func (s *Server) Serve(l net.Listener) error { return s.acc.Serve(l, s.serveConn) }
 
 // Close stops accepting, closes every connection and waits for their
 // goroutines.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.cancel()
-	for l := range s.listeners {
-		_ = l.Close()
-	}
-	for c := range s.open {
-		_ = c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
+	s.acc.Close()
 	return nil
 }
 
 // Conns is the number of open connections.
-func (s *Server) Conns() int { return int(s.conns.Load()) }
+func (s *Server) Conns() int { return s.acc.Conns() }
 
 // Streams is the number of UPDATE and XUPDATE streams being served.
 func (s *Server) Streams() int { return int(s.streams.Load()) }

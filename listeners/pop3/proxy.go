@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rookery/rookery/listeners/accept"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/frontend"
 	"github.com/rookery/rookery/store"
@@ -92,7 +93,7 @@ type ProxyConfig struct {
 type Proxy struct {
 	cfg    ProxyConfig
 	log    *slog.Logger
-	acc    *frontend.Acceptor
+	acc    *accept.Loop
 	nextID atomic.Uint64
 }
 
@@ -123,7 +124,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		cfg.NewSession = func(string) frontend.Session { return table.Session(cfg.Metrics.Proxying) }
 	}
 	return &Proxy{cfg: cfg, log: log,
-		acc: frontend.NewAcceptor("pop3", cfg.Limits.MaxConns, "-ERR [SYS/TEMP] Too many connections\r\n", log)}, nil
+		acc: accept.New(accept.Config{Name: "pop3", MaxConns: cfg.Limits.MaxConns, Busy: "-ERR [SYS/TEMP] Too many connections\r\n", Logger: log})}, nil
 }
 
 // Serve accepts clients on ln until Close.

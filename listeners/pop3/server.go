@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rookery/rookery/listeners/accept"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/frontend"
 	"github.com/rookery/rookery/store/mailstore"
@@ -87,7 +88,7 @@ func commandLabel(name string) string {
 type Server struct {
 	cfg    ServerConfig
 	log    *slog.Logger
-	acc    *frontend.Acceptor
+	acc    *accept.Loop
 	nextID atomic.Uint64
 
 	mu     sync.Mutex
@@ -126,7 +127,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{cfg: cfg, log: log, locked: make(map[uint64]struct{}),
-		acc: frontend.NewAcceptor("pop3", cfg.MaxConns, "-ERR [SYS/TEMP] Too many connections\r\n", log)}, nil
+		acc: accept.New(accept.Config{Name: "pop3", MaxConns: cfg.MaxConns, Busy: "-ERR [SYS/TEMP] Too many connections\r\n", Logger: log})}, nil
 }
 
 // Serve accepts connections on ln until Close.
