@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/rookery/rookery/internal/dotstuff"
+	"github.com/rookery/rookery/internal/textline"
 )
 
 // ErrLineTooLong is returned for a command or reply line over the limit.
@@ -36,31 +37,11 @@ func (r *Reader) Buffered() int { return r.r.Buffered() }
 // ReadLine returns the next line without its CRLF (or bare LF). A line
 // over the limit is skipped and ErrLineTooLong returned.
 func (r *Reader) ReadLine() (string, error) {
-	var long []byte
-	tooLong := false
-	for {
-		chunk, err := r.r.ReadSlice('\n')
-		switch {
-		case err == nil:
-			if tooLong || len(long)+len(chunk) > r.max+2 {
-				return "", ErrLineTooLong
-			}
-			if long != nil {
-				chunk = append(long, chunk...)
-			}
-			line := strings.TrimSuffix(strings.TrimSuffix(string(chunk), "\n"), "\r")
-			if len(line) > r.max {
-				return "", ErrLineTooLong
-			}
-			return line, nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			if tooLong = tooLong || len(long)+len(chunk) > r.max+2; !tooLong {
-				long = append(long, chunk...)
-			}
-		default:
-			return "", err
-		}
+	line, err := textline.Read(r.r, r.max)
+	if errors.Is(err, textline.ErrTooLong) {
+		return "", ErrLineTooLong
 	}
+	return line, err
 }
 
 // Command is a client command: its verb in upper case and the rest.
