@@ -184,21 +184,3 @@ func (s *Server) releaseUser(user string) {
 		delete(s.perUser, user)
 	}
 }
-
-// timeoutConn gives every read the idle timeout and every write the
-// write timeout, so a silent or stuck peer is cut off without a timer per
-// command.
-type timeoutConn struct {
-	net.Conn
-	read, write time.Duration
-}
-
-func (c *timeoutConn) Read(p []byte) (int, error) {
-	_ = c.Conn.SetReadDeadline(time.Now().Add(c.read))
-	return c.Conn.Read(p)
-}
-
-func (c *timeoutConn) Write(p []byte) (int, error) {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.write))
-	return c.Conn.Write(p)
-}

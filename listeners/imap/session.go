@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rookery/rookery/listeners/accept"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/store/mailstore"
 )
@@ -38,7 +39,7 @@ type session struct {
 var errClose = errors.New("imap: closing")
 
 func (s *Server) serveConn(c net.Conn) {
-	tc := &timeoutConn{Conn: c, read: s.cfg.IdleTimeout, write: s.cfg.WriteTimeout}
+	tc := accept.Timeouts(s.ctx, c, s.cfg.IdleTimeout, s.cfg.WriteTimeout)
 	sess := &session{
 		srv:  s,
 		conn: c,

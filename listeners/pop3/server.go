@@ -162,32 +162,6 @@ func (s *Server) unlock(id uint64) {
 	s.mu.Unlock()
 }
 
-// serverConn gives every read the idle timeout and every write the write
-// timeout, and fails both once the server is closing.
-type serverConn struct {
-	net.Conn
-	ctx         context.Context
-	read, write time.Duration
-}
-
-func (c *serverConn) Read(p []byte) (int, error) {
-	_ = c.Conn.SetReadDeadline(time.Now().Add(c.read))
-	// Checked after setting the deadline: Close's own deadline, set
-	// after the cancel, then wins whichever runs first.
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.Conn.Read(p)
-}
-
-func (c *serverConn) Write(p []byte) (int, error) {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.write))
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.Conn.Write(p)
-}
-
 // serverSession is one client of the backend POP3 server; its goroutine
 // alone reads and writes the connection.
 type serverSession struct {
@@ -218,7 +192,7 @@ func (s *Server) serveConn(c net.Conn) {
 	ctx := s.acc.Context()
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
 	defer stop()
-	sc := &serverConn{Conn: c, ctx: ctx, read: s.cfg.IdleTimeout, write: s.cfg.WriteTimeout}
+	sc := accept.Timeouts(ctx, c, s.cfg.IdleTimeout, s.cfg.WriteTimeout)
 	ss := &serverSession{
 		srv:  s,
 		conn: c,
