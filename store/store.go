@@ -5,7 +5,6 @@
 package store
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+
+	"github.com/rookery/rookery/store/pebblelog"
 )
 
 // Kind is the type of a mailbox list entry.
@@ -124,7 +125,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		// grows up to this.
 		MemTableSize:       16 << 20,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{log},
+		Logger:             pebblelog.Logger{Log: log},
 		EventListener: &pebble.EventListener{
 			// Every Commit syncs, so a slow disk stalls the whole master.
 			DiskSlow: func(info pebble.DiskSlowInfo) {
@@ -510,25 +511,4 @@ func walkLog(it *pebble.Iterator, after uint64, limit int, fn func(Change) error
 		last = seq
 	}
 	return last, nil
-}
-
-// pebbleLogger routes Pebble's log into slog; its chatter goes to Debug.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	if l.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.log.Debug("pebble: " + fmt.Sprintf(format, args...))
-	}
-}
-
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error("pebble: " + fmt.Sprintf(format, args...))
-}
-
-// Fatalf is called on broken invariants and corruption; Pebble's default
-// exits the process, a panic at least lets tests and deferred code see it.
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	msg := "pebble: " + fmt.Sprintf(format, args...)
-	l.log.Error(msg)
-	panic(msg)
 }

@@ -26,6 +26,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+
+	"github.com/rookery/rookery/store/pebblelog"
 )
 
 // Errors returned by the store; test with errors.Is.
@@ -107,7 +109,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		CacheSize:          cache,
 		MemTableSize:       32 << 20,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{log},
+		Logger:             pebblelog.Logger{Log: log},
 		EventListener: &pebble.EventListener{
 			DiskSlow: func(info pebble.DiskSlowInfo) { log.Warn("mailstore: " + info.String()) },
 		},
@@ -724,27 +726,6 @@ func (s *Store) Deliver(ctx context.Context, mailbox string, flags []string, dat
 		return 0, errors.Join(err, st.Discard())
 	}
 	return res.UIDs[0], nil
-}
-
-// pebbleLogger routes Pebble's log into slog; its chatter goes to Debug.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	if l.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.log.Debug("pebble: " + fmt.Sprintf(format, args...))
-	}
-}
-
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error("pebble: " + fmt.Sprintf(format, args...))
-}
-
-// Fatalf is called on broken invariants; a panic lets deferred code and
-// tests see it, where Pebble's default would exit the process.
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	msg := "pebble: " + fmt.Sprintf(format, args...)
-	l.log.Error(msg)
-	panic(msg)
 }
 
 // mergeKeywords returns have plus the keywords among flags it lacks; the
