@@ -90,11 +90,9 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 	if err != nil {
 		return err
 	}
-	n.imapLn, err = net.Listen("tcp", n.cfg.IMAPListen)
-	if err != nil {
-		return fmt.Errorf("node: imap listener: %w", err)
+	if err := n.listen(n.cfg.IMAPListen, nil, "imap", &n.imapLn, n.imap.Serve); err != nil {
+		return err
 	}
-	n.serve(func() error { return n.imap.Serve(n.imapLn) }, "imap")
 
 	if n.cfg.POP3Listen != "" {
 		n.pop3, err = pop3.NewServer(pop3.ServerConfig{
@@ -109,10 +107,9 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 		if err != nil {
 			return err
 		}
-		if n.pop3Ln, err = net.Listen("tcp", n.cfg.POP3Listen); err != nil {
-			return fmt.Errorf("node: pop3 listener: %w", err)
+		if err := n.listen(n.cfg.POP3Listen, nil, "pop3", &n.pop3Ln, n.pop3.Serve); err != nil {
+			return err
 		}
-		n.serve(func() error { return n.pop3.Serve(n.pop3Ln) }, "pop3")
 	}
 	if n.cfg.LMTPListen != "" {
 		n.lmtp, err = lmtp.NewServer(lmtp.ServerConfig{
@@ -130,10 +127,9 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 		if err != nil {
 			return err
 		}
-		if n.lmtpLn, err = net.Listen("tcp", n.cfg.LMTPListen); err != nil {
-			return fmt.Errorf("node: lmtp listener: %w", err)
+		if err := n.listen(n.cfg.LMTPListen, nil, "lmtp", &n.lmtpLn, n.lmtp.Serve); err != nil {
+			return err
 		}
-		n.serve(func() error { return n.lmtp.Serve(n.lmtpLn) }, "lmtp")
 	}
 	return nil
 }

@@ -2,9 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/tls"
-	"fmt"
-	"net"
 	"time"
 
 	"github.com/rookery/rookery/actors/membership"
@@ -104,24 +101,6 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		return err
 	}
 	return n.listen(n.cfg.LMTPListen, nil, "lmtp", &n.lmtpLn, n.lmtpProxy.Serve)
-}
-
-// listen opens addr (nothing when empty), wrapping it in TLS when tlsConf
-// is given (implicit TLS ports), and serves it.
-func (n *Node) listen(addr string, tlsConf *tls.Config, name string, ln *net.Listener, serve func(net.Listener) error) error {
-	if addr == "" {
-		return nil
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("node: %s listener: %w", name, err)
-	}
-	*ln = l
-	if tlsConf != nil {
-		l = tls.NewListener(l, tlsConf)
-	}
-	n.serve(func() error { return serve(l) }, name)
-	return nil
 }
 
 // kick makes the replica catch up with its master before a frontend

@@ -231,6 +231,24 @@ func (n *Node) startMUPDATE(policy *auth.Policy) error {
 	return nil
 }
 
+// listen opens addr (nothing when empty), wrapping it in TLS when tlsConf
+// is given (implicit TLS ports), and serves it.
+func (n *Node) listen(addr string, tlsConf *tls.Config, name string, ln *net.Listener, serve func(net.Listener) error) error {
+	if addr == "" {
+		return nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("node: %s listener: %w", name, err)
+	}
+	*ln = l
+	if tlsConf != nil {
+		l = tls.NewListener(l, tlsConf)
+	}
+	n.serve(func() error { return serve(l) }, name)
+	return nil
+}
+
 // serve runs a listener's accept loop until Close.
 func (n *Node) serve(run func() error, name string) {
 	n.servers.Add(1)
