@@ -22,32 +22,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/rookery/rookery/internal/benchutil"
-	"github.com/rookery/rookery/internal/cyrustest"
 )
 
 func main() {
 	quick := flag.Bool("quick", false, "smaller sizes")
 	delayedACK := flag.Bool("delayed-ack", false, "keep the client's delayed ACKs: shows Cyrus's Nagle stalls on loopback")
 	flag.Parse()
-	if err := cyrustest.Available(); err != nil {
-		fmt.Fprintf(os.Stderr, "backendbench: needs root and real Cyrus 3.6 (shared/cyrus/install.sh): %v\n", err)
-		os.Exit(2)
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	// The channel stays registered after the first signal, so a second
-	// Ctrl-C cannot kill the process before Cyrus is stopped.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		s := <-sigs
-		fmt.Fprintf(os.Stderr, "backendbench: %v: stopping and cleaning up\n", s)
-		cancel()
-	}()
+	ctx, cancel := benchutil.Start("backendbench")
 
 	sz := fullSizes
 	if *quick {

@@ -23,9 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/rookery/rookery/internal/benchutil"
 	"github.com/rookery/rookery/internal/cyrustest"
@@ -48,21 +46,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "mupdatebench: sizes must be positive")
 		os.Exit(2)
 	}
-	if err := cyrustest.Available(); err != nil {
-		fmt.Fprintf(os.Stderr, "mupdatebench: needs root and real Cyrus 3.6 (shared/cyrus/install.sh): %v\n", err)
-		os.Exit(2)
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	// The channel stays registered after the first signal, so a second
-	// Ctrl-C cannot kill the process before Cyrus is stopped.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		s := <-sigs
-		fmt.Fprintf(os.Stderr, "mupdatebench: %v: stopping and cleaning up\n", s)
-		cancel()
-	}()
+	ctx, cancel := benchutil.Start("mupdatebench")
 
 	var err error
 	if *replica {
