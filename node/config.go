@@ -144,6 +144,11 @@ type Config struct {
 	UsersFile string
 	// Admins may authenticate to MUPDATE and administer mailboxes ("admins").
 	Admins []string
+	// PasswordCheck is how a frontend checks client passwords, in order,
+	// the first that accepts winning ("password_check"): "users" (the
+	// users file) and "backend" (logging in as the user at the user's
+	// INBOX backend, for users kept in a Cyrus backend's sasldb).
+	PasswordCheck []string
 
 	// FailedLoginPause delays the reply to a failed authentication
 	// ("failedloginpause").
@@ -184,6 +189,7 @@ func DefaultConfig() Config {
 		LMTPListen:            "127.0.0.1:2003",
 		POP3IdleTimeout:       10 * time.Minute,
 		ProxyAuthname:         "proxy",
+		PasswordCheck:         []string{"users"},
 		MUPDATETLS:            true,
 		AdminListen:           "127.0.0.1:9905",
 		ClusterName:           "rookery",
@@ -419,6 +425,8 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 			c.UsersFile = v
 		case "admins":
 			c.Admins = strings.Fields(v)
+		case "password_check":
+			c.PasswordCheck = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
 		case "failedloginpause":
 			d, err := parseSeconds(v)
 			if err != nil {
@@ -535,6 +543,16 @@ func (c *Config) Validate() error {
 		}
 		if !c.Has(RoleMaster) && !c.Has(RoleReplica) {
 			problems = append(problems, "roles: a frontend routes by a mailbox list: add replica (or master) to its roles")
+		}
+	}
+	if c.Has(RoleFrontend) {
+		if len(c.PasswordCheck) == 0 {
+			problems = append(problems, "password_check: name at least one of users, backend")
+		}
+		for _, m := range c.PasswordCheck {
+			if m != "users" && m != "backend" {
+				problems = append(problems, fmt.Sprintf("password_check: unknown method %q (known: users, backend)", m))
+			}
 		}
 	}
 	if c.Has(RoleBackend) {

@@ -30,13 +30,22 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		ServerPasswords: n.cfg.ServerPasswords,
 	}
 	resolve := n.resolveBackend
+	var check auth.FirstOf
+	for _, m := range n.cfg.PasswordCheck {
+		switch m {
+		case "users":
+			check = append(check, users)
+		case "backend":
+			check = append(check, &imapproxy.INBOXCheck{DB: n.store, Resolve: resolve, Timeout: n.cfg.ClientTimeout})
+		}
+	}
 	sessions := n.proxySessions(&frontend.Table{DB: n.store, Kick: kick})
 	n.imapProxy, err = imapproxy.NewServer(imapproxy.Config{
 		ServerName:     n.cfg.ServerName,
 		DB:             n.store,
 		Kick:           kick,
 		Resolve:        resolve,
-		Users:          users,
+		Users:          check,
 		Admins:         n.cfg.Admins,
 		Proxy:          proxy,
 		ServerList:     n.cfg.ServerList,
@@ -66,13 +75,18 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		ServerName:     n.cfg.ServerName,
 		DB:             n.store,
 		Resolve:        resolve,
-		Users:          users,
+		Users:          check,
 		Proxy:          proxy,
 		TLS:            tlsConf,
 		AllowPlaintext: n.cfg.AllowPlaintext,
-		Metrics:        n.listenerMetrics("pop3", n.metrics.POP3),
-		NewSession:     sessions,
-		Logger:         n.log.With("listener", "pop3-proxy"),
+		Limits: pop3.Limits{
+			IdleTimeout:      n.cfg.POP3IdleTimeout,
+			ConnectTimeout:   n.cfg.ClientTimeout,
+			FailedLoginPause: n.cfg.FailedLoginPause,
+		},
+		Metrics:    n.listenerMetrics("pop3", n.metrics.POP3),
+		NewSession: sessions,
+		Logger:     n.log.With("listener", "pop3-proxy"),
 	})
 	if err != nil {
 		return err
@@ -93,6 +107,11 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		Preauth:    !n.cfg.LMTPRequireAuth,
 		Proxy:      proxy,
 		TLS:        tlsConf,
+		Limits: lmtp.Limits{
+			MaxMessageSize:   n.cfg.MaxMessageSize,
+			ConnectTimeout:   n.cfg.ClientTimeout,
+			FailedLoginPause: n.cfg.FailedLoginPause,
+		},
 		Metrics:    n.listenerMetrics("lmtp", n.metrics.LMTP),
 		NewSession: sessions,
 		Logger:     n.log.With("listener", "lmtp-proxy"),

@@ -138,6 +138,31 @@ func TestFrontendOneProcess(t *testing.T) {
 		t.Errorf("POP3 STAT through the frontend: %q", stat)
 	}
 	p.cmd("QUIT", "+OK")
+
+	// A frontend with "password_check: backend" and no users of its own
+	// checks alice's password at be1, for IMAP and POP3.
+	fe2 := frontendNode(t, m.GossipAddr(), func(c *Config) {
+		c.ServerName = "fe2.test"
+		c.UsersFile = ""
+		c.PasswordCheck = []string{"backend"}
+	})
+	waitEntry(t, fe2, "user.alice", func(_ store.Entry, found bool) bool { return found })
+	waitFor(t, "fe2 to see every node", func() bool { return len(alive(fe2)) == 5 })
+	if _, err := imapLogin(t, fe2.IMAPAddr(), "alice", "alicepw").Select("INBOX", nil).Wait(); err != nil {
+		t.Errorf("SELECT after a login checked at be1: %v", err)
+	}
+	c, err := imapclient.DialInsecure(fe2.IMAPAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("alice", "wrong").Wait(); err == nil {
+		t.Error("fe2 accepted a wrong password")
+	}
+	p = dialText(t, fe2.POP3Addr())
+	p.expect("+OK")
+	p.cmd("USER alice", "+OK")
+	p.cmd("PASS alicepw", "+OK")
 }
 
 func appendMsg(t *testing.T, c *imapclient.Client, mailbox, msg string) {

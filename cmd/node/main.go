@@ -54,6 +54,7 @@ func run(args []string) int {
 	flagVar("admin", "admin_listen", def.AdminListen, "HTTP admin address (/metrics, /status, /where); empty turns it off")
 	flagVar("users", "users", "DATA/users", "users file: one name:{SCHEME}secret per line ({PLAIN}, {BCRYPT})")
 	flagVar("admins", "admins", "", "space-separated admin users (admins)")
+	flagVar("password-check", "password_check", "users", "how a frontend checks passwords, in order: users (the users file), backend (the user's INBOX backend)")
 	flagVar("log-level", "log_level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2

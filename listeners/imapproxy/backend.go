@@ -77,6 +77,9 @@ func dialBackend(ctx context.Context, server, addr, user, authname, password str
 	return b, nil
 }
 
+// errLoginRefused is a backend's NO or BAD to the proxy's AUTHENTICATE.
+var errLoginRefused = errors.New("login refused")
+
 // maxBackendLine bounds the backend lines the proxy parses itself (relayed
 // lines are streamed and have no bound).
 const maxBackendLine = 1 << 20
@@ -122,7 +125,7 @@ func (b *backend) login(user, authname, password string) error {
 		case strings.HasPrefix(l, "A01 "):
 			status, text := splitStatus(l[4:])
 			if status != "OK" {
-				return fmt.Errorf("proxy login refused: %s %s", status, text)
+				return fmt.Errorf("%w: %s %s", errLoginRefused, status, text)
 			}
 			clear(b.caps)
 			if !b.takeCaps(text) {

@@ -2,6 +2,7 @@ package imapproxy_test
 
 import (
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,8 +40,10 @@ func BenchmarkCyrus(b *testing.B) {
 	})
 }
 
-// BenchmarkRookery is BenchmarkCyrus with a Rookery backend: directly and
-// through the Rookery frontend.
+// BenchmarkRookery is BenchmarkCyrus with a Rookery backend: directly,
+// through the Rookery frontend, and through a bare TCP relay (bytes copied
+// socket to socket, nothing parsed), which bounds what any proxy on this
+// machine can reach.
 func BenchmarkRookery(b *testing.B) {
 	m, rb1, _ := startRookeryMurder(b)
 	_, proxy := m.frontend(b)
@@ -49,7 +52,36 @@ func BenchmarkRookery(b *testing.B) {
 	writeBody(&msg, size)
 	body := []byte(msg.String())
 	login(b, rb1.IMAPAddr(), "alice", "alicepw").ok("APPEND INBOX {%d+}\r\n%s", size, body)
-	compare(b, body, []target{{"direct", rb1.IMAPAddr()}, {"rookery", proxy}})
+	compare(b, body, []target{{"direct", rb1.IMAPAddr()}, {"rookery", proxy}, {"relay", startRelay(b, rb1.IMAPAddr())}})
+}
+
+// startRelay listens on a free port and joins each connection to one of
+// its own to addr, copying both ways until either side closes.
+func startRelay(t testing.TB, addr string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", addr)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go io.Copy(u, c)
+				io.Copy(c, u)
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 type target struct{ name, addr string }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rookery/rookery/internal/cyrustest"
+	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/imapproxy"
 	"github.com/rookery/rookery/listeners/lmtp"
 )
@@ -36,6 +38,17 @@ func TestCyrusBackends(t *testing.T) {
 		// AUTHENTICATE PLAIN with SASL-IR: "\x00alice\x00alicepw".
 		c.ok("AUTHENTICATE PLAIN AGFsaWNlAGFsaWNlcHc=")
 		c.ok("SELECT INBOX")
+	})
+
+	t.Run("password checked at the Cyrus backend", func(t *testing.T) {
+		// No users file: alice's password is checked in her backend's
+		// sasldb.
+		check := &imapproxy.INBOXCheck{DB: m.master.Store(), Resolve: m.resolve, Timeout: 10 * time.Second}
+		_, addr := m.frontend(t, func(cfg *imapproxy.Config) { cfg.Users = check })
+		if err := check.Verify("alice", "wrong"); !errors.Is(err, auth.ErrBadCredentials) {
+			t.Errorf("wrong password: %v", err)
+		}
+		login(t, addr, "alice", "alicepw").ok("SELECT INBOX")
 	})
 
 	t.Run("list", func(t *testing.T) {

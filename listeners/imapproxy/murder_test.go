@@ -206,9 +206,9 @@ func message(subject, body string) string {
 }
 
 // pop3Frontend starts a POP3 frontend over the murder's mailbox list.
-func (m *murder) pop3Frontend(t testing.TB) string {
+func (m *murder) pop3Frontend(t testing.TB, mutate ...func(*pop3.ProxyConfig)) string {
 	t.Helper()
-	p, err := pop3.NewProxy(pop3.ProxyConfig{
+	cfg := pop3.ProxyConfig{
 		ServerName:     "frontend.test",
 		DB:             m.master.Store(),
 		Resolve:        m.resolver(),
@@ -216,7 +216,11 @@ func (m *murder) pop3Frontend(t testing.TB) string {
 		Proxy:          auth.ProxyCredentials{Authname: cyrustest.ProxyUser, Password: cyrustest.ProxyPass},
 		AllowPlaintext: true,
 		Logger:         testLogger(t),
-	})
+	}
+	for _, f := range mutate {
+		f(&cfg)
+	}
+	p, err := pop3.NewProxy(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

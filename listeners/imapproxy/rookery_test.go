@@ -1,15 +1,21 @@
 package imapproxy_test
 
 import (
+	"bufio"
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rookery/rookery/internal/cyrustest"
 	"github.com/rookery/rookery/listeners/auth"
+	"github.com/rookery/rookery/listeners/imapproxy"
 	"github.com/rookery/rookery/listeners/lmtp"
+	"github.com/rookery/rookery/listeners/pop3"
 	"github.com/rookery/rookery/node"
 )
 
@@ -125,4 +131,94 @@ func TestRookeryBackends(t *testing.T) {
 	if rcpt, _ := mta.deliver(message("x", "y"), "bob@example.com"); rcpt[0].Code != 451 {
 		t.Errorf("LMTP to bob with rb2 down: %v", rcpt)
 	}
+}
+
+// TestINBOXPasswordCheck: a frontend without users of its own checks
+// passwords at each user's INBOX backend, for IMAP and POP3; a wrong
+// password, a user without an INBOX and an INBOX backend that is down are
+// refused, and the proxy's own backend login still follows a check.
+func TestINBOXPasswordCheck(t *testing.T) {
+	m, _, _ := startRookeryMurder(t)
+	dead := deadAddr(t)
+	var downRB2 atomic.Bool
+	resolve := func(server string) (string, string, string, bool) {
+		if server == "rb2" && downRB2.Load() {
+			return dead, dead, dead, true
+		}
+		return m.resolve(server)
+	}
+	// Longer than the backends' pause after a failed login.
+	check := &imapproxy.INBOXCheck{DB: m.master.Store(), Resolve: resolve, Timeout: 5 * time.Second}
+	_, imapAddr := m.frontend(t, func(cfg *imapproxy.Config) { cfg.Users = check; cfg.Resolve = resolve })
+	pop3Addr := m.pop3Frontend(t, func(cfg *pop3.ProxyConfig) { cfg.Users = check; cfg.Resolve = resolve })
+
+	alice := login(t, imapAddr, "alice", "alicepw")
+	alice.ok("SELECT INBOX")
+	c := dial(t, imapAddr)
+	for _, l := range []string{"LOGIN alice wrong", "LOGIN nobody alicepw", "LOGIN admin secret"} {
+		// admin is a user of the backends but has no INBOX.
+		if tagged := c.no("%s", l); !strings.Contains(tagged, "AUTHENTICATIONFAILED") {
+			t.Errorf("%s: %s", l, tagged)
+		}
+	}
+	c.ok("AUTHENTICATE PLAIN AGJvYgBib2Jwdw==") // "\x00bob\x00bobpw", INBOX on rb2
+	if ok, text := pop3Login(t, pop3Addr, "bob", "bobpw"); !ok {
+		t.Errorf("bob over POP3: -ERR %s", text)
+	}
+	if ok, text := pop3Login(t, pop3Addr, "bob", "wrong"); ok {
+		t.Errorf("POP3 with a wrong password: +OK %s", text)
+	}
+
+	for _, tc := range []struct{ user, pass string }{{"alice", "wrong"}, {"nobody", "x"}} {
+		if err := check.Verify(tc.user, tc.pass); !errors.Is(err, auth.ErrBadCredentials) {
+			t.Errorf("Verify(%s, %s) = %v, want bad credentials", tc.user, tc.pass, err)
+		}
+	}
+
+	downRB2.Store(true)
+	if err := check.Verify("bob", "bobpw"); err == nil || errors.Is(err, auth.ErrBadCredentials) {
+		t.Errorf("Verify with bob's backend down = %v, want an error saying so", err)
+	}
+	if tagged := dial(t, imapAddr).no("LOGIN bob bobpw"); !strings.Contains(tagged, "AUTHENTICATIONFAILED") {
+		t.Errorf("bob with rb2 down: %s", tagged)
+	}
+	login(t, imapAddr, "alice", "alicepw").ok("SELECT INBOX")
+}
+
+// deadAddr returns a loopback address nothing listens on.
+func deadAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// pop3Login tries USER and PASS and reports whether PASS was accepted
+// (which, through a frontend, includes opening the maildrop).
+func pop3Login(t *testing.T, addr, user, pass string) (bool, string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	r := pop3.NewReader(bufio.NewReader(conn), 4096)
+	w := pop3.NewWriter(bufio.NewWriter(conn))
+	var rep pop3.Reply
+	for _, line := range []string{"", "USER " + user, "PASS " + pass} {
+		if line != "" {
+			w.Line(line)
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rep, err = r.ReadReply(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rep.OK, rep.Text
 }

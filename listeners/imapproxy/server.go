@@ -117,8 +117,9 @@ type Config struct {
 	// Resolve maps a server name to its addresses; nil means
 	// frontend.CyrusResolve.
 	Resolve frontend.Resolver
-	// Users checks client logins.
-	Users *auth.Users
+	// Users checks client logins: the users file, and optionally the
+	// user's INBOX backend (INBOXCheck).
+	Users auth.Checker
 	// Admins are users with every right in LIST filtering ("admins").
 	Admins []string
 	// Proxy is how the frontend logs in to backends.

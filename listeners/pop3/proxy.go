@@ -67,8 +67,8 @@ type ProxyConfig struct {
 	// Resolve maps a server name to its addresses; nil means
 	// frontend.CyrusResolve.
 	Resolve frontend.Resolver
-	// Users checks logins.
-	Users *auth.Users
+	// Users checks logins (see imapproxy.Config.Users).
+	Users auth.Checker
 	// Proxy is how the frontend logs in to backends.
 	Proxy auth.ProxyCredentials
 	// TLS enables STLS; with it, and on implicit-TLS listeners (port
@@ -341,14 +341,14 @@ func (s *session) auth(args []string) (string, net.Conn, string, bool) {
 	raw, err := base64.StdEncoding.DecodeString(ir)
 	parts := strings.Split(string(raw), "\x00")
 	if err != nil || len(parts) != 3 || (parts[0] != "" && parts[0] != parts[1]) {
-		s.failLogin(parts[min(1, len(parts)-1)])
+		s.failLogin(parts[min(1, len(parts)-1)], "malformed PLAIN message or authorization id differs")
 		return "", nil, "", false
 	}
 	return s.login(parts[1], parts[2])
 }
 
-func (s *session) failLogin(user string) {
-	s.log.Info("pop3: login failed", "user", user)
+func (s *session) failLogin(user, why string) {
+	s.log.Info("pop3: login failed", "user", user, "err", why)
 	if p := s.p.cfg.Limits.FailedLoginPause; p > 0 {
 		time.Sleep(p)
 	}
@@ -358,8 +358,12 @@ func (s *session) failLogin(user string) {
 // login checks the password, then opens the user's maildrop: the INBOX's
 // backend, logged in as the proxy user for the client.
 func (s *session) login(user, pass string) (string, net.Conn, string, bool) {
-	if user == "" || s.p.cfg.Users.Verify(user, pass) != nil {
-		s.failLogin(user)
+	if user == "" {
+		s.failLogin(user, "empty user name")
+		return "", nil, "", false
+	}
+	if err := s.p.cfg.Users.Verify(user, pass); err != nil {
+		s.failLogin(user, err.Error())
 		return "", nil, "", false
 	}
 	// Like Cyrus, no kick: POP3 reads the list as it is.
