@@ -1,6 +1,7 @@
 package imapproxy_test
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rookery/rookery/internal/cyrustest"
+	"github.com/rookery/rookery/node"
 )
 
 // BenchmarkCyrus moves 1 MiB messages with FETCH and APPEND directly at
@@ -41,18 +43,35 @@ func BenchmarkCyrus(b *testing.B) {
 }
 
 // BenchmarkRookery is BenchmarkCyrus with a Rookery backend: directly,
-// through the Rookery frontend, and through a bare TCP relay (bytes copied
+// through the Rookery frontend, through a bare TCP relay (bytes copied
 // socket to socket, nothing parsed), which bounds what any proxy on this
-// machine can reach.
+// machine can reach, and, when Cyrus is installed, through a real Cyrus
+// frontend. The backend is named host:port so that Cyrus finds it.
 func BenchmarkRookery(b *testing.B) {
-	m, rb1, _ := startRookeryMurder(b)
+	m := startRookeryMaster(b)
+	name := fmt.Sprintf("127.0.0.1:%d", cyrustest.FreePort(b))
+	rb := m.rookeryBackend(b, name, func(cfg *node.Config) { cfg.IMAPListen = name })
+	login(b, rb.IMAPAddr(), "admin", "secret").ok("CREATE user.alice")
+	m.waitEntry(b, "user.alice", name)
 	_, proxy := m.frontend(b)
 	const size = 1 << 20
 	var msg strings.Builder
 	writeBody(&msg, size)
 	body := []byte(msg.String())
-	login(b, rb1.IMAPAddr(), "alice", "alicepw").ok("APPEND INBOX {%d+}\r\n%s", size, body)
-	compare(b, body, []target{{"direct", rb1.IMAPAddr()}, {"rookery", proxy}, {"relay", startRelay(b, rb1.IMAPAddr())}})
+	login(b, rb.IMAPAddr(), "alice", "alicepw").ok("APPEND INBOX {%d+}\r\n%s", size, body)
+	targets := []target{{"direct", rb.IMAPAddr()}, {"rookery", proxy}, {"relay", startRelay(b, rb.IMAPAddr())}}
+	if err := cyrustest.Available(); err == nil {
+		fe := cyrustest.Start(b, cyrustest.RoleFrontend, cyrustest.Options{
+			Master:   m.master.MUPDATEAddr(),
+			IMAPPort: cyrustest.FreePort(b),
+		})
+		fe.AddUser(b, "alice", "alicepw", false)
+		fe.Sync(b)
+		targets = append(targets, target{"cyrus", fe.IMAPAddr()})
+	} else {
+		b.Logf("no Cyrus frontend in this run: %v", err)
+	}
+	compare(b, body, targets)
 }
 
 // startRelay listens on a free port and joins each connection to one of

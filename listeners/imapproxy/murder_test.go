@@ -27,7 +27,9 @@ type murder struct {
 	master   *node.Node
 	be1, be2 *cyrustest.Instance
 	users    *auth.Users
-	addrs    map[string][3]string // server name -> IMAP, POP3, LMTP address
+	// usersPath is the users file of the murder's Rookery nodes.
+	usersPath string
+	addrs     map[string][3]string // server name -> IMAP, POP3, LMTP address
 	// resolveDefault makes the POP3 and LMTP frontends use the default
 	// resolver instead of addrs.
 	resolveDefault bool

@@ -24,6 +24,23 @@ import (
 // shared mailbox) and, once the test starts them, the frontends.
 func startRookeryMurder(t testing.TB) (m *murder, rb1, rb2 *node.Node) {
 	t.Helper()
+	m = startRookeryMaster(t)
+	rb1, rb2 = m.rookeryBackend(t, "rb1", nil), m.rookeryBackend(t, "rb2", nil)
+	login(t, rb1.IMAPAddr(), "admin", "secret").ok("CREATE user.alice")
+	admin2 := login(t, rb2.IMAPAddr(), "admin", "secret")
+	admin2.ok("CREATE user.bob")
+	admin2.ok("CREATE shared")
+	admin2.ok("SETACL shared anyone lrswipte")
+	m.waitEntry(t, "user.alice", "rb1")
+	m.waitEntry(t, "user.bob", "rb2")
+	m.waitEntry(t, "shared", "rb2")
+	return m, rb1, rb2
+}
+
+// startRookeryMaster starts a murder of a Rookery master alone; its
+// users file also holds the proxy user.
+func startRookeryMaster(t testing.TB) *murder {
+	t.Helper()
 	users := filepath.Join(t.TempDir(), "users")
 	content := usersFile + cyrustest.ProxyUser + ":{PLAIN}" + cyrustest.ProxyPass + "\n"
 	if err := os.WriteFile(users, []byte(content), 0o600); err != nil {
@@ -37,28 +54,25 @@ func startRookeryMurder(t testing.TB) (m *murder, rb1, rb2 *node.Node) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m = &murder{master: master, users: u, addrs: map[string][3]string{}}
-	backend := func(name string) *node.Node {
-		n := startNode(t, users, name, func(cfg *node.Config) {
-			cfg.Roles = []node.Role{node.RoleBackend}
-			cfg.MUPDATEServer = master.MUPDATEAddr()
-			cfg.MUPDATEAuthname = cyrustest.MupdateUser
-			cfg.MUPDATEPassword = cyrustest.MupdatePass
-			cfg.ClientTimeout = 2 * time.Second
-		})
-		m.addrs[name] = [3]string{n.IMAPAddr(), n.POP3Addr(), n.LMTPAddr()}
-		return n
-	}
-	rb1, rb2 = backend("rb1"), backend("rb2")
-	login(t, rb1.IMAPAddr(), "admin", "secret").ok("CREATE user.alice")
-	admin2 := login(t, rb2.IMAPAddr(), "admin", "secret")
-	admin2.ok("CREATE user.bob")
-	admin2.ok("CREATE shared")
-	admin2.ok("SETACL shared anyone lrswipte")
-	m.waitEntry(t, "user.alice", "rb1")
-	m.waitEntry(t, "user.bob", "rb2")
-	m.waitEntry(t, "shared", "rb2")
-	return m, rb1, rb2
+	return &murder{master: master, users: u, usersPath: users, addrs: map[string][3]string{}}
+}
+
+// rookeryBackend starts a Rookery backend named name that pushes to the
+// murder's master; mutate, if set, adjusts its configuration.
+func (m *murder) rookeryBackend(t testing.TB, name string, mutate func(*node.Config)) *node.Node {
+	t.Helper()
+	n := startNode(t, m.usersPath, name, func(cfg *node.Config) {
+		cfg.Roles = []node.Role{node.RoleBackend}
+		cfg.MUPDATEServer = m.master.MUPDATEAddr()
+		cfg.MUPDATEAuthname = cyrustest.MupdateUser
+		cfg.MUPDATEPassword = cyrustest.MupdatePass
+		cfg.ClientTimeout = 2 * time.Second
+		if mutate != nil {
+			mutate(cfg)
+		}
+	})
+	m.addrs[name] = [3]string{n.IMAPAddr(), n.POP3Addr(), n.LMTPAddr()}
+	return n
 }
 
 // TestRookeryBackends: the frontend in front of Rookery backends, all in
