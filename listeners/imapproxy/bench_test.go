@@ -36,9 +36,9 @@ func BenchmarkCyrus(b *testing.B) {
 	seed.ok("APPEND INBOX {%d+}\r\n%s", size, body)
 
 	compare(b, body, []target{
-		{"direct", m.be1.IMAPAddr()},
-		{"rookery", proxy},
-		{"cyrus", fe.IMAPAddr()},
+		{"direct", m.be1.IMAPAddr(), nil},
+		{"rookery", proxy, nil},
+		{"cyrus", fe.IMAPAddr(), nil},
 	})
 }
 
@@ -59,7 +59,7 @@ func BenchmarkRookery(b *testing.B) {
 	writeBody(&msg, size)
 	body := []byte(msg.String())
 	login(b, rb.IMAPAddr(), "alice", "alicepw").ok("APPEND INBOX {%d+}\r\n%s", size, body)
-	targets := []target{{"direct", rb.IMAPAddr()}, {"rookery", proxy}, {"relay", startRelay(b, rb.IMAPAddr())}}
+	targets := []target{{"direct", rb.IMAPAddr(), nil}, {"rookery", proxy, nil}, {"relay", startRelay(b, "127.0.0.1", rb.IMAPAddr()), nil}}
 	if err := cyrustest.Available(); err == nil {
 		fe := cyrustest.Start(b, cyrustest.RoleFrontend, cyrustest.Options{
 			Master:   m.master.MUPDATEAddr(),
@@ -67,17 +67,17 @@ func BenchmarkRookery(b *testing.B) {
 		})
 		fe.AddUser(b, "alice", "alicepw", false)
 		fe.Sync(b)
-		targets = append(targets, target{"cyrus", fe.IMAPAddr()})
+		targets = append(targets, target{"cyrus", fe.IMAPAddr(), nil})
 	} else {
 		b.Logf("no Cyrus frontend in this run: %v", err)
 	}
 	compare(b, body, targets)
 }
 
-// startRelay listens on a free port and joins each connection to one of
-// its own to addr, copying both ways until either side closes.
-func startRelay(t testing.TB, addr string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// startRelay listens on a free port of host and joins each connection to
+// one of its own to addr, copying both ways until either side closes.
+func startRelay(t testing.TB, host, addr string) string {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,11 @@ func startRelay(t testing.TB, addr string) string {
 	return ln.Addr().String()
 }
 
-type target struct{ name, addr string }
+type target struct {
+	name, addr string
+	// dial, if set, opens the client's connection (default: TCP to addr).
+	dial func(addr string) (net.Conn, error)
+}
 
 // compare runs FETCH and APPEND of body against each target in turn
 // within each iteration, so that a busy machine slows them alike, and
@@ -112,7 +116,16 @@ func compare(b *testing.B, body []byte, targets []target) {
 	size := int64(len(body))
 	conns := make([]*client, len(targets))
 	for i, tg := range targets {
-		conns[i] = login(b, tg.addr, "alice", "alicepw")
+		if tg.dial == nil {
+			conns[i] = login(b, tg.addr, "alice", "alicepw")
+		} else {
+			conn, err := tg.dial(tg.addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			conns[i] = greeted(b, conn)
+			conns[i].ok("LOGIN alice alicepw")
+		}
 		conns[i].cmd("CREATE INBOX.bench-%s", tg.name) // exists after the first round
 	}
 	run := func(b *testing.B, op func(c *client, i int)) {

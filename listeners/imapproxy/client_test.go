@@ -27,6 +27,12 @@ func dial(t testing.TB, addr string) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return greeted(t, conn)
+}
+
+// greeted reads the greeting on a new connection.
+func greeted(t testing.TB, conn net.Conn) *client {
+	t.Helper()
 	c := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
 	t.Cleanup(func() { conn.Close() })
 	if g := c.line(); !strings.HasPrefix(g, "* OK") {

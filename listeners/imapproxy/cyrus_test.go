@@ -299,6 +299,9 @@ func TestCyrusBigMessage(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 
+	// Selected first, so that the literal goes to the selected backend,
+	// which the proxy splices to.
+	alice.ok("SELECT INBOX")
 	alice.send("big APPEND INBOX {" + strconv.Itoa(size) + "}\r\n")
 	if l := alice.line(); !strings.HasPrefix(l, "+") {
 		t.Fatalf("continuation: %q", l)
@@ -311,11 +314,13 @@ func TestCyrusBigMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.send("\r\n")
-	if l := alice.line(); !strings.HasPrefix(l, "big OK") {
+	l := alice.line()
+	for ; strings.HasPrefix(l, "* "); l = alice.line() {
+	}
+	if !strings.HasPrefix(l, "big OK") {
 		t.Fatalf("APPEND: %q", l)
 	}
 
-	alice.ok("SELECT INBOX")
 	alice.send("f FETCH 1 BODY.PEEK[]\r\n")
 	head := alice.line()
 	n, ok := litSize(head)

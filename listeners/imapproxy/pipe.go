@@ -344,6 +344,11 @@ func (s *session) copyToClient(b *backend, dst io.Writer, n int64) error {
 // fails, *berr is set and the rest is read and dropped, so the client's
 // stream stays in step; only client errors are returned.
 func (s *session) copyFromClient(b *backend, n int64, berr *error) error {
+	if *berr == nil && b == s.current && n >= spliceMin {
+		if done, err := s.spliceFromClient(b, n); done {
+			return err
+		}
+	}
 	bufp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bufp)
 	buf := *bufp
@@ -399,6 +404,39 @@ func (s *session) spliceToClient(b *backend, n int64) (done bool, err error) {
 	for n > 0 {
 		b.readDeadline()
 		s.writeDeadline()
+		k, err := io.CopyN(dst, src, min(n, copyStep))
+		n -= k
+		if err != nil {
+			return true, b.fail(err)
+		}
+	}
+	return true, nil
+}
+
+// spliceFromClient is spliceToClient the other way: a large client
+// literal to the selected backend, socket to socket.
+func (s *session) spliceFromClient(b *backend, n int64) (done bool, err error) {
+	dst, ok1 := b.conn.(*net.TCPConn)
+	src, ok2 := s.conn.(*net.TCPConn)
+	if !ok1 || !ok2 {
+		return false, nil
+	}
+	// What the client's reader holds already goes first, through b's writer.
+	if k := min(int64(s.r.Buffered()), n); k > 0 {
+		buf, _ := s.r.Peek(int(k))
+		b.writeDeadline()
+		if _, err := b.w.Write(buf); err != nil {
+			return true, b.fail(err)
+		}
+		_, _ = s.r.Discard(int(k))
+		n -= k
+	}
+	if err := b.flush(); err != nil {
+		return true, err
+	}
+	for n > 0 {
+		s.clientDeadline()
+		b.writeDeadline()
 		k, err := io.CopyN(dst, src, min(n, copyStep))
 		n -= k
 		if err != nil {
