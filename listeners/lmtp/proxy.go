@@ -360,7 +360,11 @@ func (s *session) authCmd(arg string) bool {
 		!slices.Contains(s.p.cfg.Admins, authcid) {
 		s.log.Info("lmtp: authentication failed", "user", authcid)
 		if pause := s.p.cfg.Limits.FailedLoginPause; pause > 0 {
-			time.Sleep(pause)
+			// Cut short by shutdown, which must not wait for it.
+			select {
+			case <-time.After(pause):
+			case <-s.p.acc.Context().Done():
+			}
 		}
 		s.w.Reply(535, "5.7.8 Authentication failed")
 		return false

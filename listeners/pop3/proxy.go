@@ -350,7 +350,11 @@ func (s *session) auth(args []string) (string, net.Conn, string, bool) {
 func (s *session) failLogin(user, why string) {
 	s.log.Info("pop3: login failed", "user", user, "err", why)
 	if p := s.p.cfg.Limits.FailedLoginPause; p > 0 {
-		time.Sleep(p)
+		// Cut short by shutdown, which must not wait for it.
+		select {
+		case <-time.After(p):
+		case <-s.p.acc.Context().Done():
+		}
 	}
 	s.w.Err("[AUTH] Invalid login")
 }

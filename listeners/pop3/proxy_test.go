@@ -98,7 +98,7 @@ func (c *client) cmd(line string) pop3.Reply {
 	return rep
 }
 
-func setup(t *testing.T, logins chan<- string) *client {
+func setup(t *testing.T, logins chan<- string, limits pop3.Limits) (*client, *pop3.Proxy) {
 	be := startFakePOP3(t, logins)
 	db, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
@@ -131,6 +131,7 @@ func setup(t *testing.T, logins chan<- string) *client {
 		Users:          users,
 		Proxy:          auth.ProxyCredentials{Authname: "proxy", Password: "pw"},
 		AllowPlaintext: true,
+		Limits:         limits,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -151,12 +152,12 @@ func setup(t *testing.T, logins chan<- string) *client {
 	if rep, err := c.r.ReadReply(); err != nil || !rep.OK {
 		t.Fatalf("greeting %+v %v", rep, err)
 	}
-	return c
+	return c, p
 }
 
 func TestProxy(t *testing.T) {
 	logins := make(chan string, 1)
-	c := setup(t, logins)
+	c, _ := setup(t, logins, pop3.Limits{})
 	if rep := c.cmd("CAPA"); !rep.OK {
 		t.Fatalf("CAPA: %+v", rep)
 	}
@@ -194,5 +195,29 @@ func TestProxy(t *testing.T) {
 	}
 	if _, err := c.r.ReadLine(); err != io.EOF {
 		t.Errorf("after QUIT: %v", err)
+	}
+}
+
+// TestProxyCloseDuringLoginPause: shutdown does not wait out the pause
+// after a failed login.
+func TestProxyCloseDuringLoginPause(t *testing.T) {
+	c, p := setup(t, make(chan string, 1), pop3.Limits{FailedLoginPause: time.Hour})
+	c.cmd("USER alice")
+	c.w.Line("PASS wrong")
+	c.w.Flush()
+	// Once the proxy holds the session in its pause, the client's reply is
+	// pending; Close must still return.
+	done := make(chan struct{})
+	go func() {
+		for p.Conns() != 1 {
+			time.Sleep(time.Millisecond)
+		}
+		p.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close waited for the failed-login pause")
 	}
 }
