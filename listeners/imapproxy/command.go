@@ -202,7 +202,7 @@ func (s *session) refuseLiteral(lit literal, max int64) error {
 	if lit.sync {
 		return &tooBigError{size: lit.size, max: max}
 	}
-	if lit.size > s.srv.cfg.Limits.MaxLiteral {
+	if lit.size > s.dropLimit() {
 		return errFatalLiteral
 	}
 	if err := s.discardClient(lit.size); err != nil {
@@ -213,6 +213,16 @@ func (s *session) refuseLiteral(lit literal, max int64) error {
 		return err
 	}
 	return &tooBigError{size: lit.size, max: max}
+}
+
+// dropLimit is the largest non-synchronising literal of a refused
+// command that is read and dropped rather than ending the connection:
+// before login, a stranger gets no more than a command line's worth.
+func (s *session) dropLimit() int64 {
+	if s.user == "" {
+		return int64(s.srv.cfg.Limits.MaxLine)
+	}
+	return s.srv.cfg.Limits.MaxLiteral
 }
 
 // drain skips what is left of c after the command has been refused, so
@@ -230,7 +240,7 @@ func (s *session) drainFrom(piece []byte) error {
 			// client takes the tagged reply as the end.
 			return nil
 		}
-		if lit.size > s.srv.cfg.Limits.MaxLiteral {
+		if lit.size > s.dropLimit() {
 			return errFatalLiteral
 		}
 		if err := s.discardClient(lit.size); err != nil {

@@ -1,6 +1,7 @@
 package imapproxy
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"strings"
@@ -83,7 +84,7 @@ func (s *session) routed(c *command, o routeOpts) error {
 	}
 	e, err := s.routes.Lookup(s.srv.ctx, s.internal(name))
 	if err != nil {
-		text := lookupErrText(err)
+		text := s.lookupErrText(err)
 		if o.tryCreate && errors.Is(err, frontend.ErrNoMailbox) {
 			text = "[TRYCREATE] " + text
 		}
@@ -124,7 +125,7 @@ func (s *session) cmdSelect(c *command) error {
 	}
 	switch {
 	case lerr != nil:
-		return s.refuse(c, "NO", lookupErrText(lerr))
+		return s.refuse(c, "NO", s.lookupErrText(lerr))
 	case err != nil:
 		return s.refuse(c, "NO", textUnavailable)
 	}
@@ -137,6 +138,9 @@ func (s *session) cmdSelect(c *command) error {
 	// b's updates are the client's from now on; a failed SELECT leaves
 	// nothing selected.
 	s.current = b
+	// SELECT (CONDSTORE) enables CONDSTORE for the session (RFC 7162), so
+	// backends selected later must get it too.
+	condstore := bytes.Contains(bytes.ToUpper(c.line), []byte("CONDSTORE")) && s.passthrough("CONDSTORE")
 	status, text, err := s.forward(c, b, c.tag+" "+c.name+" "+quote(name))
 	if err != nil {
 		return s.forwardFailed(c, b, err)
@@ -146,6 +150,10 @@ func (s *session) cmdSelect(c *command) error {
 		s.routes.Selected("", "")
 	} else {
 		s.routes.Selected(name, b.server)
+		if condstore && !slices.Contains(s.enabled, "CONDSTORE") {
+			s.enabled = append(s.enabled, "CONDSTORE")
+			b.enabled["CONDSTORE"] = true
+		}
 	}
 	s.tagged(c.tag, status, text)
 	return nil
@@ -290,17 +298,9 @@ func (s *session) fixLsub(resp string) string {
 	if !ok {
 		return resp
 	}
-	name := after
-	if i := strings.LastIndexByte(after, ' '); i >= 0 {
-		name = after[i+1:]
-	}
-	if strings.HasPrefix(name, `"`) {
-		c := &command{line: []byte(name)}
-		n, err := c.quotedString()
-		if err != nil {
-			return resp
-		}
-		name = n
+	name, ok := lsubName(after)
+	if !ok {
+		return resp
 	}
 	if _, err := s.routes.LookupNoKick(s.internal(name)); err != nil {
 		return resp
@@ -314,6 +314,39 @@ func (s *session) fixLsub(resp string) string {
 	return "* LSUB (" + strings.Join(keep, " ") + ")" + after
 }
 
+// lsubName reads the mailbox name from the rest of an LSUB response after
+// its attributes (` "." name` or ` NIL name`), the name an atom, a quoted
+// string or a literal (inline, as readResponse returns it).
+func lsubName(after string) (string, bool) {
+	c := &command{line: []byte(after)}
+	if c.sp() != nil {
+		return "", false
+	}
+	if c.atEnd() {
+		return "", false
+	}
+	if c.line[0] == '"' {
+		if _, err := c.quotedString(); err != nil {
+			return "", false
+		}
+	} else if !strings.EqualFold(c.token(isAtomChar), "NIL") {
+		return "", false
+	}
+	if c.sp() != nil || c.atEnd() {
+		return "", false
+	}
+	switch c.line[0] {
+	case '"':
+		name, err := c.quotedString()
+		return name, err == nil && c.atEnd()
+	case '{':
+		_, name, ok := strings.Cut(string(c.line), "}\r\n")
+		return name, ok
+	}
+	name := c.token(isListChar)
+	return name, name != "" && c.atEnd()
+}
+
 // cmdSubscribe changes a subscription on the INBOX's backend; SUBSCRIBE
 // first checks that the mailbox exists in the murder.
 func (s *session) cmdSubscribe(c *command, subscribe bool) error {
@@ -323,7 +356,7 @@ func (s *session) cmdSubscribe(c *command, subscribe bool) error {
 	}
 	if subscribe {
 		if _, err := s.routes.Lookup(s.srv.ctx, s.internal(name)); err != nil {
-			return s.refuse(c, "NO", lookupErrText(err))
+			return s.refuse(c, "NO", s.lookupErrText(err))
 		}
 	}
 	b, err := s.inboxBackend()

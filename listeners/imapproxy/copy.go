@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rookery/rookery/listeners/frontend"
 )
 
 func isSeqChar(b byte) bool {
@@ -34,7 +36,11 @@ func (s *session) cmdCopy(c *command) error {
 	}
 	e, err := s.routes.Lookup(s.srv.ctx, s.internal(name))
 	if err != nil {
-		s.tagged(c.tag, "NO", "[TRYCREATE] "+lookupErrText(err))
+		text := s.lookupErrText(err)
+		if errors.Is(err, frontend.ErrNoMailbox) {
+			text = "[TRYCREATE] " + text
+		}
+		s.tagged(c.tag, "NO", text)
 		return nil
 	}
 	src := s.current
@@ -210,15 +216,26 @@ func (s *session) appendBatch(src, dst *backend, name string, msgs []message) (s
 	}
 }
 
-// streamMessage fetches m's body from src and writes it into dst's
-// APPEND as one message.
+// streamMessage fetches m's body from src, the selected backend, and
+// writes it into dst's APPEND as one message. Other responses src sends
+// meanwhile (an EXPUNGE from another session, say) are relayed to the
+// client, whose view of the mailbox must stay in step.
 func (s *session) streamMessage(src, dst *backend, appendTag string, m message) error {
 	tag := src.nextTag()
+	uid := strconv.FormatUint(uint64(m.uid), 10)
 	src.writeDeadline()
-	src.w.WriteString(tag + " UID FETCH " + strconv.FormatUint(uint64(m.uid), 10) + " (BODY.PEEK[])\r\n")
+	src.w.WriteString(tag + " UID FETCH " + uid + " (BODY.PEEK[])\r\n")
 	if err := src.flush(); err != nil {
 		return err
 	}
+	// Where the next piece is: at the start of a response, inside the
+	// FETCH of m (kept from the client), or inside a response relayed.
+	const (
+		atStart = iota
+		inOurs
+		inRelayed
+	)
+	state := atStart
 	sent := false
 	var derr error // dst failed: keep reading src, then report
 	for {
@@ -227,45 +244,94 @@ func (s *session) streamMessage(src, dst *backend, appendTag string, m message) 
 		if err != nil {
 			return src.fail(err)
 		}
-		if rest, ok := bytes.CutPrefix(piece, []byte(tag+" ")); ok {
-			status, text := splitStatus(string(rest))
-			switch {
-			case derr != nil:
-				return derr
-			case status != "OK" || !sent:
-				// dst holds a half-written APPEND: it cannot go on.
-				dst.conn.Close()
-				return dst.fail(errors.New("source message unavailable: " + status + " " + text))
+		lit, hasLit := literalAt(piece)
+		isBody := hasLit && !sent && bytes.HasSuffix(bytes.ToUpper(piece[:lit.start]), []byte("BODY[] "))
+		if state == atStart {
+			if rest, ok := bytes.CutPrefix(piece, []byte(tag+" ")); ok {
+				status, text := splitStatus(string(rest))
+				switch {
+				case derr != nil:
+					return derr
+				case status != "OK" || !sent:
+					// dst holds a half-written APPEND: it cannot go on.
+					dst.conn.Close()
+					return dst.fail(errors.New("source message unavailable: " + status + " " + text))
+				}
+				return nil
 			}
-			return nil
+			switch {
+			case isFetchOf(piece, uid) || isBody && bytes.Contains(bytes.ToUpper(piece), []byte(" FETCH (")):
+				// Servers may put the UID after the body.
+				state = inOurs
+			case bytes.HasPrefix(piece, []byte("* BYE")):
+				src.broken = true
+				state = inOurs // dropped; the tagged response will not come
+			default:
+				state = inRelayed
+			}
 		}
-		lit, ok := literalAt(piece)
-		if !ok {
-			continue // the end of a response; unsolicited ones are dropped
-		}
-		if sent || !bytes.HasSuffix(bytes.ToUpper(piece[:lit.start]), []byte("BODY[] ")) {
+		switch {
+		case state == inRelayed:
+			s.writeDeadline()
+			s.w.Write(piece)
+			s.w.WriteString("\r\n")
+			if hasLit {
+				if err := s.copyToClient(src, s.w, lit.size); err != nil {
+					return err
+				}
+			}
+		case isBody:
+			sent = true
+			hdr := " (" + m.flags + ") " + m.date + " "
+			dst.writeDeadline()
+			dst.w.WriteString(hdr)
+			if dst.caps["LITERAL+"] {
+				dst.w.Write(appendMarker(nil, lit.size, false))
+				dst.w.WriteString("\r\n")
+			} else {
+				dst.w.Write(appendMarker(nil, lit.size, true))
+				dst.w.WriteString("\r\n")
+				if derr = dst.flush(); derr == nil {
+					derr = s.dstContinuation(dst, appendTag)
+				}
+			}
+			if err := copyBackends(src, dst, lit.size, &derr); err != nil {
+				return err
+			}
+		case hasLit:
 			if _, err := io.CopyN(io.Discard, src.r, lit.size); err != nil {
 				return src.fail(err)
 			}
-			continue
 		}
-		sent = true
-		hdr := " (" + m.flags + ") " + m.date + " "
-		dst.writeDeadline()
-		dst.w.WriteString(hdr)
-		if dst.caps["LITERAL+"] {
-			dst.w.Write(appendMarker(nil, lit.size, false))
-			dst.w.WriteString("\r\n")
-		} else {
-			dst.w.Write(appendMarker(nil, lit.size, true))
-			dst.w.WriteString("\r\n")
-			if derr = dst.flush(); derr == nil {
-				derr = s.dstContinuation(dst, appendTag)
-			}
+		if !hasLit {
+			state = atStart
 		}
-		if err := copyBackends(src, dst, lit.size, &derr); err != nil {
-			return err
+	}
+}
+
+// isFetchOf reports whether piece starts a FETCH response for the
+// message with the given UID.
+func isFetchOf(piece []byte, uid string) bool {
+	rest, ok := bytes.CutPrefix(piece, []byte("* "))
+	if !ok {
+		return false
+	}
+	_, rest, ok = bytes.Cut(rest, []byte(" "))
+	if !ok || !bytes.HasPrefix(bytes.ToUpper(rest), []byte("FETCH (")) {
+		return false
+	}
+	up := bytes.ToUpper(rest)
+	for i := 0; ; {
+		j := bytes.Index(up[i:], []byte("UID "+uid))
+		if j < 0 {
+			return false
 		}
+		i += j
+		end := i + len("UID "+uid)
+		if (up[i-1] == '(' || up[i-1] == ' ') && end < len(up) && (up[end] == ' ' || up[end] == ')') {
+			return true
+		}
+		i = end
 	}
 }
 

@@ -48,8 +48,10 @@ func (s *session) cmdIdle(c *command) error {
 	b.idling.Store(true)
 	_ = b.conn.SetReadDeadline(time.Time{})
 	done := make(chan idleEnd, 1)
+	// Armed here, not in the reader: a stop (a deadline in the past) set
+	// below must not be overwritten by a reader that starts late.
+	s.clientDeadline()
 	go func() {
-		s.clientDeadline()
 		line, err := s.pr.next()
 		end := idleEnd{line: string(line), err: err}
 		b.idling.Store(false)
@@ -101,8 +103,8 @@ func (s *session) pollIdle(c *command, b *backend) error {
 		return err
 	}
 	done := make(chan idleEnd, 1)
+	s.clientDeadline() // as in cmdIdle
 	go func() {
-		s.clientDeadline()
 		line, err := s.pr.next()
 		done <- idleEnd{line: string(line), err: err}
 	}()

@@ -272,7 +272,7 @@ func (s *session) authenticated(c *command) error {
 		return s.refuse(c, "BAD", "Already logged in")
 	case "STARTTLS":
 		return s.refuse(c, "BAD", "Already logged in")
-	case "NOOP", "CHECK":
+	case "NOOP":
 		if s.current != nil {
 			return s.piped(c)
 		}
@@ -301,7 +301,7 @@ func (s *session) authenticated(c *command) error {
 		return s.cmdSubscribe(c, true)
 	case "UNSUBSCRIBE":
 		return s.cmdSubscribe(c, false)
-	case "CLOSE", "UNSELECT", "EXPUNGE", "FETCH", "STORE", "SEARCH", "SORT", "THREAD",
+	case "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "FETCH", "STORE", "SEARCH", "SORT", "THREAD",
 		"UID FETCH", "UID STORE", "UID SEARCH", "UID SORT", "UID THREAD", "UID EXPUNGE", "IDLE",
 		"COPY", "MOVE", "UID COPY", "UID MOVE":
 		if s.current == nil {
@@ -572,9 +572,17 @@ func (s *session) enable(b *backend) error {
 	if len(todo) == 0 {
 		return nil
 	}
-	_, status, text, err := b.simple("ENABLE " + strings.Join(todo, " "))
+	untagged, status, text, err := b.simple("ENABLE " + strings.Join(todo, " "))
 	if err != nil {
 		return err
+	}
+	if b == s.current {
+		// News about the selected mailbox may come with the answer.
+		for _, u := range untagged {
+			if isMessageUpdate([]byte(u)) {
+				s.w.WriteString(u + "\r\n")
+			}
+		}
 	}
 	if status != "OK" {
 		s.log.Warn("imapproxy: backend refused ENABLE", "backend", b.server, "status", status, "text", text)
@@ -655,11 +663,18 @@ func (s *session) backendFailed(tag string, b *backend, err error) error {
 }
 
 // lookupErrText is what a client is told about a failed lookup.
-func lookupErrText(err error) string {
-	if errors.Is(err, frontend.ErrReserved) {
+// A failure to read the list (a store error, the proxy-session actor not
+// answering in time) is not the mailbox's absence: a client told "does
+// not exist" may forget the folder or offer to create it.
+func (s *session) lookupErrText(err error) string {
+	switch {
+	case errors.Is(err, frontend.ErrReserved):
 		return textReserved
+	case errors.Is(err, frontend.ErrNoMailbox):
+		return textNoMailbox
 	}
-	return textNoMailbox
+	s.log.Warn("imapproxy: mailbox lookup failed", "err", err)
+	return textUnavailable
 }
 
 // kick lets the node's replica catch up after a change the client made,

@@ -1,0 +1,204 @@
+package imapproxy_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rookery/rookery/listeners/frontend"
+	"github.com/rookery/rookery/listeners/imapproxy"
+	"github.com/rookery/rookery/store"
+)
+
+// withMailbox adds a mailbox to the fake murder's list.
+func withMailbox(name, loc string) func(*imapproxy.Config) {
+	return func(cfg *imapproxy.Config) {
+		e := store.Entry{Name: name, Kind: store.Active, Location: loc, ACL: "alice\tlrswipkxtecda\t"}
+		if _, err := cfg.DB.Commit(&store.Batch{Changes: []store.Change{{Name: name, New: &e}}}); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// TestProxyCrossCopyRelaysExpunge: an EXPUNGE the selected backend sends
+// while a cross-backend COPY streams a message reaches the client, whose
+// message numbers would otherwise be out of step.
+func TestProxyCrossCopyRelaysExpunge(t *testing.T) {
+	f1 := startFake(t, "LITERAL+ UIDPLUS", func(c *fakeConn, tag, cmd string) bool {
+		switch up := strings.ToUpper(cmd); {
+		case strings.HasPrefix(up, "SELECT "):
+			c.send("* 2 EXISTS")
+			c.send(tag + " OK [READ-WRITE] selected")
+		case strings.HasPrefix(up, "FETCH 1 (UID FLAGS INTERNALDATE)"):
+			c.send(`* 1 FETCH (UID 5 FLAGS (\Seen) INTERNALDATE "01-Jan-2024 00:00:00 +0000")`)
+			c.send(tag + " OK done")
+		case strings.HasPrefix(up, "UID FETCH 5 "):
+			c.send("* 2 EXPUNGE") // another session expunged message 2
+			c.send("* 1 FETCH (FLAGS (\\Seen) {3}\r\nabc)")
+			c.send("* 1 FETCH (BODY[] {5}\r\nhello UID 5)")
+			c.send(tag + " OK done")
+		default:
+			c.send(tag + " BAD unknown " + cmd)
+		}
+		return true
+	})
+	var appended string
+	f2 := startFake(t, "LITERAL+ UIDPLUS MULTIAPPEND", func(c *fakeConn, tag, cmd string) bool {
+		if strings.HasPrefix(strings.ToUpper(cmd), "APPEND ") {
+			body := make([]byte, 5)
+			if _, err := io.ReadFull(c.r, body); err != nil {
+				return false
+			}
+			appended = cmd + string(body)
+			c.line() // the CRLF ending the command
+			c.send(tag + " OK [APPENDUID 7 9] done")
+			return true
+		}
+		return selectHandler(c, tag, cmd)
+	})
+	addr := fakeMurder(t, map[string]string{"fake1": f1.ln.Addr().String(), "fake2": f2.ln.Addr().String()})
+	c := login(t, addr, "alice", "alicepw")
+	c.ok("SELECT INBOX")
+	u, tagged := c.cmd("COPY 1 other")
+	if !strings.HasPrefix(tagged, "OK [COPYUID 7 5 9]") {
+		t.Fatalf("COPY: %s", tagged)
+	}
+	if !has(u, "* 2 EXPUNGE") {
+		t.Errorf("the selected mailbox's EXPUNGE was not relayed: %q", u)
+	}
+	if has(u, "hello") {
+		t.Errorf("the copied body reached the client: %q", u)
+	}
+	if !strings.HasSuffix(appended, "hello") {
+		t.Errorf("APPEND got %q", appended)
+	}
+}
+
+// TestProxyLsubNames: \Noselect is dropped for subscribed mailboxes the
+// murder has, whatever form their names take in the backend's answer.
+func TestProxyLsubNames(t *testing.T) {
+	f := startFake(t, "LITERAL+", func(c *fakeConn, tag, cmd string) bool {
+		if strings.HasPrefix(strings.ToUpper(cmd), "LSUB") {
+			c.send(`* LSUB (\Noselect) "." other`)
+			c.send(`* LSUB (\Noselect) "." "My Folder"`)
+			c.send("* LSUB (\\Noselect) \".\" {7}\r\nMy \"Box")
+			c.send(`* LSUB (\Noselect) "." gone`)
+			c.send(tag + " OK done")
+			return true
+		}
+		return selectHandler(c, tag, cmd)
+	})
+	f2 := startFake(t, "LITERAL+", selectHandler)
+	addr := fakeMurder(t, map[string]string{"fake1": f.ln.Addr().String(), "fake2": f2.ln.Addr().String()},
+		withMailbox("My Folder", "fake2!default"), withMailbox(`My "Box`, "fake2!default"))
+	u := login(t, addr, "alice", "alicepw").ok(`LSUB "" "*"`)
+	if len(u) != 4 {
+		t.Fatalf("LSUB: %q", u)
+	}
+	for _, l := range u[:3] {
+		if strings.Contains(l, `\Noselect`) {
+			t.Errorf("\\Noselect kept on a murder mailbox: %q", l)
+		}
+	}
+	if !strings.Contains(u[3], `\Noselect`) {
+		t.Errorf("\\Noselect dropped on a mailbox nowhere: %q", u[3])
+	}
+}
+
+// brokenList is a routing session whose mailbox list cannot be read.
+type brokenList struct{ frontend.Session }
+
+func (brokenList) Lookup(context.Context, string) (store.Entry, error) {
+	return store.Entry{}, errors.New("proxy-session actor did not answer")
+}
+
+// TestProxyLookupFailure: a list that cannot be read is not a mailbox
+// that does not exist: clients get UNAVAILABLE, and COPY no TRYCREATE.
+func TestProxyLookupFailure(t *testing.T) {
+	f := startFake(t, "LITERAL+", selectHandler)
+	addr := fakeMurder(t, map[string]string{"fake1": f.ln.Addr().String()}, func(cfg *imapproxy.Config) {
+		table := &frontend.Table{DB: cfg.DB}
+		cfg.NewSession = func(string) frontend.Session { return brokenList{table.Session(func(string, int) {})} }
+	})
+	c := login(t, addr, "alice", "alicepw")
+	for _, cmd := range []string{"SELECT INBOX", "STATUS INBOX (MESSAGES)", "DELETE INBOX.x"} {
+		if tagged := c.no("%s", cmd); !strings.Contains(tagged, "[UNAVAILABLE]") {
+			t.Errorf("%s: %s", cmd, tagged)
+		}
+	}
+}
+
+// TestProxyTryCreate: COPY to a mailbox that does not exist says
+// TRYCREATE (RFC 3501), one being created does not.
+func TestProxyTryCreate(t *testing.T) {
+	f := startFake(t, "LITERAL+", selectHandler)
+	addr := fakeMurder(t, map[string]string{"fake1": f.ln.Addr().String()}, func(cfg *imapproxy.Config) {
+		e := store.Entry{Name: "user.alice.new", Kind: store.Reserved, Location: "fake1!default"}
+		if _, err := cfg.DB.Commit(&store.Batch{Changes: []store.Change{{Name: e.Name, New: &e}}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	c := login(t, addr, "alice", "alicepw")
+	c.ok("SELECT INBOX")
+	if tagged := c.no("COPY 1 INBOX.nothing"); !strings.Contains(tagged, "[TRYCREATE]") {
+		t.Errorf("COPY to a missing mailbox: %s", tagged)
+	}
+	if tagged := c.no("COPY 1 INBOX.new"); strings.Contains(tagged, "TRYCREATE") || !strings.Contains(tagged, "reserved") {
+		t.Errorf("COPY to a reserved mailbox: %s", tagged)
+	}
+}
+
+// TestProxyCondstoreCarried: SELECT (CONDSTORE) enables CONDSTORE for the
+// session, so the next backend selected gets ENABLE CONDSTORE first.
+func TestProxyCondstoreCarried(t *testing.T) {
+	f1 := startFake(t, "LITERAL+ CONDSTORE ENABLE UNSELECT", selectHandler)
+	f2 := startFake(t, "LITERAL+ CONDSTORE ENABLE UNSELECT", func(c *fakeConn, tag, cmd string) bool {
+		if strings.HasPrefix(strings.ToUpper(cmd), "ENABLE ") {
+			c.send("* ENABLED CONDSTORE")
+			c.send(tag + " OK enabled")
+			return true
+		}
+		return selectHandler(c, tag, cmd)
+	})
+	addr := fakeMurder(t, map[string]string{"fake1": f1.ln.Addr().String(), "fake2": f2.ln.Addr().String()})
+	c := login(t, addr, "alice", "alicepw")
+	c.ok("SELECT INBOX (CONDSTORE)")
+	c.ok("SELECT other")
+	got := strings.Join(f2.received(), "\n")
+	if i, j := strings.Index(got, "ENABLE CONDSTORE"), strings.Index(got, "SELECT"); i < 0 || j < i {
+		t.Errorf("the second backend got:\n%s", got)
+	}
+}
+
+// TestProxyBeforeLoginLimits: before login, CHECK needs a selection like
+// after it, and a non-synchronising literal larger than a command line
+// ends the connection instead of being read and dropped.
+func TestProxyBeforeLoginLimits(t *testing.T) {
+	f := startFake(t, "LITERAL+", selectHandler)
+	addr := fakeMurder(t, map[string]string{"fake1": f.ln.Addr().String()})
+	c := login(t, addr, "alice", "alicepw")
+	if _, tagged := c.cmd("CHECK"); !strings.HasPrefix(tagged, "BAD") {
+		t.Errorf("CHECK with nothing selected: %s", tagged)
+	}
+	c = dial(t, addr)
+	c.ok("LOGIN {5+}\r\nalice {7+}\r\nalicepw") // small literals still work
+	c = dial(t, addr)
+	c.send("x LOGIN {1000000+}\r\n")
+	_ = c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var lines []string
+	for {
+		l, err := c.r.ReadString('\n')
+		if l != "" {
+			lines = append(lines, l)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "* BYE") {
+		t.Errorf("a 1 MB literal before login: %q", lines)
+	}
+}
