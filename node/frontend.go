@@ -98,15 +98,16 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		return err
 	}
 	n.lmtpProxy, err = lmtp.NewProxy(lmtp.ProxyConfig{
-		ServerName: n.cfg.ServerName,
-		DB:         n.store,
-		Kick:       kick,
-		Resolve:    resolve,
-		Users:      users,
-		Admins:     n.cfg.Admins,
-		Preauth:    !n.cfg.LMTPRequireAuth,
-		Proxy:      proxy,
-		TLS:        tlsConf,
+		ServerName:     n.cfg.ServerName,
+		DB:             n.store,
+		Kick:           kick,
+		Resolve:        resolve,
+		Users:          users,
+		Admins:         n.cfg.Admins,
+		Preauth:        !n.cfg.LMTPRequireAuth,
+		Proxy:          proxy,
+		TLS:            tlsConf,
+		AllowPlaintext: n.cfg.AllowPlaintext,
 		Limits: lmtp.Limits{
 			MaxMessageSize:   n.cfg.MaxMessageSize,
 			ConnectTimeout:   n.cfg.ClientTimeout,

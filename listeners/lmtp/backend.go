@@ -25,8 +25,8 @@ type lmtpBackend struct {
 	timeout  time.Duration
 	pipeline bool
 	used     bool // a transaction has been started: RSET before the next
-	inTxn    bool
-	accepted int // recipients accepted in the open transaction
+	inTxn    bool // in the client's open transaction, after MAIL
+	accepted int  // recipients accepted in the open transaction
 }
 
 // dialBackend connects to addr, says LHLO and authenticates with AUTH
@@ -162,6 +162,8 @@ func (b *lmtpBackend) startData() (Reply, error) {
 }
 
 // dataReplies reads one reply per accepted recipient after the message.
+// Each reply gets the whole timeout: a backend may take a while over
+// each recipient's delivery.
 func (b *lmtpBackend) dataReplies() ([]Reply, error) {
 	b.deadline()
 	if err := b.w.Flush(); err != nil {
@@ -169,6 +171,7 @@ func (b *lmtpBackend) dataReplies() ([]Reply, error) {
 	}
 	reps := make([]Reply, 0, b.accepted)
 	for range b.accepted {
+		b.deadline()
 		rep, err := b.r.ReadReply()
 		if err != nil {
 			return reps, err

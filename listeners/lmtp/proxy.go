@@ -98,9 +98,15 @@ type ProxyConfig struct {
 	// Proxy is how the frontend logs in to backends (without an
 	// authorization id: backends must list it in lmtp_admins).
 	Proxy auth.ProxyCredentials
-	// TLS enables STARTTLS.
-	TLS    *tls.Config
-	Limits Limits
+	// TLS enables STARTTLS; with it, and on listeners that already
+	// speak TLS, AUTH is offered and accepted only over TLS unless
+	// AllowPlaintext is set. Without TLS there is no way to encrypt, so
+	// AUTH is allowed in plaintext.
+	TLS *tls.Config
+	// AllowPlaintext allows AUTH PLAIN without TLS when TLS is
+	// configured ("allowplaintext").
+	AllowPlaintext bool
+	Limits         Limits
 	// Metrics counts commands, deliveries, deferrals and backend
 	// connections; nil counts nothing.
 	Metrics Metrics
@@ -155,7 +161,8 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 // Serve accepts clients on ln until Close.
 func (p *Proxy) Serve(ln net.Listener) error {
 	return p.acc.Serve(ln, func(c net.Conn) {
-		s := &session{p: p, log: p.log.With("conn", p.nextID.Add(1), "remote", c.RemoteAddr().String()),
+		log := p.log.With("conn", p.nextID.Add(1), "remote", c.RemoteAddr().String())
+		s := &session{p: p, log: log, connLog: log,
 			backends: map[string]*lmtpBackend{}, routes: p.cfg.NewSession("lmtp")}
 		defer s.routes.End()
 		s.setConn(c)
@@ -181,12 +188,13 @@ const (
 )
 
 type session struct {
-	p    *Proxy
-	log  *slog.Logger
-	conn net.Conn
-	r    *Reader
-	w    *Writer
-	tls  bool
+	p       *Proxy
+	log     *slog.Logger
+	connLog *slog.Logger // log before AUTH named the user
+	conn    net.Conn
+	r       *Reader
+	w       *Writer
+	tls     bool
 
 	lhlo     bool
 	authed   bool
@@ -289,7 +297,7 @@ func (s *session) lhloCmd(arg string) {
 	if s.p.cfg.TLS != nil && !s.tls {
 		lines = append(lines, "STARTTLS")
 	}
-	if !s.p.cfg.Preauth && !s.authed {
+	if !s.p.cfg.Preauth && !s.authed && s.plaintextOK() {
 		lines = append(lines, "AUTH PLAIN")
 	}
 	s.w.Reply(250, lines...)
@@ -315,9 +323,17 @@ func (s *session) startTLS() bool {
 	}
 	_ = tc.SetDeadline(time.Time{})
 	s.setConn(tc)
-	s.lhlo = false
+	// Nothing learnt before TLS can be trusted (RFC 3207).
+	s.lhlo, s.authed, s.log = false, false, s.connLog
 	s.reset()
 	return false
+}
+
+// plaintextOK reports whether AUTH PLAIN may be used: over TLS, where
+// plaintext is allowed, or where no TLS is configured, since the client
+// has no way to encrypt then.
+func (s *session) plaintextOK() bool {
+	return s.tls || s.p.cfg.AllowPlaintext || s.p.cfg.TLS == nil
 }
 
 // authCmd handles AUTH PLAIN; only admins may deliver.
@@ -332,6 +348,9 @@ func (s *session) authCmd(arg string) bool {
 		return false
 	case !strings.EqualFold(mech, "PLAIN"):
 		s.w.Reply(504, "5.5.4 Unsupported mechanism")
+		return false
+	case !s.plaintextOK():
+		s.w.Reply(538, "5.7.11 Encryption required for requested authentication mechanism")
 		return false
 	}
 	if ir == "" {
@@ -376,10 +395,15 @@ func (s *session) authCmd(arg string) bool {
 	return false
 }
 
-// reset ends the transaction; backends still in one get RSET at their
-// next MAIL.
+// reset ends the client's transaction. Backends may still hold theirs
+// (recipients accepted, no message sent): marked out of it, they get
+// RSET before their next MAIL, or its recipients would get the next
+// message.
 func (s *session) reset() {
 	s.from, s.fromArgs, s.rcpts = "", nil, nil
+	for _, b := range s.backends {
+		b.inTxn = false
+	}
 }
 
 func (s *session) mail(arg string) {
@@ -458,16 +482,9 @@ func (s *session) rcpt(arg string) {
 		s.rcptReply(451, replyRetry)
 		return
 	}
-	b, err := s.backend(e.Server())
+	b, rep, err := s.backendRcpt(e.Server(), addr)
 	if err != nil {
 		s.log.Warn("lmtp: backend unavailable", "backend", e.Server(), "err", err)
-		s.rcptReply(451, replyUnavailable)
-		return
-	}
-	rep, err := b.rcpt(s.from, s.fromArgs, addr)
-	if err != nil {
-		s.log.Warn("lmtp: backend failed", "backend", b.server, "err", err)
-		s.dropBackend(b)
 		s.rcptReply(451, replyUnavailable)
 		return
 	}
@@ -481,6 +498,30 @@ func (s *session) rcpt(arg string) {
 		s.rcptReply(451, replyRetry)
 	default:
 		s.rcptReply(rep.Code, rep.Lines...)
+	}
+}
+
+// backendRcpt asks server's backend to take addr. A cached connection
+// that fails before it holds any of this transaction was most likely
+// closed by the backend while idle (its timeout, a restart), so it is
+// replaced once; a failing new connection, or one with recipients of
+// this transaction on it, is given up.
+func (s *session) backendRcpt(server, addr string) (*lmtpBackend, Reply, error) {
+	for {
+		b, cached, err := s.backend(server)
+		if err != nil {
+			return nil, Reply{}, err
+		}
+		idle := cached && !b.inTxn
+		rep, err := b.rcpt(s.from, s.fromArgs, addr)
+		if err == nil {
+			return b, rep, nil
+		}
+		s.dropBackend(b)
+		if !idle {
+			return nil, Reply{}, err
+		}
+		s.log.Debug("lmtp: cached backend connection failed, reconnecting", "backend", server, "err", err)
 	}
 }
 
@@ -705,23 +746,25 @@ type memSpool struct{ *strings.Reader }
 
 func (memSpool) Close() error { return nil }
 
-func (s *session) backend(server string) (*lmtpBackend, error) {
-	if b := s.backends[server]; b != nil {
-		return b, nil
+// backend returns the session's connection to server, dialling one if
+// there is none; cached says whether it was already open.
+func (s *session) backend(server string) (b *lmtpBackend, cached bool, err error) {
+	if open := s.backends[server]; open != nil {
+		return open, true, nil
 	}
 	_, _, addr, ok := s.p.cfg.Resolve(server)
 	if !ok {
-		return nil, fmt.Errorf("lmtp: unknown server %q", server)
+		return nil, false, fmt.Errorf("lmtp: unknown server %q", server)
 	}
 	cfg := &s.p.cfg
-	b, err := dialBackend(s.p.acc.Context(), server, addr, cfg.ServerName, cfg.Proxy.Authname,
+	b, err = dialBackend(s.p.acc.Context(), server, addr, cfg.ServerName, cfg.Proxy.Authname,
 		cfg.Proxy.PasswordFor(server), cfg.Limits.ConnectTimeout, cfg.Limits.BackendTimeout)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	s.backends[server] = b
 	s.routes.Opened(server)
-	return b, nil
+	return b, false, nil
 }
 
 func (s *session) dropBackend(b *lmtpBackend) {
