@@ -188,11 +188,21 @@ func (s *session) unselect() error {
 	return nil
 }
 
+// cmdList answers LIST from the mailbox list, except when special-use
+// attributes are asked for (RFC 6154: a SPECIAL-USE selection or return
+// option), which only backends know: then, as a Cyrus frontend does, the
+// command goes once to each backend holding a matching mailbox and their
+// answers are relayed. The SUBSCRIBED options of LIST-EXTENDED, which is
+// not advertised, are refused: LSUB gives subscriptions.
 func (s *session) cmdList(c *command) error {
-	var ref, pat string
+	var sel, ret []string
+	var ref string
+	var patterns []string
 	err := c.sp()
-	if err == nil && len(c.line) > 0 && c.line[0] == '(' {
-		return s.refuse(c, "BAD", "LIST-EXTENDED is not supported")
+	if err == nil && !c.atEnd() && c.line[0] == '(' {
+		if sel, err = c.optionList(); err == nil {
+			err = c.sp()
+		}
 	}
 	if err == nil {
 		ref, err = c.astring()
@@ -201,7 +211,40 @@ func (s *session) cmdList(c *command) error {
 		err = c.sp()
 	}
 	if err == nil {
-		pat, err = c.listMailbox()
+		if !c.atEnd() && c.line[0] == '(' {
+			c.line = c.line[1:]
+			for err == nil {
+				var p string
+				if p, err = c.listMailbox(); err == nil {
+					patterns = append(patterns, p)
+					if !c.atEnd() && c.line[0] == ')' {
+						c.line = c.line[1:]
+						break
+					}
+					err = c.sp()
+				}
+			}
+		} else {
+			var p string
+			p, err = c.listMailbox()
+			patterns = append(patterns, p)
+		}
+	}
+	if err == nil && !c.atEnd() {
+		err = c.sp()
+		var word string
+		if err == nil {
+			word, err = c.atom()
+		}
+		if err == nil && !strings.EqualFold(word, "RETURN") {
+			err = errSyntax
+		}
+		if err == nil {
+			err = c.sp()
+		}
+		if err == nil {
+			ret, err = c.optionList()
+		}
 	}
 	if err == nil {
 		err = c.end()
@@ -209,9 +252,139 @@ func (s *session) cmdList(c *command) error {
 	if err != nil {
 		return s.argError(c, err)
 	}
-	if err := s.list(ref, pat); err != nil {
+	special := false
+	for _, o := range sel {
+		switch o {
+		case "SPECIAL-USE":
+			special = true
+		case "REMOTE", "RECURSIVEMATCH":
+		default:
+			s.tagged(c.tag, "BAD", "Unsupported list selection option "+o)
+			return nil
+		}
+	}
+	if slices.Contains(sel, "RECURSIVEMATCH") && !special {
+		s.tagged(c.tag, "BAD", "RECURSIVEMATCH needs another selection option")
+		return nil
+	}
+	for _, o := range ret {
+		switch o {
+		case "SPECIAL-USE":
+			special = true
+		case "CHILDREN": // always given
+		default:
+			s.tagged(c.tag, "BAD", "Unsupported list return option "+o)
+			return nil
+		}
+	}
+	if !quotable(ref) || slices.ContainsFunc(patterns, func(p string) bool { return !quotable(p) }) {
+		s.tagged(c.tag, "BAD", "Invalid arguments")
+		return nil
+	}
+	if special && !(len(patterns) == 1 && patterns[0] == "") {
+		return s.listSpecialUse(c, sel, ref, patterns, ret)
+	}
+	if err := s.list(ref, patterns); err != nil {
 		s.log.Error("imapproxy: reading the mailbox list", "err", err)
 		s.tagged(c.tag, "NO", "[SERVERBUG] Mailbox list unavailable")
+		return nil
+	}
+	s.tagged(c.tag, "OK", "Completed")
+	return nil
+}
+
+// optionList reads a parenthesised list of atoms, upper-cased.
+func (c *command) optionList() ([]string, error) {
+	if c.atEnd() || c.line[0] != '(' {
+		return nil, errSyntax
+	}
+	c.line = c.line[1:]
+	var opts []string
+	for {
+		if !c.atEnd() && c.line[0] == ')' {
+			c.line = c.line[1:]
+			return opts, nil
+		}
+		if len(opts) > 0 {
+			if err := c.sp(); err != nil {
+				return nil, err
+			}
+		}
+		a, err := c.atom()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, strings.ToUpper(a))
+	}
+}
+
+// listSpecialUse sends the LIST to each backend holding a mailbox that
+// matches, in list order, and relays their answers, each name once; a
+// backend that fails makes the answer NO after the others' lines.
+func (s *session) listSpecialUse(c *command, sel []string, ref string, patterns, ret []string) error {
+	servers, err := s.listServers(ref, patterns)
+	if err != nil {
+		s.log.Error("imapproxy: reading the mailbox list", "err", err)
+		s.tagged(c.tag, "NO", "[SERVERBUG] Mailbox list unavailable")
+		return nil
+	}
+	quoted := make([]string, len(patterns))
+	for i, p := range patterns {
+		quoted[i] = quote(p)
+	}
+	cmd := "LIST "
+	if len(sel) > 0 {
+		cmd += "(" + strings.Join(sel, " ") + ") "
+	}
+	cmd += quote(ref) + " (" + strings.Join(quoted, " ") + ")"
+	if len(ret) > 0 {
+		cmd += " RETURN (" + strings.Join(ret, " ") + ")"
+	}
+	seen := map[string]bool{}
+	failed := false
+	for _, server := range servers {
+		b, err := s.backendFor(server)
+		if err != nil {
+			failed = true
+			continue
+		}
+		tag := b.nextTag()
+		b.writeDeadline()
+		b.w.WriteString(tag + " " + cmd + "\r\n")
+		if err := b.flush(); err != nil {
+			s.dropBackend(b)
+			failed = true
+			continue
+		}
+		for {
+			resp, err := b.readResponse()
+			if err != nil {
+				s.log.Warn("imapproxy: backend failed", "backend", server, "err", err)
+				s.dropBackend(b)
+				failed = true
+				break
+			}
+			if rest, ok := strings.CutPrefix(resp, tag+" "); ok {
+				if status, text := splitStatus(rest); status != "OK" {
+					s.log.Warn("imapproxy: backend refused LIST", "backend", server, "status", status, "text", text)
+					failed = true
+				}
+				break
+			}
+			if b != s.current && isMessageUpdate([]byte(resp)) || strings.HasPrefix(resp, "* BYE") {
+				continue
+			}
+			if name, ok := listName(resp, "* LIST ("); ok {
+				if seen[name] {
+					continue
+				}
+				seen[name] = true
+			}
+			s.w.WriteString(s.fixListAttrs(resp, "* LIST (") + "\r\n")
+		}
+	}
+	if failed {
+		s.tagged(c.tag, "NO", textUnavailable)
 		return nil
 	}
 	s.tagged(c.tag, "OK", "Completed")
@@ -283,14 +456,15 @@ func (s *session) cmdLsub(c *command) error {
 		if b != s.current && isMessageUpdate([]byte(resp)) || strings.HasPrefix(resp, "* BYE") {
 			continue
 		}
-		s.w.WriteString(s.fixLsub(resp) + "\r\n")
+		s.w.WriteString(s.fixListAttrs(resp, "* LSUB (") + "\r\n")
 	}
 }
 
-// fixLsub drops \Noselect from an LSUB line naming a mailbox the murder
-// has.
-func (s *session) fixLsub(resp string) string {
-	rest, ok := strings.CutPrefix(resp, "* LSUB (")
+// fixListAttrs drops \Noselect (and \NonExistent) from a backend's
+// LIST or LSUB line (prefix "* LIST (" or "* LSUB (") naming a mailbox
+// the murder has: the backend only knows it holds none of that name.
+func (s *session) fixListAttrs(resp, prefix string) string {
+	rest, ok := strings.CutPrefix(resp, prefix)
 	if !ok {
 		return resp
 	}
@@ -311,7 +485,20 @@ func (s *session) fixLsub(resp string) string {
 			keep = append(keep, f)
 		}
 	}
-	return "* LSUB (" + strings.Join(keep, " ") + ")" + after
+	return prefix + strings.Join(keep, " ") + ")" + after
+}
+
+// listName returns the mailbox name of a LIST or LSUB line.
+func listName(resp, prefix string) (string, bool) {
+	rest, ok := strings.CutPrefix(resp, prefix)
+	if !ok {
+		return "", false
+	}
+	_, after, ok := strings.Cut(rest, ")")
+	if !ok {
+		return "", false
+	}
+	return lsubName(after)
 }
 
 // lsubName reads the mailbox name from the rest of an LSUB response after

@@ -51,6 +51,31 @@ func TestCyrusBackends(t *testing.T) {
 		login(t, addr, "alice", "alicepw").ok("SELECT INBOX")
 	})
 
+	t.Run("special-use", func(t *testing.T) {
+		direct := cyrustest.DialIMAP(t, m.be1.IMAPAddr(), "alice", "alicepw")
+		if _, _, err := direct.Cmd(`CREATE INBOX.Sent (USE (\Sent))`); err != nil {
+			t.Fatal(err)
+		}
+		direct.Close()
+		m.waitEntry(t, "user.alice.Sent", m.be1.ServerName)
+		alice := login(t, addr, "alice", "alicepw")
+		if l := alice.ok(`LIST (SPECIAL-USE) "" "*"`); len(l) != 1 || !strings.Contains(l[0], `\Sent`) || !strings.HasSuffix(l[0], "INBOX.Sent") {
+			t.Errorf("LIST (SPECIAL-USE) through the frontend:\n%s", strings.Join(l, "\n"))
+		}
+		if l := alice.ok(`LIST "" "INBOX*" RETURN (SPECIAL-USE)`); !has(l, `\Sent) "." INBOX.Sent`) || !has(l, `"." INBOX`) {
+			t.Errorf("LIST RETURN (SPECIAL-USE) through the frontend:\n%s", strings.Join(l, "\n"))
+		}
+		// Cyrus refuses to delete a special-use mailbox until the use is
+		// taken away.
+		direct = cyrustest.DialIMAP(t, m.be1.IMAPAddr(), "alice", "alicepw")
+		if _, _, err := direct.Cmd("SETMETADATA INBOX.Sent (/private/specialuse NIL)"); err != nil {
+			t.Fatal(err)
+		}
+		direct.Close()
+		alice.ok("DELETE INBOX.Sent")
+		m.waitGone(t, "user.alice.Sent")
+	})
+
 	t.Run("list", func(t *testing.T) {
 		alice := login(t, addr, "alice", "alicepw")
 		alice.ok("CREATE INBOX.work")

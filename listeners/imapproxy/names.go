@@ -91,30 +91,26 @@ type listItem struct {
 }
 
 // list answers LIST from the mailbox list: the mailboxes the user may
-// look up ('l'), with \HasChildren or \HasNoChildren, and, when the
-// pattern ends in '%', the parents that are not mailboxes as \Noselect
-// (RFC 3501 6.3.8).
-func (s *session) list(ref, pattern string) error {
-	if pattern == "" {
+// look up ('l') that match any of the patterns, with \HasChildren or
+// \HasNoChildren, and, for patterns ending in '%', the parents that are
+// not mailboxes as \Noselect (RFC 3501 6.3.8).
+func (s *session) list(ref string, patterns []string) error {
+	if len(patterns) == 1 && patterns[0] == "" {
 		s.untagged(`LIST (\Noselect) "." ""`)
 		return nil
 	}
-	pat := canonicalPattern(ref + pattern)
-	snap := s.srv.cfg.DB.Snapshot()
-	defer snap.Close()
+	pats := make([]string, len(patterns))
+	for i, p := range patterns {
+		pats[i] = canonicalPattern(ref + p)
+	}
+	matches := func(n string) bool {
+		return slices.ContainsFunc(pats, func(p string) bool { return match(p, n) })
+	}
 	visible := map[string]bool{}
 	var names []string
-	err := snap.Scan(func(e store.Entry) error {
-		if e.Kind != store.Active || strings.HasPrefix(e.Name, deletedPrefix) {
-			return nil
-		}
-		if !strings.ContainsRune(s.rights(&e), 'l') {
-			return nil
-		}
-		ext := s.external(e.Name)
+	err := s.visible(func(e *store.Entry, ext string) {
 		visible[ext] = true
 		names = append(names, ext)
-		return nil
 	})
 	if err != nil {
 		return err
@@ -129,15 +125,13 @@ func (s *session) list(ref, pattern string) error {
 	}
 	var out []*listItem
 	for _, n := range names {
-		if match(pat, n) {
+		if matches(n) {
 			out = append(out, &listItem{name: n, children: parents[n]})
 		}
 	}
-	if strings.HasSuffix(pat, "%") {
-		for p := range parents {
-			if !visible[p] && match(pat, p) {
-				out = append(out, &listItem{name: p, noselect: true, children: true})
-			}
+	for p := range parents {
+		if !visible[p] && slices.ContainsFunc(pats, func(pat string) bool { return strings.HasSuffix(pat, "%") && match(pat, p) }) {
+			out = append(out, &listItem{name: p, noselect: true, children: true})
 		}
 	}
 	slices.SortFunc(out, func(a, b *listItem) int {
@@ -162,6 +156,40 @@ func (s *session) list(ref, pattern string) error {
 		s.untagged("LIST (" + strings.Join(attrs, " ") + `) "." ` + quote(it.name))
 	}
 	return nil
+}
+
+// visible calls f, in list order, for each active mailbox the user may
+// look up ('l'), with its name as the client sees it.
+func (s *session) visible(f func(e *store.Entry, ext string)) error {
+	snap := s.srv.cfg.DB.Snapshot()
+	defer snap.Close()
+	return snap.Scan(func(e store.Entry) error {
+		if e.Kind != store.Active || strings.HasPrefix(e.Name, deletedPrefix) {
+			return nil
+		}
+		if !strings.ContainsRune(s.rights(&e), 'l') {
+			return nil
+		}
+		f(&e, s.external(e.Name))
+		return nil
+	})
+}
+
+// listServers returns the servers holding visible mailboxes that match
+// any of the patterns, in the order the list first names them.
+func (s *session) listServers(ref string, patterns []string) ([]string, error) {
+	var servers []string
+	err := s.visible(func(e *store.Entry, ext string) {
+		for _, p := range patterns {
+			if match(canonicalPattern(ref+p), ext) {
+				if !slices.Contains(servers, e.Server()) {
+					servers = append(servers, e.Server())
+				}
+				return
+			}
+		}
+	})
+	return servers, err
 }
 
 // canonicalPattern upper-cases a leading INBOX, which is case-insensitive.

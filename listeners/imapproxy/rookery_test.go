@@ -236,3 +236,50 @@ func pop3Login(t *testing.T, addr, user, pass string) (bool, string) {
 	}
 	return rep.OK, rep.Text
 }
+
+// TestSpecialUse: special-use attributes, which only backends know, come
+// through the frontend for LIST with the SPECIAL-USE selection or return
+// option (RFC 6154), from both backends, each mailbox once.
+func TestSpecialUse(t *testing.T) {
+	m, rb1, rb2 := startRookeryMurder(t)
+	_, addr := m.frontend(t)
+	login(t, rb1.IMAPAddr(), "alice", "alicepw").ok(`CREATE INBOX.Sent (USE (\Sent))`)
+	admin2 := login(t, rb2.IMAPAddr(), "admin", "secret")
+	admin2.ok(`CREATE shared.Archive (USE (\Archive))`)
+	admin2.ok("SETACL shared.Archive anyone lrs")
+	m.waitEntry(t, "user.alice.Sent", "rb1")
+	m.waitEntry(t, "shared.Archive", "rb2")
+
+	alice := login(t, addr, "alice", "alicepw")
+	if caps := alice.ok("CAPABILITY"); !has(caps, " SPECIAL-USE") {
+		t.Errorf("CAPABILITY: %v", caps)
+	}
+	all := alice.ok(`LIST "" "*" RETURN (SPECIAL-USE)`)
+	for _, want := range []string{`\Sent) "." INBOX.Sent`, `\Archive) "." shared.Archive`, `"." INBOX`, `"." shared`} {
+		if !has(all, want) {
+			t.Errorf("LIST RETURN (SPECIAL-USE) lacks %s:\n%s", want, strings.Join(all, "\n"))
+		}
+	}
+	names := map[string]int{}
+	for _, l := range all {
+		names[l[strings.LastIndexByte(l, ' ')+1:]]++
+	}
+	for n, k := range names {
+		if k > 1 {
+			t.Errorf("%s listed %d times:\n%s", n, k, strings.Join(all, "\n"))
+		}
+	}
+	if only := alice.ok(`LIST (SPECIAL-USE) "" "*"`); len(only) != 2 || !has(only, "INBOX.Sent") || !has(only, "shared.Archive") {
+		t.Errorf("LIST (SPECIAL-USE):\n%s", strings.Join(only, "\n"))
+	}
+	if plain := alice.ok(`LIST "" "*"`); !has(plain, `"." INBOX.Sent`) || has(plain, `\Sent`) {
+		t.Errorf("plain LIST (from the mailbox list, no special-use):\n%s", strings.Join(plain, "\n"))
+	}
+	if _, tagged := alice.cmd(`LIST (SUBSCRIBED) "" "*"`); !strings.HasPrefix(tagged, "BAD") {
+		t.Errorf("LIST (SUBSCRIBED): %s", tagged)
+	}
+	// Bob sees the shared archive but not alice's Sent.
+	if only := login(t, addr, "bob", "bobpw").ok(`LIST (SPECIAL-USE) "" "*"`); len(only) != 1 || !has(only, "shared.Archive") {
+		t.Errorf("bob's LIST (SPECIAL-USE):\n%s", strings.Join(only, "\n"))
+	}
+}

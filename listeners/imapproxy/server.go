@@ -239,7 +239,7 @@ func (s *Server) Conns() int { return s.acc.Conns() }
 func (s *Server) capabilities(full, tlsActive bool) string {
 	caps := []string{"IMAP4rev1", "LITERAL+", "ID", "ENABLE"}
 	if full {
-		caps = append(caps, "IDLE", "NAMESPACE", "CHILDREN")
+		caps = append(caps, "IDLE", "NAMESPACE", "CHILDREN", "SPECIAL-USE")
 		caps = append(caps, s.cfg.Passthrough...)
 		caps = append(caps, "APPENDLIMIT="+strconv.FormatInt(s.cfg.Limits.MaxLiteral, 10))
 	}

@@ -230,16 +230,20 @@ func TestList(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []struct {
-		ref, pat string
-		want     []string
+		ref  string
+		pat  []string
+		want []string
 	}{
-		{"", "*", []string{
+		{"", []string{"*"}, []string{
 			`(\HasChildren) "." INBOX`, `(\HasNoChildren) "." INBOX.a.b`, `(\HasNoChildren) "." INBOX.z`,
 			`(\HasChildren) "." shared`, `(\HasNoChildren) "." shared.news`, `(\HasNoChildren) "." user.bob.pub`}},
-		{"", "%", []string{`(\HasChildren) "." INBOX`, `(\HasChildren) "." shared`, `(\Noselect \HasChildren) "." user`}},
-		{"", "inbox.%", []string{`(\Noselect \HasChildren) "." INBOX.a`, `(\HasNoChildren) "." INBOX.z`}},
-		{"user.", "%", []string{`(\Noselect \HasChildren) "." user.bob`}},
-		{"", "nothing*", nil},
+		{"", []string{"%"}, []string{`(\HasChildren) "." INBOX`, `(\HasChildren) "." shared`, `(\Noselect \HasChildren) "." user`}},
+		{"", []string{"inbox.%"}, []string{`(\Noselect \HasChildren) "." INBOX.a`, `(\HasNoChildren) "." INBOX.z`}},
+		{"user.", []string{"%"}, []string{`(\Noselect \HasChildren) "." user.bob`}},
+		{"", []string{"nothing*"}, nil},
+		// LIST-EXTENDED's several patterns: each name once.
+		{"", []string{"INBOX.z", "shared*", "*news"}, []string{
+			`(\HasNoChildren) "." INBOX.z`, `(\HasChildren) "." shared`, `(\HasNoChildren) "." shared.news`}},
 	}
 	for _, c := range cases {
 		var out strings.Builder
