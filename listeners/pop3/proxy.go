@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,8 +29,9 @@ type Limits struct {
 	MaxLine int
 	// MaxConns caps concurrent connections. Default 10000.
 	MaxConns int
-	// IdleTimeout ends a session whose client sends nothing for this
-	// long (RFC 1939 asks for at least 10 minutes). Default 10 minutes.
+	// IdleTimeout ends a session in which no bytes move, either way, for
+	// this long (RFC 1939 asks for at least 10 minutes). Default 10
+	// minutes.
 	IdleTimeout time.Duration
 	// ConnectTimeout bounds connecting and logging in to the backend.
 	// Default 10 s.
@@ -182,6 +184,9 @@ func (s *session) setConn(c net.Conn) {
 func (s *session) serve(mu *sync.Mutex) {
 	if tc, ok := s.conn.(*tls.Conn); ok {
 		_ = tc.SetDeadline(time.Now().Add(s.p.cfg.Limits.ConnectTimeout))
+		if !s.live() {
+			return
+		}
 		if err := tc.Handshake(); err != nil {
 			return
 		}
@@ -190,10 +195,13 @@ func (s *session) serve(mu *sync.Mutex) {
 	s.w.OK(s.p.cfg.ServerName + " Rookery POP3 proxy ready")
 	for {
 		_ = s.conn.SetWriteDeadline(time.Now().Add(s.p.cfg.Limits.WriteTimeout))
+		_ = s.conn.SetReadDeadline(time.Now().Add(s.p.cfg.Limits.IdleTimeout))
+		if !s.live() {
+			return
+		}
 		if err := s.w.Flush(); err != nil {
 			return
 		}
-		_ = s.conn.SetReadDeadline(time.Now().Add(s.p.cfg.Limits.IdleTimeout))
 		cmd, err := s.r.ReadCommand()
 		if errors.Is(err, ErrLineTooLong) {
 			s.p.cfg.Metrics.Command("OTHER")
@@ -229,6 +237,12 @@ func (s *session) serve(mu *sync.Mutex) {
 		}
 	}
 }
+
+// live reports whether the proxy is still running. Called after setting a
+// deadline on the client connection, it keeps that deadline from undoing
+// the one shutdown sets: a shutdown this check misses begins after it, so
+// shutdown's deadline lands last.
+func (s *session) live() bool { return s.p.acc.Context().Err() == nil }
 
 // command runs one command before login. After a successful login it
 // returns the backend connection, logged in, and its success text.
@@ -300,6 +314,9 @@ func (s *session) startTLS() bool {
 	}
 	tc := tls.Server(s.conn, s.p.cfg.TLS)
 	_ = tc.SetDeadline(time.Now().Add(s.p.cfg.Limits.ConnectTimeout))
+	if !s.live() {
+		return true
+	}
 	if err := tc.Handshake(); err != nil {
 		return true
 	}
@@ -439,24 +456,43 @@ func (s *session) dialBackend(server, user string) (net.Conn, string, error) {
 	return conn, text, nil
 }
 
-// pipe copies bytes both ways until either side closes or the client
-// stays silent for IdleTimeout.
+// pipe copies bytes both ways until either side closes, the client stops
+// reading for WriteTimeout, or nothing moves either way for IdleTimeout.
+// A client silently downloading a big message is not idle.
 func (s *session) pipe(be net.Conn) {
 	defer be.Close()
 	if err := s.w.Flush(); err != nil {
 		return
 	}
+	lim := s.p.cfg.Limits
+	start := time.Now()
+	var last atomic.Int64   // when a byte last moved, as time since start
+	var sending atomic.Bool // a write to the client is blocked or under way
+	moved := func() { last.Store(int64(time.Since(start))) }
+	// idleEnd is when the session falls idle if nothing moves; a pending
+	// write to the client is left to WriteTimeout.
+	idleEnd := func() time.Time {
+		if sending.Load() {
+			return time.Now().Add(lim.IdleTimeout)
+		}
+		return start.Add(time.Duration(last.Load()) + lim.IdleTimeout)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		// Backend to client: the client's write deadline guards a
-		// client that stops reading.
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := be.Read(buf)
 			if n > 0 {
-				_ = s.conn.SetWriteDeadline(time.Now().Add(s.p.cfg.Limits.WriteTimeout))
-				if _, werr := s.conn.Write(buf[:n]); werr != nil {
+				sending.Store(true)
+				_ = s.conn.SetWriteDeadline(time.Now().Add(lim.WriteTimeout))
+				if !s.live() {
+					break
+				}
+				_, werr := s.conn.Write(buf[:n])
+				moved()
+				sending.Store(false)
+				if werr != nil {
 					break
 				}
 			}
@@ -464,20 +500,29 @@ func (s *session) pipe(be net.Conn) {
 				break
 			}
 		}
-		// The backend closed (QUIT done, or it failed), and all it said
-		// has been passed on: the session is over.
+		// The backend closed (QUIT done, or it failed), or the client
+		// stopped reading: the session is over.
 		s.conn.Close()
 	}()
 	// Client to backend, starting with what the client already sent.
 	buf := make([]byte, 4<<10)
 	for {
-		_ = s.conn.SetReadDeadline(time.Now().Add(s.p.cfg.Limits.IdleTimeout))
+		_ = s.conn.SetReadDeadline(idleEnd())
+		if !s.live() {
+			break
+		}
 		n, err := s.br.Read(buf)
 		if n > 0 {
-			_ = be.SetWriteDeadline(time.Now().Add(s.p.cfg.Limits.WriteTimeout))
+			moved()
+			_ = be.SetWriteDeadline(time.Now().Add(lim.WriteTimeout))
 			if _, werr := be.Write(buf[:n]); werr != nil {
 				break
 			}
+		}
+		// A timeout while the backend was sending only means the client
+		// had nothing to say; read on until the session is really idle.
+		if errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(idleEnd()) {
+			continue
 		}
 		if err != nil {
 			break

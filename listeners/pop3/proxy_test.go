@@ -3,6 +3,7 @@ package pop3_test
 import (
 	"bufio"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -62,10 +63,9 @@ func startFakePOP3(t *testing.T, logins chan<- string) string {
 					case "STAT":
 						w.OK("1 12")
 					case "RETR":
-						w.OK("12 octets")
-						dw := w.DotWriter()
-						io.WriteString(dw, ".hi\r\nthere\r\n")
-						dw.Close()
+						if !retr(w, cmd.Args) {
+							return
+						}
 					case "QUIT":
 						w.OK("bye")
 						w.Flush()
@@ -81,10 +81,64 @@ func startFakePOP3(t *testing.T, logins chan<- string) string {
 	return ln.Addr().String()
 }
 
+// Messages the fake backend serves: 1 is small, 2 trickles in over about
+// a second, 3 is bigger than the socket buffers between backend and
+// client, and 4 never ends.
+const (
+	slowLines = 10
+	slowGap   = 100 * time.Millisecond
+	bigLines  = 16 << 10
+	bigLine   = 1000 // bytes, with CRLF
+)
+
+// retr sends message args[0]; false means the connection failed.
+func retr(w *pop3.Writer, args []string) bool {
+	if len(args) != 1 {
+		w.Err("what")
+		return true
+	}
+	line := strings.Repeat("x", bigLine-2) + "\r\n"
+	switch args[0] {
+	case "1":
+		w.OK("12 octets")
+		dw := w.DotWriter()
+		io.WriteString(dw, ".hi\r\nthere\r\n")
+		dw.Close()
+	case "2":
+		w.OK("slow")
+		for i := range slowLines {
+			w.Line(fmt.Sprintf("line %d", i))
+			if w.Flush() != nil {
+				return false
+			}
+			time.Sleep(slowGap) // the slow link being modelled
+		}
+		w.Line(".")
+	case "3":
+		w.OK("big")
+		for range bigLines {
+			w.Line(line[:bigLine-2])
+		}
+		w.Line(".")
+	case "4":
+		w.OK("endless")
+		for {
+			w.Line(line[:bigLine-2])
+			if w.Flush() != nil {
+				return false
+			}
+		}
+	default:
+		w.Err("no such message")
+	}
+	return true
+}
+
 type client struct {
-	t *testing.T
-	r *pop3.Reader
-	w *pop3.Writer
+	t    *testing.T
+	conn *net.TCPConn
+	r    *pop3.Reader
+	w    *pop3.Writer
 }
 
 func (c *client) cmd(line string) pop3.Reply {
@@ -148,7 +202,7 @@ func setup(t *testing.T, logins chan<- string, limits pop3.Limits) (*client, *po
 	}
 	t.Cleanup(func() { conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	c := &client{t: t, r: pop3.NewReader(bufio.NewReader(conn), 1000), w: pop3.NewWriter(bufio.NewWriter(conn))}
+	c := &client{t: t, conn: conn.(*net.TCPConn), r: pop3.NewReader(bufio.NewReader(conn), 1000), w: pop3.NewWriter(bufio.NewWriter(conn))}
 	if rep, err := c.r.ReadReply(); err != nil || !rep.OK {
 		t.Fatalf("greeting %+v %v", rep, err)
 	}
@@ -220,4 +274,94 @@ func TestProxyCloseDuringLoginPause(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Close waited for the failed-login pause")
 	}
+}
+
+// login logs in as alice, after which the proxy pipes the session.
+func (c *client) login() {
+	c.t.Helper()
+	c.cmd("USER alice")
+	if rep := c.cmd("PASS a"); !rep.OK {
+		c.t.Fatalf("login: %+v", rep)
+	}
+}
+
+// waitConns polls until the proxy holds no connections.
+func waitConns(t *testing.T, p *pop3.Proxy, within time.Duration) {
+	t.Helper()
+	for end := time.Now().Add(within); p.Conns() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("proxy still holds %d connections after %v", p.Conns(), within)
+		}
+	}
+}
+
+// TestProxySlowRetr: a client silently receiving a message for longer
+// than IdleTimeout is not idle; the message arrives whole.
+func TestProxySlowRetr(t *testing.T) {
+	idle := 3 * slowGap
+	if slowLines*slowGap < 3*idle {
+		t.Fatal("the download must outlast IdleTimeout")
+	}
+	c, _ := setup(t, make(chan string, 1), pop3.Limits{IdleTimeout: idle})
+	c.login()
+	if rep := c.cmd("RETR 2"); !rep.OK {
+		t.Fatalf("RETR: %+v", rep)
+	}
+	msg, err := io.ReadAll(c.r.DotReader())
+	if err != nil || strings.Count(string(msg), "\r\n") != slowLines {
+		t.Fatalf("slow RETR cut: %d bytes, %v", len(msg), err)
+	}
+	if rep := c.cmd("QUIT"); !rep.OK {
+		t.Errorf("QUIT: %+v", rep)
+	}
+}
+
+// TestProxySlowReader: a client that pauses reading a big message for
+// longer than IdleTimeout, but less than WriteTimeout, still gets it
+// whole: bytes waiting to be written to it are not idleness.
+func TestProxySlowReader(t *testing.T) {
+	idle := 200 * time.Millisecond
+	c, _ := setup(t, make(chan string, 1), pop3.Limits{IdleTimeout: idle, WriteTimeout: 10 * time.Second})
+	c.login()
+	if rep := c.cmd("RETR 3"); !rep.OK {
+		t.Fatalf("RETR: %+v", rep)
+	}
+	time.Sleep(5 * idle) // the client being slow, not synchronisation
+	msg, err := io.ReadAll(c.r.DotReader())
+	if err != nil || len(msg) != bigLines*bigLine {
+		t.Fatalf("big RETR cut: %d of %d bytes, %v", len(msg), bigLines*bigLine, err)
+	}
+}
+
+// TestProxyIdle: a piped session where nothing moves either way is ended
+// after IdleTimeout, not before.
+func TestProxyIdle(t *testing.T) {
+	idle := 300 * time.Millisecond
+	c, p := setup(t, make(chan string, 1), pop3.Limits{IdleTimeout: idle})
+	c.login()
+	start := time.Now()
+	_ = c.conn.SetReadDeadline(start.Add(10 * time.Second))
+	if line, err := c.r.ReadLine(); err != io.EOF {
+		t.Fatalf("idle session: %q %v, want EOF", line, err)
+	}
+	if d := time.Since(start); d < idle/2 {
+		t.Errorf("idle session ended after %v, IdleTimeout is %v", d, idle)
+	}
+	waitConns(t, p, 5*time.Second)
+}
+
+// TestProxyStalledReader: a client that stops reading is dropped after
+// WriteTimeout, even though the backend keeps the session busy; one that
+// reads, however long it takes, is not.
+func TestProxyStalledReader(t *testing.T) {
+	c, p := setup(t, make(chan string, 1), pop3.Limits{IdleTimeout: time.Minute, WriteTimeout: 3 * slowGap})
+	c.login()
+	// Outlasts WriteTimeout: each write must get a deadline of its own.
+	c.cmd("RETR 2")
+	if msg, err := io.ReadAll(c.r.DotReader()); err != nil || strings.Count(string(msg), "\r\n") != slowLines {
+		t.Fatalf("slow RETR cut: %d bytes, %v", len(msg), err)
+	}
+	c.w.Line("RETR 4")
+	c.w.Flush()
+	waitConns(t, p, 10*time.Second)
 }
