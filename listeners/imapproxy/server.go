@@ -235,13 +235,17 @@ func (s *Server) Close() error {
 func (s *Server) Conns() int { return s.acc.Conns() }
 
 // capabilities lists what the frontend offers; full is the list after
-// login (and for the CAPABILITY command, as Cyrus answers it).
-func (s *Server) capabilities(full, tlsActive bool) string {
+// login (and for the CAPABILITY command, as Cyrus answers it). Once authed,
+// STARTTLS and the login mechanisms are gone: neither may be used then.
+func (s *Server) capabilities(full, tlsActive, authed bool) string {
 	caps := []string{"IMAP4rev1", "LITERAL+", "ID", "ENABLE"}
 	if full {
 		caps = append(caps, "IDLE", "NAMESPACE", "CHILDREN", "SPECIAL-USE")
 		caps = append(caps, s.cfg.Passthrough...)
 		caps = append(caps, "APPENDLIMIT="+strconv.FormatInt(s.cfg.Limits.MaxLiteral, 10))
+	}
+	if authed {
+		return strings.Join(caps, " ")
 	}
 	if s.cfg.TLS != nil && !tlsActive {
 		caps = append(caps, "STARTTLS")

@@ -115,7 +115,7 @@ func (s *session) serve() {
 		}
 		_ = tc.SetDeadline(time.Time{})
 	}
-	s.untagged("OK [CAPABILITY " + s.srv.capabilities(false, s.tlsActive) + "] " +
+	s.untagged("OK [CAPABILITY " + s.srv.capabilities(false, s.tlsActive, false) + "] " +
 		s.srv.cfg.ServerName + " Rookery IMAP proxy ready")
 	for {
 		if err := s.flush(); err != nil {
@@ -354,7 +354,7 @@ func (s *session) noArgs(c *command, run func()) error {
 
 func (s *session) cmdCapability(c *command) error {
 	return s.noArgs(c, func() {
-		s.untagged("CAPABILITY " + s.srv.capabilities(true, s.tlsActive))
+		s.untagged("CAPABILITY " + s.srv.capabilities(true, s.tlsActive, s.user != ""))
 	})
 }
 
@@ -502,7 +502,7 @@ func (s *session) login(tag, user, pass, okText string) {
 	s.log = s.log.With("user", user)
 	s.routes.LoggedIn(user)
 	s.log.Info("imapproxy: login")
-	s.tagged(tag, "OK", "[CAPABILITY "+s.srv.capabilities(true, s.tlsActive)+"] "+okText)
+	s.tagged(tag, "OK", "[CAPABILITY "+s.srv.capabilities(true, s.tlsActive, true)+"] "+okText)
 }
 
 func (s *session) failLogin(tag, user, why string) {

@@ -60,6 +60,28 @@ func TestStartTLS(t *testing.T) {
 	c.ok("SELECT INBOX")
 }
 
+// TestCapabilityAfterLogin: once logged in, neither STARTTLS nor the
+// login mechanisms are offered, since neither may be used then.
+func TestCapabilityAfterLogin(t *testing.T) {
+	f := startFake(t, "LITERAL+", selectHandler)
+	addr := fakeMurder(t, map[string]string{"fake1": f.ln.Addr().String()}, func(cfg *imapproxy.Config) {
+		cfg.TLS = selfSigned(t)
+	})
+	c := dial(t, addr)
+	if u := c.ok("CAPABILITY"); !has(u, "STARTTLS") || !has(u, "AUTH=PLAIN") {
+		t.Errorf("CAPABILITY before login: %v", u)
+	}
+	_, loggedIn := c.cmd("LOGIN alice alicepw")
+	for _, u := range [][]string{{loggedIn}, c.ok("CAPABILITY")} {
+		if has(u, "STARTTLS") || has(u, "AUTH=") || !has(u, "IDLE") {
+			t.Errorf("capabilities after login: %v", u)
+		}
+	}
+	if _, tagged := c.cmd("STARTTLS"); !strings.HasPrefix(tagged, "BAD") {
+		t.Errorf("STARTTLS after login: %s", tagged)
+	}
+}
+
 func TestImplicitTLS(t *testing.T) {
 	f := startFake(t, "LITERAL+", selectHandler)
 	srvTLS := selfSigned(t)
