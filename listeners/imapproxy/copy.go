@@ -160,10 +160,16 @@ func (s *session) crossCopy(c *command, set, name string, src, dst *backend) err
 	return nil
 }
 
+// maxCrossCopy bounds the messages one COPY or MOVE moves between
+// backends: what is kept of each while the bodies stream (about 100 bytes)
+// stays under 10 MB a session.
+const maxCrossCopy = 100_000
+
 // fetchMeta runs a metadata FETCH on the selected backend src and
 // collects UID, FLAGS and INTERNALDATE per message; other responses are
 // relayed.
 func (s *session) fetchMeta(src *backend, cmd string) (msgs []message, status, text string, err error) {
+	tooMany := false
 	tag := src.nextTag()
 	src.writeDeadline()
 	src.w.WriteString(tag + " " + cmd + "\r\n")
@@ -177,10 +183,18 @@ func (s *session) fetchMeta(src *backend, cmd string) (msgs []message, status, t
 		}
 		if rest, ok := strings.CutPrefix(resp, tag+" "); ok {
 			status, text = splitStatus(rest)
+			if tooMany && status == "OK" {
+				return nil, "NO", "[LIMIT] More than " + strconv.Itoa(maxCrossCopy) +
+					" messages to copy between servers in one command; copy them in smaller sets", nil
+			}
 			return msgs, status, text, nil
 		}
 		if m, ok := parseMeta(resp); ok {
-			msgs = append(msgs, m)
+			if len(msgs) < maxCrossCopy {
+				msgs = append(msgs, m)
+			} else {
+				tooMany = true
+			}
 			continue
 		}
 		if !strings.HasPrefix(resp, "* BYE") {

@@ -3,6 +3,7 @@ package imapproxy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -201,4 +202,36 @@ func TestProxyBeforeLoginLimits(t *testing.T) {
 	if len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "* BYE") {
 		t.Errorf("a 1 MB literal before login: %q", lines)
 	}
+}
+
+// TestProxyCrossCopyLimit: a COPY between backends of more messages than
+// the proxy keeps track of at once is refused with [LIMIT] before anything
+// is appended.
+func TestProxyCrossCopyLimit(t *testing.T) {
+	const n = 100_001
+	f1 := startFake(t, "LITERAL+ UIDPLUS", func(c *fakeConn, tag, cmd string) bool {
+		if strings.HasPrefix(strings.ToUpper(cmd), "FETCH 1:* (UID FLAGS INTERNALDATE)") {
+			var b strings.Builder
+			for i := 1; i <= n; i++ {
+				fmt.Fprintf(&b, "* %d FETCH (UID %d FLAGS () INTERNALDATE \"01-Jan-2024 00:00:00 +0000\")\r\n", i, i)
+			}
+			io.WriteString(c.conn, b.String())
+			c.send(tag + " OK done")
+			return true
+		}
+		return selectHandler(c, tag, cmd)
+	})
+	f2 := startFake(t, "LITERAL+ UIDPLUS MULTIAPPEND", selectHandler)
+	addr := fakeMurder(t, map[string]string{"fake1": f1.ln.Addr().String(), "fake2": f2.ln.Addr().String()})
+	c := login(t, addr, "alice", "alicepw")
+	c.ok("SELECT INBOX")
+	if tagged := c.no("COPY 1:* other"); !strings.Contains(tagged, "[LIMIT]") {
+		t.Errorf("COPY of %d messages: %s", n, tagged)
+	}
+	for _, cmd := range f2.received() {
+		if strings.Contains(strings.ToUpper(cmd), "APPEND") {
+			t.Errorf("the destination got %q", cmd)
+		}
+	}
+	c.ok("NOOP") // the session goes on
 }
