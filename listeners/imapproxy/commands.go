@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/rookery/rookery/listeners/frontend"
@@ -252,20 +253,16 @@ func (s *session) cmdList(c *command) error {
 	if err != nil {
 		return s.argError(c, err)
 	}
-	special := false
+	special, selection := false, false
 	for _, o := range sel {
 		switch o {
 		case "SPECIAL-USE":
-			special = true
-		case "REMOTE", "RECURSIVEMATCH":
+			special, selection = true, true
+		case "REMOTE":
 		default:
 			s.tagged(c.tag, "BAD", "Unsupported list selection option "+o)
 			return nil
 		}
-	}
-	if slices.Contains(sel, "RECURSIVEMATCH") && !special {
-		s.tagged(c.tag, "BAD", "RECURSIVEMATCH needs another selection option")
-		return nil
 	}
 	for _, o := range ret {
 		switch o {
@@ -282,7 +279,7 @@ func (s *session) cmdList(c *command) error {
 		return nil
 	}
 	if special && !(len(patterns) == 1 && patterns[0] == "") {
-		return s.listSpecialUse(c, sel, ref, patterns, ret)
+		return s.listSpecialUse(c, selection, ref, patterns)
 	}
 	if err := s.list(ref, patterns); err != nil {
 		s.log.Error("imapproxy: reading the mailbox list", "err", err)
@@ -318,29 +315,33 @@ func (c *command) optionList() ([]string, error) {
 	}
 }
 
-// listSpecialUse sends the LIST to each backend holding a mailbox that
-// matches, in list order, and relays their answers, each name once; a
-// backend that fails makes the answer NO after the others' lines.
-func (s *session) listSpecialUse(c *command, sel []string, ref string, patterns, ret []string) error {
-	servers, err := s.listServers(ref, patterns)
+// listSpecialUse answers a LIST that asks for special-use attributes:
+// the names, children and \Noselect parents come from the mailbox list as
+// for any LIST, and each backend holding a listed mailbox is asked once
+// for the special-use attributes of its own mailboxes, which are added.
+// With the SPECIAL-USE selection option only mailboxes having one are
+// listed. A backend that cannot be asked makes the answer NO after the
+// list.
+func (s *session) listSpecialUse(c *command, selection bool, ref string, patterns []string) error {
+	items, err := s.listItems(ref, patterns)
 	if err != nil {
 		s.log.Error("imapproxy: reading the mailbox list", "err", err)
 		s.tagged(c.tag, "NO", "[SERVERBUG] Mailbox list unavailable")
 		return nil
 	}
+	byName := map[string]*listItem{}
+	var servers []string
+	for _, it := range items {
+		byName[it.name] = it
+		if it.server != "" && !slices.Contains(servers, it.server) {
+			servers = append(servers, it.server)
+		}
+	}
 	quoted := make([]string, len(patterns))
 	for i, p := range patterns {
 		quoted[i] = quote(p)
 	}
-	cmd := "LIST "
-	if len(sel) > 0 {
-		cmd += "(" + strings.Join(sel, " ") + ") "
-	}
-	cmd += quote(ref) + " (" + strings.Join(quoted, " ") + ")"
-	if len(ret) > 0 {
-		cmd += " RETURN (" + strings.Join(ret, " ") + ")"
-	}
-	seen := map[string]bool{}
+	cmd := "LIST " + quote(ref) + " (" + strings.Join(quoted, " ") + ") RETURN (SPECIAL-USE)"
 	failed := false
 	for _, server := range servers {
 		b, err := s.backendFor(server)
@@ -351,17 +352,10 @@ func (s *session) listSpecialUse(c *command, sel []string, ref string, patterns,
 		tag := b.nextTag()
 		b.writeDeadline()
 		b.w.WriteString(tag + " " + cmd + "\r\n")
-		if err := b.flush(); err != nil {
-			s.dropBackend(b)
-			failed = true
-			continue
-		}
-		for {
-			resp, err := b.readResponse()
-			if err != nil {
-				s.log.Warn("imapproxy: backend failed", "backend", server, "err", err)
-				s.dropBackend(b)
-				failed = true
+		err = b.flush()
+		for err == nil {
+			var resp string
+			if resp, err = b.readResponse(); err != nil {
 				break
 			}
 			if rest, ok := strings.CutPrefix(resp, tag+" "); ok {
@@ -371,16 +365,30 @@ func (s *session) listSpecialUse(c *command, sel []string, ref string, patterns,
 				}
 				break
 			}
-			if b != s.current && isMessageUpdate([]byte(resp)) || strings.HasPrefix(resp, "* BYE") {
+			if name, attrs, ok := parseListLine(resp); ok {
+				// Only a backend's own mailboxes: another's placeholder
+				// for a parent says nothing of it.
+				if it := byName[name]; it != nil && it.server == server {
+					it.special = specialUse(attrs)
+				}
 				continue
 			}
-			if name, ok := listName(resp, "* LIST ("); ok {
-				if seen[name] {
-					continue
-				}
-				seen[name] = true
+			if b == s.current && isMessageUpdate([]byte(resp)) {
+				s.w.WriteString(resp + "\r\n")
 			}
-			s.w.WriteString(s.fixListAttrs(resp, "* LIST (") + "\r\n")
+		}
+		if err != nil {
+			if b == s.current {
+				return s.backendFailed(c.tag, b, err)
+			}
+			s.log.Warn("imapproxy: backend failed", "backend", server, "err", err)
+			s.dropBackend(b)
+			failed = true
+		}
+	}
+	for _, it := range items {
+		if !selection || len(it.special) > 0 {
+			s.writeListItem(it)
 		}
 	}
 	if failed {
@@ -389,6 +397,33 @@ func (s *session) listSpecialUse(c *command, sel []string, ref string, patterns,
 	}
 	s.tagged(c.tag, "OK", "Completed")
 	return nil
+}
+
+// parseListLine reads a backend's "* LIST (attrs) delim name" line.
+func parseListLine(resp string) (name string, attrs []string, ok bool) {
+	rest, ok := strings.CutPrefix(resp, "* LIST (")
+	if !ok {
+		return "", nil, false
+	}
+	flags, after, ok := strings.Cut(rest, ")")
+	if !ok {
+		return "", nil, false
+	}
+	name, ok = lsubName(after)
+	return name, strings.Fields(flags), ok
+}
+
+// specialUse keeps the special-use attributes (RFC 6154, RFC 8457's
+// \Important) of a LIST line's attributes.
+func specialUse(attrs []string) []string {
+	var out []string
+	for _, a := range attrs {
+		switch strings.ToLower(a) {
+		case `\all`, `\archive`, `\drafts`, `\flagged`, `\junk`, `\sent`, `\trash`, `\important`:
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // inboxBackend returns the backend of the user's INBOX, where Cyrus keeps
@@ -488,22 +523,9 @@ func (s *session) fixListAttrs(resp, prefix string) string {
 	return prefix + strings.Join(keep, " ") + ")" + after
 }
 
-// listName returns the mailbox name of a LIST or LSUB line.
-func listName(resp, prefix string) (string, bool) {
-	rest, ok := strings.CutPrefix(resp, prefix)
-	if !ok {
-		return "", false
-	}
-	_, after, ok := strings.Cut(rest, ")")
-	if !ok {
-		return "", false
-	}
-	return lsubName(after)
-}
-
-// lsubName reads the mailbox name from the rest of an LSUB response after
-// its attributes (` "." name` or ` NIL name`), the name an atom, a quoted
-// string or a literal (inline, as readResponse returns it).
+// lsubName reads the mailbox name from the rest of an LSUB or LIST
+// response after its attributes (` "." name` or ` NIL name`), the name an
+// atom, a quoted string or a literal (inline, as readResponse returns it).
 func lsubName(after string) (string, bool) {
 	c := &command{line: []byte(after)}
 	if c.sp() != nil {
@@ -522,16 +544,28 @@ func lsubName(after string) (string, bool) {
 	if c.sp() != nil || c.atEnd() {
 		return "", false
 	}
+	var name string
 	switch c.line[0] {
 	case '"':
-		name, err := c.quotedString()
-		return name, err == nil && c.atEnd()
+		n, err := c.quotedString()
+		if err != nil {
+			return "", false
+		}
+		name = n
 	case '{':
-		_, name, ok := strings.Cut(string(c.line), "}\r\n")
-		return name, ok
+		digits, rest, ok := strings.Cut(string(c.line[1:]), "}\r\n")
+		size, err := strconv.Atoi(digits)
+		if !ok || err != nil || size < 0 || size > len(rest) {
+			return "", false
+		}
+		name, c.line = rest[:size], []byte(rest[size:])
+	default:
+		if name = c.token(isListChar); name == "" {
+			return "", false
+		}
 	}
-	name := c.token(isListChar)
-	return name, name != "" && c.atEnd()
+	// LIST-EXTENDED data may follow the name.
+	return name, c.atEnd() || bytes.HasPrefix(c.line, []byte(" ("))
 }
 
 // cmdSubscribe changes a subscription on the INBOX's backend; SUBSCRIBE

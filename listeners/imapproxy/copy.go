@@ -274,8 +274,9 @@ func (s *session) streamMessage(src, dst *backend, appendTag string, m message) 
 				return nil
 			}
 			switch {
-			case isFetchOf(piece, uid) || isBody && bytes.Contains(bytes.ToUpper(piece), []byte(" FETCH (")):
-				// Servers may put the UID after the body.
+			case isBody && bytes.Contains(bytes.ToUpper(piece), []byte(" FETCH (")):
+				// Only the response with the body is the proxy's: other
+				// FETCHes of the message (its flags changed) are news.
 				state = inOurs
 			case bytes.HasPrefix(piece, []byte("* BYE")):
 				src.broken = true
@@ -286,7 +287,6 @@ func (s *session) streamMessage(src, dst *backend, appendTag string, m message) 
 		}
 		switch {
 		case state == inRelayed:
-			s.writeDeadline()
 			s.w.Write(piece)
 			s.w.WriteString("\r\n")
 			if hasLit {
@@ -320,32 +320,6 @@ func (s *session) streamMessage(src, dst *backend, appendTag string, m message) 
 		if !hasLit {
 			state = atStart
 		}
-	}
-}
-
-// isFetchOf reports whether piece starts a FETCH response for the
-// message with the given UID.
-func isFetchOf(piece []byte, uid string) bool {
-	rest, ok := bytes.CutPrefix(piece, []byte("* "))
-	if !ok {
-		return false
-	}
-	_, rest, ok = bytes.Cut(rest, []byte(" "))
-	if !ok || !bytes.HasPrefix(bytes.ToUpper(rest), []byte("FETCH (")) {
-		return false
-	}
-	up := bytes.ToUpper(rest)
-	for i := 0; ; {
-		j := bytes.Index(up[i:], []byte("UID "+uid))
-		if j < 0 {
-			return false
-		}
-		i += j
-		end := i + len("UID "+uid)
-		if (up[i-1] == '(' || up[i-1] == ' ') && end < len(up) && (up[end] == ' ' || up[end] == ')') {
-			return true
-		}
-		i = end
 	}
 }
 

@@ -86,19 +86,33 @@ func (s *session) rights(e *store.Entry) string {
 // listItem is one line of a LIST answer.
 type listItem struct {
 	name     string
+	server   string // where the mailbox is; "" for a parent that is none
 	noselect bool
 	children bool
+	special  []string // special-use attributes, from its backend
 }
 
-// list answers LIST from the mailbox list: the mailboxes the user may
-// look up ('l') that match any of the patterns, with \HasChildren or
-// \HasNoChildren, and, for patterns ending in '%', the parents that are
-// not mailboxes as \Noselect (RFC 3501 6.3.8).
+// list answers LIST from the mailbox list.
 func (s *session) list(ref string, patterns []string) error {
 	if len(patterns) == 1 && patterns[0] == "" {
 		s.untagged(`LIST (\Noselect) "." ""`)
 		return nil
 	}
+	items, err := s.listItems(ref, patterns)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		s.writeListItem(it)
+	}
+	return nil
+}
+
+// listItems finds the mailboxes the user may look up ('l') that match
+// any of the patterns, with whether they have children, and, for patterns
+// ending in '%', the parents that are not mailboxes (\Noselect, RFC 3501
+// 6.3.8); INBOX first, then in list order.
+func (s *session) listItems(ref string, patterns []string) ([]*listItem, error) {
 	pats := make([]string, len(patterns))
 	for i, p := range patterns {
 		pats[i] = canonicalPattern(ref + p)
@@ -106,14 +120,14 @@ func (s *session) list(ref string, patterns []string) error {
 	matches := func(n string) bool {
 		return slices.ContainsFunc(pats, func(p string) bool { return match(p, n) })
 	}
-	visible := map[string]bool{}
+	server := map[string]string{}
 	var names []string
 	err := s.visible(func(e *store.Entry, ext string) {
-		visible[ext] = true
+		server[ext] = e.Server()
 		names = append(names, ext)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	parents := map[string]bool{}
 	for _, n := range names {
@@ -126,11 +140,11 @@ func (s *session) list(ref string, patterns []string) error {
 	var out []*listItem
 	for _, n := range names {
 		if matches(n) {
-			out = append(out, &listItem{name: n, children: parents[n]})
+			out = append(out, &listItem{name: n, server: server[n], children: parents[n]})
 		}
 	}
 	for p := range parents {
-		if !visible[p] && slices.ContainsFunc(pats, func(pat string) bool { return strings.HasSuffix(pat, "%") && match(pat, p) }) {
+		if _, ok := server[p]; !ok && slices.ContainsFunc(pats, func(pat string) bool { return strings.HasSuffix(pat, "%") && match(pat, p) }) {
 			out = append(out, &listItem{name: p, noselect: true, children: true})
 		}
 	}
@@ -143,19 +157,21 @@ func (s *session) list(ref string, patterns []string) error {
 		}
 		return bytes.Compare(store.DBName(a.name), store.DBName(b.name))
 	})
-	for _, it := range out {
-		var attrs []string
-		if it.noselect {
-			attrs = append(attrs, `\Noselect`)
-		}
-		if it.children {
-			attrs = append(attrs, `\HasChildren`)
-		} else {
-			attrs = append(attrs, `\HasNoChildren`)
-		}
-		s.untagged("LIST (" + strings.Join(attrs, " ") + `) "." ` + quote(it.name))
+	return out, nil
+}
+
+func (s *session) writeListItem(it *listItem) {
+	var attrs []string
+	if it.noselect {
+		attrs = append(attrs, `\Noselect`)
 	}
-	return nil
+	if it.children {
+		attrs = append(attrs, `\HasChildren`)
+	} else {
+		attrs = append(attrs, `\HasNoChildren`)
+	}
+	attrs = append(attrs, it.special...)
+	s.untagged("LIST (" + strings.Join(attrs, " ") + `) "." ` + quote(it.name))
 }
 
 // visible calls f, in list order, for each active mailbox the user may
@@ -173,23 +189,6 @@ func (s *session) visible(f func(e *store.Entry, ext string)) error {
 		f(&e, s.external(e.Name))
 		return nil
 	})
-}
-
-// listServers returns the servers holding visible mailboxes that match
-// any of the patterns, in the order the list first names them.
-func (s *session) listServers(ref string, patterns []string) ([]string, error) {
-	var servers []string
-	err := s.visible(func(e *store.Entry, ext string) {
-		for _, p := range patterns {
-			if match(canonicalPattern(ref+p), ext) {
-				if !slices.Contains(servers, e.Server()) {
-					servers = append(servers, e.Server())
-				}
-				return
-			}
-		}
-	})
-	return servers, err
 }
 
 // canonicalPattern upper-cases a leading INBOX, which is case-insensitive.

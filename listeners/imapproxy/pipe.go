@@ -265,7 +265,6 @@ func (s *session) streamResponse(b *backend, dst io.Writer) error {
 			chunk, err := b.r.ReadSlice('\n')
 			if len(chunk) > 0 {
 				tail.add(chunk)
-				s.writeDeadline()
 				if _, werr := dst.Write(chunk); werr != nil {
 					return werr
 				}
@@ -324,7 +323,6 @@ func (s *session) copyToClient(b *backend, dst io.Writer, n int64) error {
 		b.readDeadline()
 		k, err := b.r.Read(buf[:min(int64(len(buf)), n)])
 		if k > 0 {
-			s.writeDeadline()
 			if _, werr := dst.Write(buf[:k]); werr != nil {
 				return werr
 			}
@@ -391,7 +389,6 @@ func (s *session) spliceToClient(b *backend, n int64) (done bool, err error) {
 	// What b's reader holds already goes first, through the writer.
 	if k := min(int64(b.r.Buffered()), n); k > 0 {
 		buf, _ := b.r.Peek(int(k))
-		s.writeDeadline()
 		if _, err := s.w.Write(buf); err != nil {
 			return true, err
 		}
@@ -440,7 +437,11 @@ func (s *session) spliceFromClient(b *backend, n int64) (done bool, err error) {
 		k, err := io.CopyN(dst, src, min(n, copyStep))
 		n -= k
 		if err != nil {
-			return true, b.fail(err)
+			// Either side may have failed; the client's end (a stall, a
+			// hang-up) is the likelier in the middle of its upload, and
+			// the session ends either way.
+			b.broken = true
+			return true, err
 		}
 	}
 	return true, nil

@@ -24,9 +24,9 @@ func withMailbox(name, loc string) func(*imapproxy.Config) {
 	}
 }
 
-// TestProxyCrossCopyRelaysExpunge: an EXPUNGE the selected backend sends
-// while a cross-backend COPY streams a message reaches the client, whose
-// message numbers would otherwise be out of step.
+// TestProxyCrossCopyRelaysExpunge: an EXPUNGE or a flag change the
+// selected backend sends while a cross-backend COPY streams a message
+// reaches the client, whose view would otherwise be out of step.
 func TestProxyCrossCopyRelaysExpunge(t *testing.T) {
 	f1 := startFake(t, "LITERAL+ UIDPLUS", func(c *fakeConn, tag, cmd string) bool {
 		switch up := strings.ToUpper(cmd); {
@@ -37,8 +37,8 @@ func TestProxyCrossCopyRelaysExpunge(t *testing.T) {
 			c.send(`* 1 FETCH (UID 5 FLAGS (\Seen) INTERNALDATE "01-Jan-2024 00:00:00 +0000")`)
 			c.send(tag + " OK done")
 		case strings.HasPrefix(up, "UID FETCH 5 "):
-			c.send("* 2 EXPUNGE") // another session expunged message 2
-			c.send("* 1 FETCH (FLAGS (\\Seen) {3}\r\nabc)")
+			c.send("* 2 EXPUNGE")                                // another session expunged message 2
+			c.send("* 1 FETCH (FLAGS (\\Seen \\Flagged) UID 5)") // and flagged message 1
 			c.send("* 1 FETCH (BODY[] {5}\r\nhello UID 5)")
 			c.send(tag + " OK done")
 		default:
@@ -67,8 +67,8 @@ func TestProxyCrossCopyRelaysExpunge(t *testing.T) {
 	if !strings.HasPrefix(tagged, "OK [COPYUID 7 5 9]") {
 		t.Fatalf("COPY: %s", tagged)
 	}
-	if !has(u, "* 2 EXPUNGE") {
-		t.Errorf("the selected mailbox's EXPUNGE was not relayed: %q", u)
+	if !has(u, "* 2 EXPUNGE") || !has(u, `\Flagged`) {
+		t.Errorf("the selected mailbox's news were not relayed: %q", u)
 	}
 	if has(u, "hello") {
 		t.Errorf("the copied body reached the client: %q", u)
@@ -234,4 +234,130 @@ func TestProxyCrossCopyLimit(t *testing.T) {
 		}
 	}
 	c.ok("NOOP") // the session goes on
+}
+
+// TestProxyLongAnswerAfterIdle: an answer the proxy builds itself, longer
+// than its write buffer, is written in full after the client has been
+// quiet for longer than the write timeout.
+func TestProxyLongAnswerAfterIdle(t *testing.T) {
+	f := startFake(t, "LITERAL+", selectHandler)
+	var more []func(*imapproxy.Config)
+	for i := range 300 {
+		more = append(more, withMailbox(fmt.Sprintf("user.alice.folder%03d", i), "fake1!default"))
+	}
+	more = append(more, func(cfg *imapproxy.Config) { cfg.Limits.WriteTimeout = 300 * time.Millisecond })
+	addr := fakeMurder(t, map[string]string{"fake1": f.ln.Addr().String()}, more...)
+	c := login(t, addr, "alice", "alicepw")
+	time.Sleep(time.Second) // the client reads mail for a while
+	if u := c.ok(`LIST "" "*"`); len(u) < 301 {
+		t.Errorf("LIST after a quiet second: %d lines", len(u))
+	}
+}
+
+// TestProxySpecialUseMerge: special-use attributes come from the backend
+// holding each mailbox, whatever placeholders other backends send for it,
+// and asking for them changes no names in the answer (RFC 5258).
+func TestProxySpecialUseMerge(t *testing.T) {
+	lister := func(lines ...string) func(c *fakeConn, tag, cmd string) bool {
+		return func(c *fakeConn, tag, cmd string) bool {
+			if strings.HasPrefix(strings.ToUpper(cmd), "LIST ") {
+				for _, l := range lines {
+					c.send(l)
+				}
+				c.send(tag + " OK done")
+				return true
+			}
+			return selectHandler(c, tag, cmd)
+		}
+	}
+	f1 := startFake(t, "LITERAL+", lister(
+		`* LIST (\HasChildren) "." INBOX`,
+		`* LIST (\HasNoChildren \Sent) "." INBOX.Sent`,
+		`* LIST (\Noselect \HasChildren) "." shared`, // a placeholder for shared.x's parent
+		`* LIST (\HasNoChildren) "." shared.x`,
+		`* LIST (\HasNoChildren) "." proj.x`))
+	f2 := startFake(t, "LITERAL+", lister(`* LIST (\HasChildren \Archive) "." shared`))
+	addr := fakeMurder(t, map[string]string{"fake1": f1.ln.Addr().String(), "fake2": f2.ln.Addr().String()},
+		withMailbox("user.alice.Sent", "fake1!default"), withMailbox("shared.x", "fake1!default"),
+		withMailbox("shared", "fake2!default"), withMailbox("proj.x", "fake1!default"))
+	c := login(t, addr, "alice", "alicepw")
+	u := c.ok(`LIST "" "*" RETURN (SPECIAL-USE)`)
+	for _, want := range []string{`(\HasNoChildren \Sent) "." INBOX.Sent`, `(\HasChildren \Archive) "." shared`} {
+		if !has(u, want) {
+			t.Errorf("LIST RETURN (SPECIAL-USE) lacks %s:\n%s", want, strings.Join(u, "\n"))
+		}
+	}
+	if only := c.ok(`LIST (SPECIAL-USE) "" "*"`); len(only) != 2 {
+		t.Errorf("LIST (SPECIAL-USE):\n%s", strings.Join(only, "\n"))
+	}
+	plain, special := c.ok(`LIST "" "p%%"`), c.ok(`LIST "" "p%%" RETURN (SPECIAL-USE)`)
+	if len(plain) != 1 || strings.Join(plain, "\n") != strings.Join(special, "\n") {
+		t.Errorf("LIST p%%:\n%s\nwith RETURN (SPECIAL-USE):\n%s", strings.Join(plain, "\n"), strings.Join(special, "\n"))
+	}
+}
+
+// TestProxySpecialUseSelectedLost: the selected backend failing during a
+// special-use LIST ends the session as any loss of the selected backend
+// does, rather than leaving the client selected on nothing.
+func TestProxySpecialUseSelectedLost(t *testing.T) {
+	f := startFake(t, "LITERAL+", func(c *fakeConn, tag, cmd string) bool {
+		if strings.HasPrefix(strings.ToUpper(cmd), "LIST ") {
+			return false
+		}
+		return selectHandler(c, tag, cmd)
+	})
+	addr := fakeMurder(t, map[string]string{"fake1": f.ln.Addr().String()})
+	c := login(t, addr, "alice", "alicepw")
+	c.ok("SELECT INBOX")
+	c.send(`l LIST "" "INBOX" RETURN (SPECIAL-USE)` + "\r\n")
+	var last string
+	for {
+		l, err := c.r.ReadString('\n')
+		if l != "" {
+			last = l
+		}
+		if err != nil {
+			break
+		}
+	}
+	if !strings.HasPrefix(last, "* BYE") {
+		t.Errorf("last line after losing the selected backend: %q", last)
+	}
+}
+
+// TestProxyStalledUpload: a client that stalls in the middle of a large
+// APPEND to the selected backend is logged out for idleness, not told
+// that the backend was lost.
+func TestProxyStalledUpload(t *testing.T) {
+	f := startFake(t, "LITERAL+", func(c *fakeConn, tag, cmd string) bool {
+		if strings.HasPrefix(strings.ToUpper(cmd), "APPEND ") {
+			c.send("+ go ahead")
+			_, _ = io.Copy(io.Discard, c.r) // until the proxy hangs up
+			return false
+		}
+		return selectHandler(c, tag, cmd)
+	})
+	addr := fakeMurder(t, map[string]string{"fake1": f.ln.Addr().String()}, func(cfg *imapproxy.Config) {
+		cfg.Limits.IdleTimeout = 300 * time.Millisecond
+	})
+	c := login(t, addr, "alice", "alicepw")
+	c.ok("SELECT INBOX")
+	c.send("a APPEND INBOX {400000}\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("APPEND: %q", l)
+	}
+	c.send(strings.Repeat("x", 100000)) // and no more
+	var last string
+	for {
+		l, err := c.r.ReadString('\n')
+		if l != "" {
+			last = l
+		}
+		if err != nil {
+			break
+		}
+	}
+	if !strings.HasPrefix(last, "* BYE") || strings.Contains(last, "backend") {
+		t.Errorf("last line after stalling: %q", last)
+	}
 }

@@ -87,8 +87,22 @@ func newSession(srv *Server, c net.Conn) *session {
 func (s *session) setConn(c net.Conn) {
 	s.conn = c
 	s.r = bufio.NewReaderSize(c, bufSize)
-	s.w = bufio.NewWriterSize(c, bufSize)
+	s.w = bufio.NewWriterSize(deadlineWriter{c, s.srv.cfg.Limits.WriteTimeout}, bufSize)
 	s.pr = pieceReader{r: s.r, max: s.srv.cfg.Limits.MaxLine}
+}
+
+// deadlineWriter arms the write deadline before every write: the
+// session's buffered writer also flushes by itself when it fills, in the
+// middle of a long answer, where a deadline left from an earlier command
+// would have passed.
+type deadlineWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.conn.SetWriteDeadline(time.Now().Add(d.timeout))
+	return d.conn.Write(p)
 }
 
 // shutdown makes the session end soon; it may be called from any
@@ -181,10 +195,13 @@ func (s *session) closeBackends() {
 	s.log.Debug("imapproxy: closed", "user", s.user)
 }
 
-// clientDeadline arms the client read deadline for one read step.
+// clientDeadline arms the client read deadline for one read step. It
+// checks for shutdown after arming, so a shutdown that comes between the
+// two is not undone.
 func (s *session) clientDeadline() {
-	if !s.closing.Load() {
-		_ = s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.Limits.IdleTimeout))
+	_ = s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.Limits.IdleTimeout))
+	if s.closing.Load() {
+		_ = s.conn.SetReadDeadline(time.Now())
 	}
 }
 
@@ -196,7 +213,6 @@ func (s *session) flush() error {
 	if s.w.Buffered() == 0 {
 		return nil
 	}
-	s.writeDeadline()
 	return s.w.Flush()
 }
 
