@@ -169,7 +169,8 @@ func selectVia(t *testing.T, addr, user, pass, mailbox string) {
 func TestMixed(t *testing.T) {
 	cyrustest.Require(t)
 	env, _ := boot(t, "mixed")
-	for _, u := range []string{"alice", "bob"} {
+	// carol is only in her Cyrus backend's sasldb.
+	for _, u := range []string{"alice", "bob", "carol"} {
 		selectVia(t, env["FE_IMAP"], u, u+"pw", "INBOX")
 	}
 	if rec := findAt(t, env["MASTER"], "admin", "adminpw", "user.bob"); rec.Location != env["CY2_IMAP"]+"!default" {

@@ -27,10 +27,13 @@ start)
     done
     "$HARNESS/murder.sh" adduser "$STATE/cy1" alice alicepw --inbox >/dev/null
     "$HARNESS/murder.sh" adduser "$STATE/cy2" bob bobpw --inbox >/dev/null
+    # carol exists only in cy1's sasldb: the frontend checks her password
+    # there (password_check: users backend).
+    "$HARNESS/murder.sh" adduser "$STATE/cy1" carol carolpw --inbox >/dev/null
     FE_IMAP=127.0.0.1:$(free_port)
     conf=$STATE/frontend.conf
     printf '%s\n' 'mupdate_authname: mupdate' 'mupdate_password: mupdatepw' 'proxy_password: proxypw' \
-        'allowplaintext: yes' 'admins: admin' >"$conf"
+        'allowplaintext: yes' 'admins: admin' 'password_check: users backend' >"$conf"
     start_node fe --config "$conf" --users "$users" --roles frontend,replica --master "$MASTER" \
         --mupdate 127.0.0.1:$(free_port) --imap "$FE_IMAP" --pop3 127.0.0.1:$(free_port) \
         --lmtp 127.0.0.1:$(free_port) --admin 127.0.0.1:$(free_port)
