@@ -83,7 +83,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 		AllowAllSubscribe: n.cfg.AllowAllSubscribe,
 		MaxMessageSize:    n.cfg.MaxMessageSize,
 		IdleTimeout:       n.cfg.IMAPIdleTimeout,
-		FailedLoginPause:  n.loginPause(),
+		FailedLoginPause:  n.cfg.FailedLoginPause,
 		Metrics:           n.listenerMetrics("imap", n.metrics.IMAP),
 		Logger:            n.log.With("listener", "imap"),
 	})
@@ -100,7 +100,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 			Store:            n.mail,
 			Login:            policy.Login,
 			IdleTimeout:      n.cfg.POP3IdleTimeout,
-			FailedLoginPause: n.loginPause(),
+			FailedLoginPause: n.cfg.FailedLoginPause,
 			Metrics:          n.listenerMetrics("pop3", n.metrics.POP3),
 			Logger:           n.log.With("listener", "pop3"),
 		})
@@ -120,7 +120,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 			RequireAuth:      n.cfg.LMTPRequireAuth,
 			Separator:        n.cfg.Separator,
 			MaxMessageSize:   n.cfg.MaxMessageSize,
-			FailedLoginPause: n.loginPause(),
+			FailedLoginPause: n.cfg.FailedLoginPause,
 			Metrics:          n.listenerMetrics("lmtp", n.metrics.LMTP),
 			Logger:           n.log.With("listener", "lmtp"),
 		})
@@ -205,14 +205,4 @@ func (n *Node) PusherStatus() (st pusher.Status, ok bool) {
 		return st, false
 	}
 	return *res.(*pusher.Status), true
-}
-
-// loginPause is failedloginpause as the backend listeners take it: they
-// read zero as their default, so "failedloginpause: 0" must become
-// negative to mean no pause.
-func (n *Node) loginPause() time.Duration {
-	if n.cfg.FailedLoginPause == 0 {
-		return -1
-	}
-	return n.cfg.FailedLoginPause
 }

@@ -53,7 +53,7 @@ type Config struct {
 	// MaxConnsPerUser caps the authenticated connections of one user;
 	// default 100.
 	MaxConnsPerUser int
-	// FailedLoginPause delays the reply to a failed login; default 3 s,
+	// FailedLoginPause delays the reply to a failed login; zero or
 	// negative for none.
 	FailedLoginPause time.Duration
 	// Metrics counts commands; nil counts nothing.
@@ -133,9 +133,6 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxConnsPerUser <= 0 {
 		cfg.MaxConnsPerUser = 100
-	}
-	if cfg.FailedLoginPause == 0 {
-		cfg.FailedLoginPause = 3 * time.Second
 	}
 	if cfg.ServerName == "" {
 		cfg.ServerName = "rookery"

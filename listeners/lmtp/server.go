@@ -61,7 +61,7 @@ type ServerConfig struct {
 	// WriteTimeout ends a connection that does not read its replies;
 	// default 60 s.
 	WriteTimeout time.Duration
-	// FailedLoginPause delays the reply to a failed AUTH; default 3 s,
+	// FailedLoginPause delays the reply to a failed AUTH; zero or
 	// negative for none.
 	FailedLoginPause time.Duration
 	// Metrics counts commands, deliveries and deferrals; nil counts
@@ -164,9 +164,6 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 60 * time.Second
-	}
-	if cfg.FailedLoginPause == 0 {
-		cfg.FailedLoginPause = 3 * time.Second
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}

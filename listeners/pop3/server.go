@@ -45,7 +45,7 @@ type ServerConfig struct {
 	WriteTimeout time.Duration
 	// MaxConns caps connections; default 1000.
 	MaxConns int
-	// FailedLoginPause delays the reply to a failed login; default 3 s,
+	// FailedLoginPause delays the reply to a failed login; zero or
 	// negative for none.
 	FailedLoginPause time.Duration
 	// Metrics counts commands; nil counts nothing.
@@ -115,9 +115,6 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 1000
-	}
-	if cfg.FailedLoginPause == 0 {
-		cfg.FailedLoginPause = 3 * time.Second
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
