@@ -1,20 +1,15 @@
 package node
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/rookery/rookery/internal/selfsigned"
 )
 
 // tlsConfig loads tls_server_cert/tls_server_key, or makes a self-signed
@@ -68,41 +63,22 @@ func (n *Node) clientTLS() (*tls.Config, error) {
 	return conf, nil
 }
 
+// selfSigned writes a new self-signed certificate for name, valid five
+// years, and its key.
 func selfSigned(dir, certFile, keyFile, name string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := selfsigned.New(name, 5*365*24*time.Hour)
 	if err != nil {
-		return fmt.Errorf("node: tls key: %w", err)
+		return fmt.Errorf("node: tls: %w", err)
 	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	host, _, err := net.SplitHostPort(name)
+	certPEM, keyPEM, err := selfsigned.PEM(c)
 	if err != nil {
-		host = name
+		return fmt.Errorf("node: tls: %w", err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: host},
-		DNSNames:     []string{host},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().AddDate(5, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if ip := net.ParseIP(host); ip != nil {
-		tmpl.DNSNames, tmpl.IPAddresses = nil, []net.IP{ip}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return fmt.Errorf("node: tls certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("node: tls key: %w", err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return os.WriteFile(certFile, certPEM, 0o644)
 }
