@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+
+	"github.com/rookery/rookery/internal/record"
 )
 
 // Key schema. Every key starts with a one-byte family prefix (readable ASCII, so
@@ -43,8 +45,6 @@ const (
 	prefixEntry = 'e'
 	prefixLog   = 'l'
 	prefixMeta  = 'm'
-
-	valueV1 = 1
 
 	storeFormat = 1
 )
@@ -122,15 +122,11 @@ func familyBounds(prefix byte) (lower, upper []byte) {
 	return []byte{prefix}, []byte{prefix + 1}
 }
 
-func appendString(dst []byte, s string) []byte {
-	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
-}
-
 func encodeEntry(dst []byte, e *Entry) []byte {
-	dst = append(dst, valueV1, byte(e.Kind))
-	dst = appendString(dst, e.Name)
-	dst = appendString(dst, e.Location)
-	return appendString(dst, e.ACL)
+	dst = append(dst, record.V1, byte(e.Kind))
+	dst = record.AppendString(dst, e.Name)
+	dst = record.AppendString(dst, e.Location)
+	return record.AppendString(dst, e.ACL)
 }
 
 // appendLogEntry writes an entry of a change record; nil is kind 0.
@@ -139,121 +135,54 @@ func appendLogEntry(dst []byte, e *Entry) []byte {
 		return append(dst, 0)
 	}
 	dst = append(dst, byte(e.Kind))
-	dst = appendString(dst, e.Location)
-	return appendString(dst, e.ACL)
+	dst = record.AppendString(dst, e.Location)
+	return record.AppendString(dst, e.ACL)
 }
 
 func encodeChange(dst []byte, c *Change) []byte {
-	dst = append(dst, valueV1)
-	dst = appendString(dst, c.Name)
+	dst = append(dst, record.V1)
+	dst = record.AppendString(dst, c.Name)
 	dst = appendLogEntry(dst, c.Old)
 	return appendLogEntry(dst, c.New)
 }
 
-func encodeUvarint(dst []byte, v uint64) []byte {
-	return binary.AppendUvarint(append(dst, valueV1), v)
-}
-
-// decoder reads a value. Strings are cut from one copy of the whole value,
-// so decoding an entry costs one allocation instead of one per field.
-type decoder struct {
-	b   []byte
-	s   string
-	off int
-	bad bool
-}
-
-// newDecoder checks the version byte; copyStrings is false for values with
-// no string fields.
-func newDecoder(v []byte, copyStrings bool) *decoder {
-	d := &decoder{b: v, off: 1}
-	if len(v) == 0 || v[0] != valueV1 {
-		d.bad = true
-		return d
-	}
-	if copyStrings {
-		d.s = string(v)
-	}
-	return d
-}
-
-func (d *decoder) byte() byte {
-	if d.bad || d.off >= len(d.b) {
-		d.bad = true
-		return 0
-	}
-	c := d.b[d.off]
-	d.off++
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.bad {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.off:])
-	if n <= 0 {
-		d.bad = true
-		return 0
-	}
-	d.off += n
-	return v
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.bad || n > uint64(len(d.b)-d.off) {
-		d.bad = true
-		return ""
-	}
-	s := d.s[d.off : d.off+int(n)]
-	d.off += int(n)
-	return s
-}
-
 // logEntry reads an entry of a change record.
-func (d *decoder) logEntry(name string) *Entry {
-	k := Kind(d.byte())
-	if k == 0 || d.bad {
+func logEntry(d *record.Decoder, name string) *Entry {
+	k := Kind(d.Byte())
+	if k == 0 || !d.OK() {
 		return nil
 	}
 	if k != Active && k != Reserved {
-		d.bad = true
+		d.Fail()
 		return nil
 	}
-	return &Entry{Name: name, Kind: k, Location: d.string(), ACL: d.string()}
+	return &Entry{Name: name, Kind: k, Location: d.String(), ACL: d.String()}
 }
 
-// err reports a malformed value or trailing bytes.
-func (d *decoder) err(key []byte) error {
-	if d.bad || d.off != len(d.b) {
-		return fmt.Errorf("store: corrupt value for key %q", key)
-	}
-	return nil
-}
-
+// decodeEntry cuts the entry's strings from one copy of the value, one
+// allocation instead of one per field.
 func decodeEntry(key, v []byte) (Entry, error) {
-	d := newDecoder(v, true)
-	e := Entry{Kind: Kind(d.byte())}
-	e.Name = d.string()
-	e.Location = d.string()
-	e.ACL = d.string()
+	d := record.NewDecoder(v, true)
+	e := Entry{Kind: Kind(d.Byte())}
+	e.Name = d.String()
+	e.Location = d.String()
+	e.ACL = d.String()
 	if e.Kind != Active && e.Kind != Reserved {
-		d.bad = true
+		d.Fail()
 	}
-	return e, d.err(key)
+	return e, d.Err("store", key)
 }
 
 func decodeChange(seq uint64, key, v []byte) (Change, error) {
-	d := newDecoder(v, true)
-	c := Change{Seq: seq, Name: d.string()}
-	c.Old = d.logEntry(c.Name)
-	c.New = d.logEntry(c.Name)
-	return c, d.err(key)
+	d := record.NewDecoder(v, true)
+	c := Change{Seq: seq, Name: d.String()}
+	c.Old = logEntry(&d, c.Name)
+	c.New = logEntry(&d, c.Name)
+	return c, d.Err("store", key)
 }
 
 func decodeUvarint(key, v []byte) (uint64, error) {
-	d := newDecoder(v, false)
-	n := d.uvarint()
-	return n, d.err(key)
+	d := record.NewDecoder(v, false)
+	n := d.Uvarint()
+	return n, d.Err("store", key)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 
+	"github.com/rookery/rookery/internal/record"
 	"github.com/rookery/rookery/store/pebblelog"
 )
 
@@ -165,7 +166,7 @@ func (db *DB) load() error {
 	if err != nil {
 		return fmt.Errorf("store: read epoch: %w", err)
 	}
-	if len(v) == 17 && v[0] == valueV1 {
+	if len(v) == 17 && v[0] == record.V1 {
 		db.epoch = hex.EncodeToString(v[1:])
 	}
 	closer.Close()
@@ -189,7 +190,7 @@ func (db *DB) load() error {
 		if reserved, err = db.countReserved(); err != nil {
 			return err
 		}
-		if err := db.pdb.Set(sysReserved, encodeUvarint(nil, reserved), pebble.Sync); err != nil {
+		if err := db.pdb.Set(sysReserved, record.Uvarint(nil, reserved), pebble.Sync); err != nil {
 			return fmt.Errorf("store: write reserved count: %w", err)
 		}
 	}
@@ -225,8 +226,8 @@ func (db *DB) create() error {
 	}
 	b := db.pdb.NewBatch()
 	defer b.Close()
-	_ = b.Set(sysFormat, encodeUvarint(nil, storeFormat), nil)
-	_ = b.Set(sysEpoch, append([]byte{valueV1}, epoch[:]...), nil)
+	_ = b.Set(sysFormat, record.Uvarint(nil, storeFormat), nil)
+	_ = b.Set(sysEpoch, append([]byte{record.V1}, epoch[:]...), nil)
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("store: create: %w", err)
 	}
@@ -343,7 +344,7 @@ func (db *DB) Meta(key string) (string, bool, error) {
 		return "", false, fmt.Errorf("store: get meta %q: %w", key, err)
 	}
 	defer c.Close()
-	if len(v) == 0 || v[0] != valueV1 {
+	if len(v) == 0 || v[0] != record.V1 {
 		return "", false, fmt.Errorf("store: corrupt value for key %q", k)
 	}
 	return string(v[1:]), true, nil
@@ -431,18 +432,18 @@ func (db *DB) Commit(b *Batch) (uint64, error) {
 			_ = pb.Delete(db.kbuf, nil)
 			continue
 		}
-		db.vbuf = append(append(db.vbuf[:0], valueV1), v...)
+		db.vbuf = append(append(db.vbuf[:0], record.V1), v...)
 		_ = pb.Set(db.kbuf, db.vbuf, nil)
 	}
 
 	oldest := db.oldest.Load()
 	if seq > last {
-		_ = pb.Set(sysLastSeq, encodeUvarint(db.vbuf[:0], seq), nil)
+		_ = pb.Set(sysLastSeq, record.Uvarint(db.vbuf[:0], seq), nil)
 		if count != db.count.Load() {
-			_ = pb.Set(sysCount, encodeUvarint(db.vbuf[:0], count), nil)
+			_ = pb.Set(sysCount, record.Uvarint(db.vbuf[:0], count), nil)
 		}
 		if reserved != db.reserved.Load() {
-			_ = pb.Set(sysReserved, encodeUvarint(db.vbuf[:0], reserved), nil)
+			_ = pb.Set(sysReserved, record.Uvarint(db.vbuf[:0], reserved), nil)
 		}
 		// Trim in rare large steps: one range tombstone per LogRetain/4
 		// commits rather than one per commit.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/rookery/rookery/internal/record"
 )
 
 // Staged is a body written to the store but not yet part of a message.
@@ -232,7 +234,7 @@ func (s *Store) Append(mailbox string, msgs []NewMessage) (AppendResult, error) 
 			}
 			t.set(messageKey(m.ID, msg.UID), encodeMessage(&msg))
 		}
-		t.set(sysBody, encodeUvarint(s.lastBody.Load()))
+		t.set(sysBody, record.Uvarint(nil, s.lastBody.Load()))
 		t.set(mailboxKey(mailbox), encodeMailbox(&m))
 		t.notify = append(t.notify, m.ID)
 		return nil

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	"github.com/rookery/rookery/internal/record"
 )
 
 // Key schema. Every key starts with a one-byte family prefix (readable
@@ -60,7 +62,6 @@ const (
 	prefixSub     = 'u'
 	prefixQuota   = 'q'
 
-	valueV1     = 1
 	storeFormat = 1
 
 	// chunkSize is the largest chunk value; a body up to this size is one
@@ -158,51 +159,47 @@ func subBounds(user string) (lo, hi []byte) {
 	return lo, hi
 }
 
-func appendString(dst []byte, s string) []byte {
-	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
-}
-
 func encodeMailbox(m *Mailbox) []byte {
-	b := []byte{valueV1}
-	b = appendString(b, m.Name)
+	b := []byte{record.V1}
+	b = record.AppendString(b, m.Name)
 	b = binary.AppendUvarint(b, m.ID)
 	b = binary.AppendUvarint(b, uint64(m.UIDValidity))
 	b = binary.AppendUvarint(b, uint64(m.UIDNext))
 	b = binary.AppendUvarint(b, m.HighestModSeq)
-	b = appendString(b, m.ACL)
-	b = appendString(b, m.SpecialUse)
+	b = record.AppendString(b, m.ACL)
+	b = record.AppendString(b, m.SpecialUse)
 	b = binary.AppendUvarint(b, uint64(m.Exists))
 	b = binary.AppendUvarint(b, uint64(m.Size))
 	b = binary.AppendUvarint(b, uint64(len(m.Keywords)))
 	for _, k := range m.Keywords {
-		b = appendString(b, k)
+		b = record.AppendString(b, k)
 	}
 	return b
 }
 
 func decodeMailbox(key, v []byte) (Mailbox, error) {
-	d := newDecoder(v)
-	m := Mailbox{Name: d.string(), ID: d.uvarint()}
-	m.UIDValidity = d.uint32()
-	m.UIDNext = d.uint32()
-	m.HighestModSeq = d.uvarint()
-	m.ACL = d.string()
-	m.SpecialUse = d.string()
-	m.Exists = d.uint32()
-	m.Size = int64(d.uvarint())
-	n := d.uvarint()
+	d := record.NewDecoder(v, false)
+	m := Mailbox{Name: d.String(), ID: d.Uvarint()}
+	m.UIDValidity = d.Uint32()
+	m.UIDNext = d.Uint32()
+	m.HighestModSeq = d.Uvarint()
+	m.ACL = d.String()
+	m.SpecialUse = d.String()
+	m.Exists = d.Uint32()
+	m.Size = int64(d.Uvarint())
+	n := d.Uvarint()
 	if n > uint64(len(v)) {
-		d.bad = true
+		d.Fail()
 	}
-	for i := uint64(0); i < n && !d.bad; i++ {
-		m.Keywords = append(m.Keywords, d.string())
+	for i := uint64(0); i < n && d.OK(); i++ {
+		m.Keywords = append(m.Keywords, d.String())
 	}
-	return m, d.err(key)
+	return m, d.Err("mailstore", key)
 }
 
 func encodeMessage(m *Message) []byte {
 	b := make([]byte, 0, 48)
-	b = append(b, valueV1)
+	b = append(b, record.V1)
 	b = binary.AppendUvarint(b, m.ModSeq)
 	_, off := m.InternalDate.Zone()
 	b = binary.AppendVarint(b, m.InternalDate.Unix())
@@ -212,64 +209,70 @@ func encodeMessage(m *Message) []byte {
 	b = binary.AppendUvarint(b, uint64(m.HeaderSize))
 	b = binary.AppendUvarint(b, uint64(len(m.Flags)))
 	for _, f := range m.Flags {
-		b = appendString(b, f)
+		b = record.AppendString(b, f)
 	}
 	return b
 }
 
 func decodeMessage(key, v []byte) (Message, error) {
-	d := newDecoder(v)
-	if len(key) != 13 {
-		d.bad = true
-	} else {
-		d.uid = binary.BigEndian.Uint32(key[9:])
+	d := record.NewDecoder(v, false)
+	uid, ok := messageUID(key)
+	if !ok {
+		d.Fail()
 	}
-	m := Message{UID: d.uid, ModSeq: d.uvarint()}
-	sec, off := d.varint(), d.varint()
+	m := Message{UID: uid, ModSeq: d.Uvarint()}
+	sec, off := d.Varint(), d.Varint()
 	if off > -86400*2 && off < 86400*2 {
 		m.InternalDate = time.Unix(sec, 0).In(zone(int(off)))
 	} else {
-		d.bad = true
+		d.Fail()
 	}
-	m.body = d.uvarint()
-	m.Size = int64(d.uvarint())
-	m.HeaderSize = int64(d.uvarint())
-	n := d.uvarint()
+	m.body = d.Uvarint()
+	m.Size = int64(d.Uvarint())
+	m.HeaderSize = int64(d.Uvarint())
+	n := d.Uvarint()
 	if n > uint64(len(v)) {
-		d.bad = true
+		d.Fail()
 	}
-	if n > 0 && !d.bad {
+	if n > 0 && d.OK() {
 		m.Flags = make([]string, 0, n)
-		for i := uint64(0); i < n && !d.bad; i++ {
-			m.Flags = append(m.Flags, d.string())
+		for i := uint64(0); i < n && d.OK(); i++ {
+			m.Flags = append(m.Flags, d.String())
 		}
 	}
-	return m, d.err(key)
+	return m, d.Err("mailstore", key)
 }
 
 // peekMessage reads a message record's UID and whether it has \Seen,
 // skipping the fields decodeMessage would allocate for.
 func peekMessage(key, v []byte) (uint32, bool, error) {
-	d := newDecoder(v)
-	if len(key) != 13 {
-		d.bad = true
-	} else {
-		d.uid = binary.BigEndian.Uint32(key[9:])
+	d := record.NewDecoder(v, false)
+	uid, ok := messageUID(key)
+	if !ok {
+		d.Fail()
 	}
-	d.uvarint() // modseq
-	d.varint()  // internal date
-	d.varint()  // zone offset
-	d.uvarint() // body
-	d.uvarint() // size
-	d.uvarint() // header size
-	n := d.uvarint()
+	d.Uvarint() // modseq
+	d.Varint()  // internal date
+	d.Varint()  // zone offset
+	d.Uvarint() // body
+	d.Uvarint() // size
+	d.Uvarint() // header size
+	n := d.Uvarint()
 	seen := false
-	for i := uint64(0); i < n && !d.bad; i++ {
-		if f := d.bytes(); string(f) == `\Seen` {
+	for i := uint64(0); i < n && d.OK(); i++ {
+		if f := d.Bytes(); string(f) == `\Seen` {
 			seen = true
 		}
 	}
-	return d.uid, seen, d.err(key)
+	return uid, seen, d.Err("mailstore", key)
+}
+
+// messageUID reads the UID out of a message key.
+func messageUID(key []byte) (uint32, bool) {
+	if len(key) != 13 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(key[9:]), true
 }
 
 // zone returns a fixed zone for an offset; UTC is shared so that most
@@ -289,7 +292,7 @@ type bodyRecord struct {
 }
 
 func encodeBody(r *bodyRecord) []byte {
-	b := []byte{valueV1}
+	b := []byte{record.V1}
 	b = binary.AppendUvarint(b, r.refs)
 	b = binary.AppendUvarint(b, uint64(r.size))
 	b = binary.AppendUvarint(b, uint64(r.headerSize))
@@ -298,11 +301,11 @@ func encodeBody(r *bodyRecord) []byte {
 }
 
 func decodeBody(key, v []byte) (bodyRecord, error) {
-	d := newDecoder(v)
-	r := bodyRecord{refs: d.uvarint(), size: int64(d.uvarint()), headerSize: int64(d.uvarint())}
+	d := record.NewDecoder(v, false)
+	r := bodyRecord{refs: d.Uvarint(), size: int64(d.Uvarint()), headerSize: int64(d.Uvarint())}
 	// The value's buffer belongs to Pebble; the summary outlives it.
-	r.summary = append([]byte(nil), d.bytes()...)
-	return r, d.err(key)
+	r.summary = append([]byte(nil), d.Bytes()...)
+	return r, d.Err("mailstore", key)
 }
 
 type quotaRecord struct {
@@ -312,90 +315,16 @@ type quotaRecord struct {
 }
 
 func encodeQuota(q *quotaRecord) []byte {
-	b := []byte{valueV1}
-	b = appendString(b, q.root)
+	b := []byte{record.V1}
+	b = record.AppendString(b, q.root)
 	b = binary.AppendUvarint(b, uint64(q.limit+1))
 	return binary.AppendUvarint(b, uint64(max(q.used, 0)))
 }
 
 func decodeQuota(key, v []byte) (quotaRecord, error) {
-	d := newDecoder(v)
-	q := quotaRecord{root: d.string()}
-	q.limit = int64(d.uvarint()) - 1
-	q.used = int64(d.uvarint())
-	return q, d.err(key)
-}
-
-func encodeUvarint(v uint64) []byte {
-	return binary.AppendUvarint([]byte{valueV1}, v)
-}
-
-// decoder reads a value; the first problem sticks and err reports it.
-type decoder struct {
-	b   []byte
-	off int
-	bad bool
-	uid uint32
-}
-
-func newDecoder(v []byte) *decoder {
-	d := &decoder{b: v, off: 1}
-	if len(v) == 0 || v[0] != valueV1 {
-		d.bad = true
-	}
-	return d
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.bad {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.off:])
-	if n <= 0 {
-		d.bad = true
-		return 0
-	}
-	d.off += n
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.bad {
-		return 0
-	}
-	v, n := binary.Varint(d.b[d.off:])
-	if n <= 0 {
-		d.bad = true
-		return 0
-	}
-	d.off += n
-	return v
-}
-
-func (d *decoder) uint32() uint32 {
-	v := d.uvarint()
-	if v > uint64(^uint32(0)) {
-		d.bad = true
-	}
-	return uint32(v)
-}
-
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if d.bad || n > uint64(len(d.b)-d.off) {
-		d.bad = true
-		return nil
-	}
-	b := d.b[d.off : d.off+int(n)]
-	d.off += int(n)
-	return b
-}
-
-func (d *decoder) string() string { return string(d.bytes()) }
-
-func (d *decoder) err(key []byte) error {
-	if d.bad || d.off != len(d.b) {
-		return fmt.Errorf("mailstore: corrupt value for key %q", key)
-	}
-	return nil
+	d := record.NewDecoder(v, false)
+	q := quotaRecord{root: d.String()}
+	q.limit = int64(d.Uvarint()) - 1
+	q.used = int64(d.Uvarint())
+	return q, d.Err("mailstore", key)
 }

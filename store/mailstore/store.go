@@ -27,6 +27,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 
+	"github.com/rookery/rookery/internal/record"
 	"github.com/rookery/rookery/store/pebblelog"
 )
 
@@ -135,7 +136,7 @@ func (s *Store) load() error {
 		return err
 	}
 	if !ok {
-		if err := s.pdb.Set(sysFormat, encodeUvarint(storeFormat), pebble.Sync); err != nil {
+		if err := s.pdb.Set(sysFormat, record.Uvarint(nil, storeFormat), pebble.Sync); err != nil {
 			return fmt.Errorf("mailstore: create: %w", err)
 		}
 	} else if format != storeFormat {
@@ -185,7 +186,7 @@ func (s *Store) dropPending() error {
 	// Never hand out a dropped body's id again.
 	if maxID > s.lastBody.Load() {
 		s.lastBody.Store(maxID)
-		_ = b.Set(sysBody, encodeUvarint(maxID), nil)
+		_ = b.Set(sysBody, record.Uvarint(nil, maxID), nil)
 	}
 	s.log.Warn("mailstore: removed unfinished bodies left by a crash", "count", b.Count()/2)
 	if err := b.Commit(pebble.Sync); err != nil {
@@ -209,9 +210,9 @@ func (s *Store) getUvarint(key []byte) (uint64, bool, error) {
 		return 0, false, fmt.Errorf("mailstore: read %s: %w", key[1:], err)
 	}
 	defer c.Close()
-	d := newDecoder(v)
-	n := d.uvarint()
-	return n, true, d.err(key)
+	d := record.NewDecoder(v, false)
+	n := d.Uvarint()
+	return n, true, d.Err("mailstore", key)
 }
 
 // Close closes the store. Open Body readers must be closed first.
@@ -305,9 +306,9 @@ func (s *Store) MailboxByID(id uint64) (Mailbox, bool, error) {
 	if err != nil {
 		return Mailbox{}, false, fmt.Errorf("mailstore: get mailbox %d: %w", id, err)
 	}
-	d := newDecoder(v)
-	name := d.string()
-	err = d.err(idKey(id))
+	d := record.NewDecoder(v, false)
+	name := d.String()
+	err = d.Err("mailstore", idKey(id))
 	c.Close()
 	if err != nil {
 		return Mailbox{}, false, err
@@ -396,10 +397,10 @@ func (s *Store) CreateMailbox(name, acl, specialUse string) (Mailbox, error) {
 			Name: name, ID: s.lastMBID, UIDValidity: uint32(s.lastUIDV), UIDNext: 1,
 			HighestModSeq: 1, ACL: acl, SpecialUse: specialUse,
 		}
-		t.set(sysMBID, encodeUvarint(s.lastMBID))
-		t.set(sysUIDV, encodeUvarint(s.lastUIDV))
+		t.set(sysMBID, record.Uvarint(nil, s.lastMBID))
+		t.set(sysUIDV, record.Uvarint(nil, s.lastUIDV))
 		t.set(mailboxKey(name), encodeMailbox(&m))
-		t.set(idKey(m.ID), appendString([]byte{valueV1}, name))
+		t.set(idKey(m.ID), record.AppendString([]byte{record.V1}, name))
 		return nil
 	})
 	return m, err
@@ -489,7 +490,7 @@ func (s *Store) RenameMailbox(oldName, newName string) error {
 		m.Name = newName
 		t.del(mailboxKey(oldName))
 		t.set(mailboxKey(newName), encodeMailbox(&m))
-		t.set(idKey(m.ID), appendString([]byte{valueV1}, newName))
+		t.set(idKey(m.ID), record.AppendString([]byte{record.V1}, newName))
 		t.notify = append(t.notify, m.ID)
 		return nil
 	})
