@@ -99,44 +99,64 @@ func (c *lmtpClient) deliver(msg string, rcpts ...string) (rcptReps, dataReps []
 	return rcptReps, dataReps
 }
 
-// pop3Session logs in to a POP3 service with USER/PASS and returns the
-// STAT line and the first message.
-func pop3Retr(t *testing.T, addr, user, pass string) (stat, first string) {
+// pop3Client is a POP3 client for tests.
+type pop3Client struct {
+	t *testing.T
+	r *pop3.Reader
+	w *pop3.Writer
+}
+
+func dialPOP3(t *testing.T, addr string) *pop3Client {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	r := pop3.NewReader(bufio.NewReader(conn), 4096)
-	w := pop3.NewWriter(bufio.NewWriter(conn))
-	cmd := func(line string) pop3.Reply {
-		t.Helper()
-		if line != "" {
-			w.Line(line)
-			if err := w.Flush(); err != nil {
-				t.Fatal(err)
-			}
+	return &pop3Client{t: t, r: pop3.NewReader(bufio.NewReader(conn), 4096), w: pop3.NewWriter(bufio.NewWriter(conn))}
+}
+
+// cmd sends line (none for the greeting) and reads the reply.
+func (c *pop3Client) cmd(line string) pop3.Reply {
+	c.t.Helper()
+	if line != "" {
+		c.w.Line(line)
+		if err := c.w.Flush(); err != nil {
+			c.t.Fatal(err)
 		}
-		rep, err := r.ReadReply()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !rep.OK {
-			t.Fatalf("POP3 %q: -ERR %s", strings.Fields(line + " greeting")[0], rep.Text)
-		}
-		return rep
 	}
-	cmd("")
-	cmd("USER " + user)
-	cmd("PASS " + pass)
-	stat = cmd("STAT").Text
-	cmd("RETR 1")
-	b, err := io.ReadAll(r.DotReader())
+	rep, err := c.r.ReadReply()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return rep
+}
+
+// must is cmd for a reply that must be +OK.
+func (c *pop3Client) must(line string) pop3.Reply {
+	c.t.Helper()
+	rep := c.cmd(line)
+	if !rep.OK {
+		c.t.Fatalf("POP3 %q: -ERR %s", strings.Fields(line + " greeting")[0], rep.Text)
+	}
+	return rep
+}
+
+// pop3Retr logs in to a POP3 service with USER/PASS and returns the
+// STAT line and the first message.
+func pop3Retr(t *testing.T, addr, user, pass string) (stat, first string) {
+	t.Helper()
+	c := dialPOP3(t, addr)
+	c.must("")
+	c.must("USER " + user)
+	c.must("PASS " + pass)
+	stat = c.must("STAT").Text
+	c.must("RETR 1")
+	b, err := io.ReadAll(c.r.DotReader())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd("QUIT")
+	c.must("QUIT")
 	return stat, string(b)
 }

@@ -1,7 +1,6 @@
 package imapproxy_test
 
 import (
-	"bufio"
 	"errors"
 	"net"
 	"os"
@@ -214,26 +213,10 @@ func deadAddr(t testing.TB) string {
 // (which, through a frontend, includes opening the maildrop).
 func pop3Login(t *testing.T, addr, user, pass string) (bool, string) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	r := pop3.NewReader(bufio.NewReader(conn), 4096)
-	w := pop3.NewWriter(bufio.NewWriter(conn))
-	var rep pop3.Reply
-	for _, line := range []string{"", "USER " + user, "PASS " + pass} {
-		if line != "" {
-			w.Line(line)
-			if err := w.Flush(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if rep, err = r.ReadReply(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c := dialPOP3(t, addr)
+	c.cmd("")
+	c.cmd("USER " + user)
+	rep := c.cmd("PASS " + pass)
 	return rep.OK, rep.Text
 }
 
