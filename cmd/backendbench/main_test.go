@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rookery/rookery/internal/cyrustest"
+	"github.com/rookery/rookery/internal/testserve"
 	"github.com/rookery/rookery/listeners/lmtp"
 )
 
@@ -125,22 +126,8 @@ type lmtpSink struct {
 }
 
 func startLMTPSink(t *testing.T) *lmtpSink {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &lmtpSink{addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() { s.serve(t, conn) })
-		}
-	})
+	s := &lmtpSink{}
+	s.addr = testserve.Serve(t, "127.0.0.1:0", func(conn net.Conn) { s.serve(t, conn) }).Addr().String()
 	return s
 }
 

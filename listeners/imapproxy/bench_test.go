@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rookery/rookery/internal/cyrustest"
+	"github.com/rookery/rookery/internal/testserve"
 	"github.com/rookery/rookery/node"
 )
 
@@ -77,29 +78,15 @@ func BenchmarkRookery(b *testing.B) {
 // startRelay listens on a free port of host and joins each connection to
 // one of its own to addr, copying both ways until either side closes.
 func startRelay(t testing.TB, host, addr string) string {
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				u, err := net.Dial("tcp", addr)
-				if err != nil {
-					return
-				}
-				defer u.Close()
-				go io.Copy(u, c)
-				io.Copy(c, u)
-			}()
+	ln := testserve.Serve(t, net.JoinHostPort(host, "0"), func(c net.Conn) {
+		u, err := net.Dial("tcp", addr)
+		if err != nil {
+			return
 		}
-	}()
+		defer u.Close()
+		go func() { io.Copy(u, c); u.Close() }()
+		io.Copy(c, u)
+	})
 	return ln.Addr().String()
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rookery/rookery/internal/testserve"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/imapproxy"
 	"github.com/rookery/rookery/store"
@@ -46,29 +47,10 @@ func (c *fakeConn) line() string {
 
 func startFake(t *testing.T, caps string, handle func(c *fakeConn, tag, cmd string) bool) *fakeBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fakeBackend{t: t, ln: ln, caps: caps, handle: handle}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer conn.Close()
-				f.serve(&fakeConn{conn: conn, r: bufio.NewReader(conn)})
-			}()
-		}
-	}()
+	f := &fakeBackend{t: t, caps: caps, handle: handle}
+	f.ln = testserve.Serve(t, "127.0.0.1:0", func(conn net.Conn) {
+		f.serve(&fakeConn{conn: conn, r: bufio.NewReader(conn)})
+	})
 	return f
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rookery/rookery/internal/testserve"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/lmtp"
 	"github.com/rookery/rookery/store"
@@ -40,28 +41,11 @@ type fakeOptions struct {
 }
 
 func startFakeLMTP(t *testing.T, opts fakeOptions, users ...string) *fakeLMTP {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fakeLMTP{ln: ln, users: map[string]bool{}, opts: opts}
+	f := &fakeLMTP{users: map[string]bool{}, opts: opts}
 	for _, u := range users {
 		f.users[u] = true
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); defer c.Close(); f.serve(c) }()
-		}
-	}()
+	f.ln = testserve.Serve(t, "127.0.0.1:0", f.serve)
 	return f
 }
 

@@ -9,10 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/rookery/rookery/internal/testserve"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/pop3"
 	"github.com/rookery/rookery/store"
@@ -22,62 +22,43 @@ import (
 // user, answers STAT and RETR 1, and sends each authorization id to
 // logins.
 func startFakePOP3(t *testing.T, logins chan<- string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	ln := testserve.Serve(t, "127.0.0.1:0", func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		r := pop3.NewReader(bufio.NewReader(c), 1000)
+		w := pop3.NewWriter(bufio.NewWriter(c))
+		w.OK("fake ready")
+		w.Flush()
 		for {
-			c, err := ln.Accept()
+			cmd, err := r.ReadCommand()
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-				r := pop3.NewReader(bufio.NewReader(c), 1000)
-				w := pop3.NewWriter(bufio.NewWriter(c))
-				w.OK("fake ready")
-				w.Flush()
-				for {
-					cmd, err := r.ReadCommand()
-					if err != nil {
-						return
-					}
-					switch cmd.Name {
-					case "AUTH":
-						raw, _ := base64.StdEncoding.DecodeString(cmd.Args[1])
-						p := strings.Split(string(raw), "\x00")
-						if p[1] != "proxy" || p[2] != "pw" {
-							w.Err("[AUTH] no")
-							break
-						}
-						logins <- p[0]
-						w.OK("Mailbox locked and ready")
-					case "STAT":
-						w.OK("1 12")
-					case "RETR":
-						if !retr(w, cmd.Args) {
-							return
-						}
-					case "QUIT":
-						w.OK("bye")
-						w.Flush()
-						return
-					default:
-						w.Err("what")
-					}
-					w.Flush()
+			switch cmd.Name {
+			case "AUTH":
+				raw, _ := base64.StdEncoding.DecodeString(cmd.Args[1])
+				p := strings.Split(string(raw), "\x00")
+				if p[1] != "proxy" || p[2] != "pw" {
+					w.Err("[AUTH] no")
+					break
 				}
-			}()
+				logins <- p[0]
+				w.OK("Mailbox locked and ready")
+			case "STAT":
+				w.OK("1 12")
+			case "RETR":
+				if !retr(w, cmd.Args) {
+					return
+				}
+			case "QUIT":
+				w.OK("bye")
+				w.Flush()
+				return
+			default:
+				w.Err("what")
+			}
+			w.Flush()
 		}
-	}()
+	})
 	return ln.Addr().String()
 }
 
