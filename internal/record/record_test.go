@@ -22,7 +22,7 @@ func TestDecoder(t *testing.T) {
 	for _, bad := range [][]byte{nil, {2, 1}, v[:len(v)-2], append(append([]byte(nil), v...), 0)} {
 		d := NewDecoder(bad, true)
 		d.Uvarint()
-		d.String()
+		_ = d.String()
 		d.Byte()
 		if err := d.Err("test", []byte("k")); err == nil || !strings.HasPrefix(err.Error(), "test: corrupt value") {
 			t.Errorf("%q: %v", bad, err)
