@@ -124,7 +124,7 @@ func (st *Staged) reader() io.Reader {
 	if !st.pending {
 		return bytes.NewReader(st.small)
 	}
-	return &Body{s: st.s, id: st.id, size: st.size}
+	return &Body{r: st.s.pdb, id: st.id, size: st.size}
 }
 
 // Discard removes a staged body that will not be appended; it is a no-op
@@ -233,6 +233,7 @@ func (s *Store) Append(mailbox string, msgs []NewMessage) (AppendResult, error) 
 				t.set(chunkKey(st.id, 0), st.small)
 			}
 			t.set(messageKey(m.ID, msg.UID), encodeMessage(&msg))
+			t.setChange(m.ID, &msg)
 		}
 		t.set(sysBody, record.Uvarint(nil, s.lastBody.Load()))
 		t.set(mailboxKey(mailbox), encodeMailbox(&m))
@@ -297,10 +298,12 @@ func (s *Store) SetFlags(id uint64, uids []uint32, op FlagOp, flags []string, un
 			}
 			nf := applyFlags(msg.Flags, op, flags)
 			if !sameSet(nf, msg.Flags) {
+				t.del(changeKey(id, msg.ModSeq, uid))
 				msg.Flags = nf
 				msg.ModSeq = modseq
 				res.Changed = true
 				t.set(messageKey(id, uid), encodeMessage(&msg))
+				t.setChange(id, &msg)
 			}
 			res.Messages = append(res.Messages, msg)
 		}
@@ -395,22 +398,51 @@ func (s *Store) collect(id uint64, uids []uint32) ([]Message, error) {
 	return msgs, nil
 }
 
-// expunge deletes msgs (of m, loaded) from m, adjusting m's counters;
-// the caller writes m back with commitMailbox.
+// expunge deletes msgs (of m, loaded) from m at a new modseq, adjusting
+// m's counters; the caller writes m back with commitMailbox. While a
+// session has m selected, each message leaves a held record that keeps
+// its body (see Pin); else its body reference is dropped now.
 func (t *txn) expunge(m *Mailbox, msgs []Message) {
+	m.HighestModSeq++
+	hold := t.s.pinned(m.ID)
 	var size int64
-	for _, msg := range msgs {
+	for i := range msgs {
+		msg := &msgs[i]
 		size += msg.Size
 		t.del(messageKey(m.ID, msg.UID))
+		t.del(changeKey(m.ID, msg.ModSeq, msg.UID))
+		t.set(changeKey(m.ID, m.HighestModSeq, msg.UID), []byte{changeExpunged})
+		if hold {
+			t.set(heldKey(m.ID, msg.UID), encodeHeld(m.HighestModSeq, msg))
+		} else {
+			t.bodiesToDrop = append(t.bodiesToDrop, *msg)
+		}
+	}
+	if hold {
+		t.addHeld(m.ID, len(msgs))
 	}
 	m.Exists -= uint32(len(msgs))
 	m.Size -= size
 	t.usageDelta -= size
-	t.bodiesToDrop = append(t.bodiesToDrop, msgs...)
+}
+
+// setChange indexes msg at its modseq.
+func (t *txn) setChange(id uint64, msg *Message) {
+	t.set(changeKey(id, msg.ModSeq, msg.UID), []byte{changeLive})
+}
+
+func (t *txn) addHeld(id uint64, n int) {
+	if n == 0 {
+		return
+	}
+	if t.held == nil {
+		t.held = make(map[uint64]int)
+	}
+	t.held[id] += n
 }
 
 // commitMailbox finishes a change to m: body references dropped, usage
-// adjusted, modseq bumped, record written, watchers woken.
+// adjusted, record written, watchers woken.
 func (t *txn) commitMailbox(m *Mailbox) error {
 	if err := t.loadBodies(t.bodiesToDrop); err != nil {
 		return err
@@ -421,7 +453,6 @@ func (t *txn) commitMailbox(m *Mailbox) error {
 	for _, msg := range t.bodiesToDrop {
 		t.unref(msg.body)
 	}
-	m.HighestModSeq++
 	t.set(mailboxKey(m.Name), encodeMailbox(m))
 	t.notify = append(t.notify, m.ID)
 	return nil
@@ -505,6 +536,7 @@ func (s *Store) copyMove(id uint64, uids []uint32, dest string, move bool) (Copy
 			dst.Size += c.Size
 			dst.Keywords = mergeKeywords(dst.Keywords, c.Flags)
 			t.set(messageKey(dst.ID, c.UID), encodeMessage(&c))
+			t.setChange(dst.ID, &c)
 		}
 		t.set(mailboxKey(dst.Name), encodeMailbox(&dst))
 		t.notify = append(t.notify, dst.ID)
@@ -521,7 +553,7 @@ func (s *Store) copyMove(id uint64, uids []uint32, dest string, move bool) (Copy
 // Body reads a message body from its chunks. It holds a consistent view
 // of the store until Close.
 type Body struct {
-	s    *Store
+	r    pebble.Reader
 	id   uint64
 	size int64
 	off  int64
@@ -532,7 +564,7 @@ type Body struct {
 
 // OpenBody returns a reader of m's body; Close it when done.
 func (s *Store) OpenBody(m *Message) *Body {
-	return &Body{s: s, id: m.body, size: m.Size}
+	return &Body{r: s.pdb, id: m.body, size: m.Size}
 }
 
 // Size is the body's length.
@@ -593,7 +625,7 @@ func (b *Body) Read(p []byte) (int, error) {
 	}
 	if b.it == nil {
 		lo, hi := chunkBounds(b.id)
-		it, err := b.s.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		it, err := b.r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {
 			b.err = fmt.Errorf("mailstore: read body: %w", err)
 			return 0, b.err

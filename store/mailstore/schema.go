@@ -30,6 +30,11 @@ import (
 //	subscr.   'u' + user + 0x00 + mailbox           empty
 //	quota     'q' + sortName(root)                  root name, limit (KiB + 1; 0 = none),
 //	                                                used bytes
+//	change    'x' + mailbox id (8) + modseq (8)     one byte: changeLive or changeExpunged
+//	            + uid (4)
+//	held      'h' + mailbox id (8) + uid (4)        expunge modseq, then the message
+//	                                                record as it was (holds a body ref)
+//	recent    'r' + mailbox id (8)                  uvarint highest UID given \Recent
 //
 // System keys:
 //
@@ -48,6 +53,21 @@ import (
 // synced, which also makes the earlier chunk writes durable (one WAL). At
 // open, bodies still marked pending are removed.
 //
+// The change index has one entry per message at its current modseq and
+// one per expunged UID at the modseq of its expunge, so "what changed
+// since modseq N" is a range scan whatever the mailbox's size (a
+// session's update, CONDSTORE's CHANGEDSINCE, QRESYNC's VANISHED). The
+// expunged entries stay as the mailbox's memory of expunged UIDs.
+//
+// An expunged message leaves a held record while some session that has
+// selected the mailbox has not yet been told (see Pin): it keeps the body
+// readable under the UID that session may still name (RFC 2180 4.1).
+// Held records are reclaimed once every such session has been told, and
+// all of them at open, when no session can exist.
+//
+// The recent UID is written without waiting for the disk: losing its
+// last step in a crash only shows a message as \Recent once more.
+//
 // sortName maps '.' to 0x1F so mailboxes sort in Cyrus's order, with a
 // mailbox directly followed by its children ("user.bob.sub" before
 // "user.bob-x"); names holding 0x1F or 0x00 are refused.
@@ -61,8 +81,16 @@ const (
 	prefixPending = 'p'
 	prefixSub     = 'u'
 	prefixQuota   = 'q'
+	prefixChange  = 'x'
+	prefixHeld    = 'h'
+	prefixRecent  = 'r'
 
-	storeFormat = 1
+	changeLive     = 'l'
+	changeExpunged = 'x'
+
+	// storeFormat 2 added the change index, held and recent records; a
+	// format 1 store is upgraded at open by indexing its messages.
+	storeFormat = 2
 
 	// chunkSize is the largest chunk value; a body up to this size is one
 	// value written in the same batch as its message.
@@ -128,6 +156,60 @@ func messageBounds(id uint64, from, to uint32) (lo, hi []byte) {
 		hi = messageKey(id, to+1)
 	}
 	return lo, hi
+}
+
+func changeKey(id, modseq uint64, uid uint32) []byte {
+	k := make([]byte, 0, 21)
+	k = append(k, prefixChange)
+	k = binary.BigEndian.AppendUint64(k, id)
+	k = binary.BigEndian.AppendUint64(k, modseq)
+	return binary.BigEndian.AppendUint32(k, uid)
+}
+
+// changeBounds covers the changes of one mailbox with modseq > since.
+func changeBounds(id, since uint64) (lo, hi []byte) {
+	lo = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64([]byte{prefixChange}, id), since+1)
+	return lo, binary.BigEndian.AppendUint64([]byte{prefixChange}, id+1)
+}
+
+// parseChangeKey reads modseq and uid out of a change key.
+func parseChangeKey(k []byte) (modseq uint64, uid uint32, ok bool) {
+	if len(k) != 21 {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint64(k[9:]), binary.BigEndian.Uint32(k[17:]), true
+}
+
+func heldKey(id uint64, uid uint32) []byte {
+	k := binary.BigEndian.AppendUint64([]byte{prefixHeld}, id)
+	return binary.BigEndian.AppendUint32(k, uid)
+}
+
+// heldBounds covers the held records of one mailbox.
+func heldBounds(id uint64) (lo, hi []byte) {
+	return binary.BigEndian.AppendUint64([]byte{prefixHeld}, id), binary.BigEndian.AppendUint64([]byte{prefixHeld}, id+1)
+}
+
+func encodeHeld(expunged uint64, m *Message) []byte {
+	return append(binary.AppendUvarint([]byte{record.V1}, expunged), encodeMessage(m)...)
+}
+
+// decodeHeld reads a held record; key is its held key.
+func decodeHeld(key, v []byte) (uint64, Message, error) {
+	if len(key) != 13 || len(v) < 2 || v[0] != record.V1 {
+		return 0, Message{}, fmt.Errorf("mailstore: bad held record %x", key)
+	}
+	x, n := binary.Uvarint(v[1:])
+	if n <= 0 {
+		return 0, Message{}, fmt.Errorf("mailstore: bad held record %x", key)
+	}
+	// The embedded record decodes as a message record under its message key.
+	m, err := decodeMessage(append([]byte{prefixMessage}, key[1:]...), v[1+n:])
+	return x, m, err
+}
+
+func recentKey(id uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixRecent}, id)
 }
 
 func bodyKey(id uint64) []byte {

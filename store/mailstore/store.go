@@ -94,6 +94,10 @@ type Store struct {
 
 	uidMu    sync.Mutex
 	uidCache map[uint64]uidCacheEntry
+
+	pinMu sync.Mutex
+	pins  map[uint64]map[*Pin]struct{} // by mailbox id
+	held  map[uint64]int               // held records per mailbox id
 }
 
 // Open opens or creates the store in dir.
@@ -123,7 +127,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("mailstore: open %s: %w", dir, err)
 	}
 	s := &Store{pdb: pdb, log: log, summarize: opts.Summarize, watchers: make(map[uint64]map[chan struct{}]struct{}),
-		uidCache: make(map[uint64]uidCacheEntry)}
+		uidCache: make(map[uint64]uidCacheEntry), pins: make(map[uint64]map[*Pin]struct{}), held: make(map[uint64]int)}
 	if err := s.load(); err != nil {
 		return nil, errors.Join(err, pdb.Close())
 	}
@@ -139,6 +143,10 @@ func (s *Store) load() error {
 		if err := s.pdb.Set(sysFormat, record.Uvarint(nil, storeFormat), pebble.Sync); err != nil {
 			return fmt.Errorf("mailstore: create: %w", err)
 		}
+	} else if format == 1 {
+		if err := s.upgradeFrom1(); err != nil {
+			return err
+		}
 	} else if format != storeFormat {
 		return fmt.Errorf("mailstore: unsupported store format %d", format)
 	}
@@ -153,7 +161,10 @@ func (s *Store) load() error {
 		return err
 	}
 	s.lastBody.Store(last)
-	return s.dropPending()
+	if err := s.dropPending(); err != nil {
+		return err
+	}
+	return s.reclaimAll()
 }
 
 // dropPending removes bodies whose staging never finished (a crash between
@@ -232,6 +243,9 @@ type txn struct {
 	b      *pebble.Batch
 	notify []uint64
 	bodies map[uint64]*bodyRecord // body records read and changed in this txn
+	// held counts the held records this txn adds (or, negative, removes)
+	// per mailbox, applied to Store.held once committed.
+	held map[uint64]int
 
 	// Set by expunge for commitMailbox.
 	usageDelta   int64
@@ -244,6 +258,17 @@ type txn struct {
 // must do all its checks before its first write to the batch, or return no
 // error: a failed fn's batch is dropped whole.
 func (s *Store) write(fn func(t *txn) error) error {
+	return s.writeWith(fn, true)
+}
+
+// writeLazy is write without waiting for the disk: for changes whose loss
+// in a crash is harmless (open redoes reclaims; a lost recent UID shows a
+// message as \Recent again). A later synced write makes it durable too.
+func (s *Store) writeLazy(fn func(t *txn) error) error {
+	return s.writeWith(fn, false)
+}
+
+func (s *Store) writeWith(fn func(t *txn) error, sync bool) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
@@ -258,9 +283,23 @@ func (s *Store) write(fn func(t *txn) error) error {
 		s.mu.Unlock()
 		return nil
 	}
-	err := s.pdb.ApplyNoSyncWait(t.b, pebble.Sync)
+	var err error
+	if sync {
+		err = s.pdb.ApplyNoSyncWait(t.b, pebble.Sync)
+	} else {
+		err = s.pdb.Apply(t.b, pebble.NoSync)
+	}
+	if err == nil && len(t.held) > 0 {
+		s.pinMu.Lock()
+		for id, n := range t.held {
+			if s.held[id] += n; s.held[id] <= 0 {
+				delete(s.held, id)
+			}
+		}
+		s.pinMu.Unlock()
+	}
 	s.mu.Unlock()
-	if err == nil {
+	if err == nil && sync {
 		err = t.b.SyncWait()
 	}
 	if err != nil {
@@ -281,8 +320,12 @@ func (s *Store) Mailbox(name string) (Mailbox, bool, error) {
 }
 
 func (s *Store) getMailbox(name string) (Mailbox, bool, error) {
+	return getMailbox(s.pdb, name)
+}
+
+func getMailbox(r pebble.Reader, name string) (Mailbox, bool, error) {
 	key := mailboxKey(name)
-	v, c, err := s.pdb.Get(key)
+	v, c, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return Mailbox{}, false, nil
 	}
@@ -299,7 +342,11 @@ func (s *Store) getMailbox(name string) (Mailbox, bool, error) {
 
 // MailboxByID returns the mailbox with id, under its current name.
 func (s *Store) MailboxByID(id uint64) (Mailbox, bool, error) {
-	v, c, err := s.pdb.Get(idKey(id))
+	return mailboxByID(s.pdb, id)
+}
+
+func mailboxByID(r pebble.Reader, id uint64) (Mailbox, bool, error) {
+	v, c, err := r.Get(idKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return Mailbox{}, false, nil
 	}
@@ -313,7 +360,7 @@ func (s *Store) MailboxByID(id uint64) (Mailbox, bool, error) {
 	if err != nil {
 		return Mailbox{}, false, err
 	}
-	return s.getMailbox(name)
+	return getMailbox(r, name)
 }
 
 // mustMailbox is getMailbox with absence as ErrNotFound.
@@ -439,11 +486,27 @@ func (s *Store) DeleteMailbox(name string) error {
 		if err := t.addUsage(name, -m.Size); err != nil {
 			return err
 		}
+		held, err := heldMessages(s.pdb, m.ID, ^uint64(0))
+		if err != nil {
+			return err
+		}
+		if err := t.loadBodies(held); err != nil {
+			return err
+		}
 		for i := range msgs {
 			t.unref(msgs[i].body)
 		}
+		for i := range held {
+			t.unref(held[i].body)
+		}
+		t.addHeld(m.ID, -len(held))
 		lo, hi := messageBounds(m.ID, 0, ^uint32(0))
 		_ = t.b.DeleteRange(lo, hi, nil)
+		lo, hi = heldBounds(m.ID)
+		_ = t.b.DeleteRange(lo, hi, nil)
+		_, hi = changeBounds(m.ID, 0)
+		_ = t.b.DeleteRange(changeKey(m.ID, 0, 0), hi, nil)
+		t.del(recentKey(m.ID))
 		t.del(mailboxKey(name))
 		t.del(idKey(m.ID))
 		t.notify = append(t.notify, m.ID)
@@ -500,11 +563,15 @@ func (s *Store) RenameMailbox(oldName, newName string) error {
 // in UID order, until fn returns false. The Message is reused between
 // calls; copy what must outlive the call.
 func (s *Store) Messages(id uint64, from, to uint32, fn func(*Message) bool) error {
+	return messages(s.pdb, id, from, to, fn)
+}
+
+func messages(r pebble.Reader, id uint64, from, to uint32, fn func(*Message) bool) error {
 	if from > to {
 		return nil
 	}
 	lo, hi := messageBounds(id, from, to)
-	it, err := s.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return fmt.Errorf("mailstore: messages: %w", err)
 	}
@@ -551,6 +618,10 @@ type uidCacheEntry struct {
 // makes re-selecting a large unchanged mailbox cheap. m must have been read
 // before calling, so the list is never older than m.HighestModSeq.
 func (s *Store) UIDs(m Mailbox) (UIDList, error) {
+	return s.uids(s.pdb, m)
+}
+
+func (s *Store) uids(r pebble.Reader, m Mailbox) (UIDList, error) {
 	s.uidMu.Lock()
 	if e, ok := s.uidCache[m.ID]; ok && e.modseq == m.HighestModSeq {
 		s.uidMu.Unlock()
@@ -560,7 +631,7 @@ func (s *Store) UIDs(m Mailbox) (UIDList, error) {
 
 	list := UIDList{UIDs: make([]uint32, 0, m.Exists)}
 	lo, hi := messageBounds(m.ID, 1, ^uint32(0))
-	it, err := s.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return UIDList{}, fmt.Errorf("mailstore: uids: %w", err)
 	}
@@ -601,8 +672,12 @@ func (s *Store) UIDs(m Mailbox) (UIDList, error) {
 
 // Message returns one message.
 func (s *Store) Message(id uint64, uid uint32) (Message, bool, error) {
+	return getMessage(s.pdb, id, uid)
+}
+
+func getMessage(r pebble.Reader, id uint64, uid uint32) (Message, bool, error) {
 	key := messageKey(id, uid)
-	v, c, err := s.pdb.Get(key)
+	v, c, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return Message{}, false, nil
 	}
@@ -616,16 +691,22 @@ func (s *Store) Message(id uint64, uid uint32) (Message, bool, error) {
 
 // Summary returns the summary stored with a message's body (nil if none).
 func (s *Store) Summary(m *Message) ([]byte, error) {
-	r, ok, err := s.getBody(m.body)
+	return summary(s.pdb, m)
+}
+
+func summary(r pebble.Reader, m *Message) ([]byte, error) {
+	b, ok, err := getBody(r, m.body)
 	if err != nil || !ok {
 		return nil, err
 	}
-	return r.summary, nil
+	return b.summary, nil
 }
 
-func (s *Store) getBody(id uint64) (bodyRecord, bool, error) {
+func (s *Store) getBody(id uint64) (bodyRecord, bool, error) { return getBody(s.pdb, id) }
+
+func getBody(r pebble.Reader, id uint64) (bodyRecord, bool, error) {
 	key := bodyKey(id)
-	v, c, err := s.pdb.Get(key)
+	v, c, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return bodyRecord{}, false, nil
 	}
@@ -633,8 +714,8 @@ func (s *Store) getBody(id uint64) (bodyRecord, bool, error) {
 		return bodyRecord{}, false, fmt.Errorf("mailstore: get body: %w", err)
 	}
 	defer c.Close()
-	r, err := decodeBody(key, v)
-	return r, err == nil, err
+	b, err := decodeBody(key, v)
+	return b, err == nil, err
 }
 
 // loadBodies reads the body records of msgs into the txn.
