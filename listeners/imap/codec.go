@@ -18,9 +18,25 @@ type Error struct {
 	Bad  bool
 	Code string // e.g. "TRYCREATE", without brackets
 	Text string
+	// Cause is why, for the log; never sent to the client.
+	Cause error
 }
 
-func (e *Error) Error() string { return "imap: " + e.Text }
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return "imap: " + e.Text + ": " + e.Cause.Error()
+	}
+	return "imap: " + e.Text
+}
+
+func (e *Error) Unwrap() error { return e.Cause }
+
+// because returns a copy of e (a NO or BAD) that keeps cause for the log.
+func because(e error, cause error) error {
+	ie := *e.(*Error)
+	ie.Cause = cause
+	return &ie
+}
 
 func no(text string) error             { return &Error{Text: text} }
 func noCode(code, text string) error   { return &Error{Code: code, Text: text} }
@@ -486,6 +502,10 @@ func (r *reader) seqSetText() string {
 // writer builds replies. Only the session goroutine writes.
 type writer struct {
 	bw *bufio.Writer
+	// open is set while a response is partly written (a FETCH streaming a
+	// body): nothing else may be written into it, and an error then ends
+	// the connection instead of being answered.
+	open bool
 }
 
 func (w *writer) raw(s string) *writer {

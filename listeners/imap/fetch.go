@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -224,9 +225,14 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 	}
 	st := sess.srv.cfg.Store
 	setSeen := !v.readOnly && v.rights&rSeen != 0 && slices.ContainsFunc(items, func(it fetchItem) bool { return it.setsSeen })
+	// One view for the whole command: records, summaries and bodies agree,
+	// and messages expunged elsewhere that this session has not yet
+	// announced are still found (its pin keeps them).
+	view := st.View()
+	defer view.Close()
 	var msgs []mailstore.Message
-	if err := st.Messages(v.id, uids[0], uids[len(uids)-1], func(m *mailstore.Message) bool {
-		if _, ok := slices.BinarySearch(uids, m.UID); ok && m.ModSeq > changedSince {
+	if err := view.Find(v.id, uids, func(m *mailstore.Message, _ bool) bool {
+		if m.ModSeq > changedSince {
 			msgs = append(msgs, *m)
 		}
 		return true
@@ -247,7 +253,7 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 			}
 			for _, u := range res.Messages {
 				i := slices.IndexFunc(msgs, func(m mailstore.Message) bool { return m.UID == u.UID })
-				msgs[i] = u
+				msgs[i].Flags, msgs[i].ModSeq = u.Flags, u.ModSeq
 			}
 			// Show the flag change in this reply.
 			if !slices.ContainsFunc(items, func(it fetchItem) bool { return it.kind == fFlags }) {
@@ -256,7 +262,7 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 		}
 	}
 	for i := range msgs {
-		if err := sess.fetchOne(&msgs[i], items); err != nil {
+		if err := sess.fetchOne(view, &msgs[i], items); err != nil {
 			return "", err
 		}
 	}
@@ -274,15 +280,68 @@ func dedupe(items []fetchItem) []fetchItem {
 	return out
 }
 
-// fetchOne writes one FETCH response. A body that cannot be read after
-// its size was sent ends the connection (the reply cannot be finished).
-func (sess *session) fetchOne(m *mailstore.Message, items []fetchItem) error {
-	w := sess.w
-	v := sess.sel
-	seq := v.seq(m.UID)
+// fetchReply is one FETCH response, prepared before its first byte is
+// written so that whatever can fail (summaries, sections, the start of a
+// body) fails while a clean NO can still be sent. It is text to write as
+// is, interleaved with body ranges to stream from the view.
+type fetchReply struct {
+	buf    bytes.Buffer
+	chunks []fetchChunk
+}
+
+// fetchChunk is text followed, if body is set, by n bytes streamed from it
+// (already positioned).
+type fetchChunk struct {
+	text []byte
+	body *mailstore.Body
+	n    int64
+}
+
+// stream ends the current text with a body range.
+func (fr *fetchReply) stream(b *mailstore.Body, n int64) {
+	fr.chunks = append(fr.chunks, fetchChunk{text: bytes.Clone(fr.buf.Bytes()), body: b, n: n})
+	fr.buf.Reset()
+}
+
+func (fr *fetchReply) close() {
+	for _, c := range fr.chunks {
+		if c.body != nil {
+			c.body.Close()
+		}
+	}
+}
+
+// fetchOne prepares and writes one FETCH response. Once its first byte is
+// out, a failure (a body that cannot be read to the size announced) ends
+// the connection: the response cannot be finished.
+func (sess *session) fetchOne(view *mailstore.View, m *mailstore.Message, items []fetchItem) error {
+	seq := sess.sel.seq(m.UID)
 	if seq == 0 {
 		return nil
 	}
+	fr := &fetchReply{}
+	defer fr.close()
+	if err := sess.prepareFetch(fr, view, seq, m, items); err != nil {
+		return err
+	}
+	w := sess.w
+	w.open = true
+	for _, c := range fr.chunks {
+		w.bytes(c.text)
+		if c.body == nil {
+			continue
+		}
+		if _, err := io.CopyN(w.bw, c.body, c.n); err != nil {
+			return fmt.Errorf("imap: message %d body: %w: %w", m.UID, err, errClose)
+		}
+	}
+	w.bytes(fr.buf.Bytes())
+	w.open = false
+	return nil
+}
+
+func (sess *session) prepareFetch(fr *fetchReply, view *mailstore.View, seq uint32, m *mailstore.Message, items []fetchItem) error {
+	w := &writer{bw: bufio.NewWriter(&fr.buf)}
 	w.raw("* ").num(uint64(seq)).raw(" FETCH (")
 	var sum []byte
 	for i, it := range items {
@@ -294,7 +353,11 @@ func (sess *session) fetchOne(m *mailstore.Message, items []fetchItem) error {
 			w.raw("UID ").num(uint64(m.UID))
 		case fFlags:
 			w.raw("FLAGS ")
-			fmtFlags(w, m.Flags)
+			flags := m.Flags
+			if sess.sel.isRecent(m.UID) {
+				flags = append(slices.Clip(flags), `\Recent`)
+			}
+			fmtFlags(w, flags)
 		case fInternalDate:
 			w.raw(`INTERNALDATE "`).raw(m.InternalDate.Format("02-Jan-2006 15:04:05 -0700")).raw(`"`)
 		case fSize:
@@ -304,7 +367,7 @@ func (sess *session) fetchOne(m *mailstore.Message, items []fetchItem) error {
 		case fEnvelope, fBody, fBodyStructure:
 			if sum == nil {
 				var err error
-				if sum, err = sess.summary(m); err != nil {
+				if sum, err = summaryOf(view, m); err != nil {
 					return err
 				}
 			}
@@ -318,27 +381,26 @@ func (sess *session) fetchOne(m *mailstore.Message, items []fetchItem) error {
 				w.raw("BODYSTRUCTURE ").bytes(ext)
 			}
 		case fSection:
-			if err := sess.fetchSection(m, &it); err != nil {
+			if err := prepareSection(fr, w, view, m, &it); err != nil {
 				return err
 			}
 		}
 	}
 	w.raw(")\r\n")
-	return nil
+	return w.flush()
 }
 
-// summary returns the stored summary, or computes it for a message stored
-// without one.
-func (sess *session) summary(m *mailstore.Message) ([]byte, error) {
-	st := sess.srv.cfg.Store
-	sum, err := st.Summary(m)
+// summaryOf returns the stored summary, or computes it for a message
+// stored without one.
+func summaryOf(view *mailstore.View, m *mailstore.Message) ([]byte, error) {
+	sum, err := view.Summary(m)
 	if err != nil {
 		return nil, err
 	}
 	if _, _, _, ok := summaryParts(sum); ok {
 		return sum, nil
 	}
-	b := st.OpenBody(m)
+	b := view.OpenBody(m)
 	defer b.Close()
 	sum, err = Summarize(b)
 	if err != nil {
@@ -347,11 +409,9 @@ func (sess *session) summary(m *mailstore.Message) ([]byte, error) {
 	return sum, nil
 }
 
-// fetchSection writes one body section, streaming whole bodies and texts
-// from the store.
-func (sess *session) fetchSection(m *mailstore.Message, it *fetchItem) error {
-	w := sess.w
-	st := sess.srv.cfg.Store
+// prepareSection adds one body section to fr: whole bodies, headers and
+// texts as a range streamed from the view, parts extracted now.
+func prepareSection(fr *fetchReply, w *writer, view *mailstore.View, m *mailstore.Message, it *fetchItem) error {
 	w.raw(it.name).raw(" ")
 	sec := &it.sec
 	if len(sec.Part) == 0 && len(sec.HeaderFields) == 0 && len(sec.HeaderFieldsNot) == 0 {
@@ -367,25 +427,30 @@ func (sess *session) fetchSection(m *mailstore.Message, it *fetchItem) error {
 			start = min(start+p.Offset, end)
 			end = min(start+p.Size, end)
 		}
-		b := st.OpenBody(m)
-		defer b.Close()
+		w.raw("{").num(uint64(end - start)).raw("}\r\n")
+		if end == start {
+			return nil
+		}
+		b := view.OpenBody(m)
 		if _, err := b.Seek(start, io.SeekStart); err != nil {
+			b.Close()
 			return err
 		}
-		w.raw("{").num(uint64(end - start)).raw("}\r\n")
-		if _, err := io.CopyN(w.bw, b, end-start); err != nil {
-			return fmt.Errorf("imap: message %d body: %w: %w", m.UID, err, errClose)
+		if err := w.flush(); err != nil {
+			b.Close()
+			return err
 		}
+		fr.stream(b, end-start)
 		return nil
 	}
 	var data []byte
-	b := st.OpenBody(m)
+	b := view.OpenBody(m)
 	if len(sec.Part) == 0 {
 		// HEADER.FIELDS (.NOT) of the message: filter the raw header.
 		h := make([]byte, m.HeaderSize)
 		if _, err := io.ReadFull(b, h); err != nil {
 			b.Close()
-			return err
+			return fmt.Errorf("imap: message %d header: %w", m.UID, err)
 		}
 		data = filterHeader(h, sec.HeaderFields, sec.HeaderFieldsNot)
 	} else {

@@ -3,6 +3,7 @@ package imap
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,6 +92,18 @@ func cmdStore(sess *session, _ string, uid bool) (string, error) {
 	if res.Changed && res.ModSeq == before+1 {
 		v.modseq = res.ModSeq
 	}
+	if op != mailstore.FlagsRemove && slices.ContainsFunc(flags, func(f string) bool {
+		return !strings.HasPrefix(f, `\`) && !slices.Contains(v.keywords, f)
+	}) {
+		// A new keyword: FLAGS must come before a FETCH that shows it.
+		m, ok, err := sess.srv.cfg.Store.MailboxByID(v.id)
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			sess.announceKeywords(m.Keywords)
+		}
+	}
 	w := sess.w
 	for _, m := range res.Messages {
 		if silent && !sess.condstore {
@@ -105,7 +118,7 @@ func cmdStore(sess *session, _ string, uid bool) (string, error) {
 			w.raw("UID ").num(uint64(m.UID)).raw(" ")
 		}
 		w.raw("FLAGS ")
-		fmtFlags(w, m.Flags)
+		sess.writeMessageFlags(m.UID, m.Flags)
 		if sess.condstore {
 			w.raw(" MODSEQ (").num(m.ModSeq).raw(")")
 		}

@@ -360,7 +360,7 @@ func TestCondstoreNamespaceAndSlash(t *testing.T) {
 		t.Fatalf("store with condstore: %q", got)
 	}
 	got = a.cmd("9", "FETCH 1:* (FLAGS) (CHANGEDSINCE "+hms+")", "OK")
-	if len(got) != 2 || !strings.HasPrefix(got[0], "* 1 FETCH (FLAGS (\\Flagged) MODSEQ (") {
+	if len(got) != 2 || !strings.HasPrefix(got[0], "* 1 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ (") {
 		t.Fatalf("changedsince: %q", got)
 	}
 	got = a.cmd("10", "UID STORE 1,2 (UNCHANGEDSINCE "+hms+") +FLAGS (\\Seen)", "OK [MODIFIED 1]")

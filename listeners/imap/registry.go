@@ -60,9 +60,9 @@ func (NopRegistry) Delete(context.Context, string) error { return nil }
 func registryError(err error) error {
 	switch {
 	case errors.Is(err, ErrRegistryUnavailable):
-		return no("no connection to server")
+		return because(no("no connection to server"), err)
 	case errors.Is(err, ErrRegistryRefused):
-		return no("unable to reserve mailbox on mupdate server")
+		return because(no("unable to reserve mailbox on mupdate server"), err)
 	}
-	return no("the mupdate operation failed")
+	return because(no("the mupdate operation failed"), err)
 }

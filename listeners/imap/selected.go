@@ -12,8 +12,11 @@ import (
 
 // selected is a session's view of its selected mailbox: the UIDs it has
 // announced (their positions are the sequence numbers), the modseq up to
-// which it has announced flag changes, the keywords it has announced.
-// update brings the view up to date by diffing the store against it.
+// which it has announced flag changes and new messages, the modseq up to
+// which it has announced expunges (its pin's: until then the store keeps
+// expunged messages readable under their UIDs), the keywords it has
+// announced and the messages it gives \Recent. update brings the view up
+// to date from the store's change index.
 type selected struct {
 	id       uint64
 	name     string // internal name when selected (RENAME may change it)
@@ -21,12 +24,12 @@ type selected struct {
 	rights   rights
 	uids     []uint32
 	modseq   uint64
+	told     uint64
 	keywords []string
-	// stale is set when expunges could not be announced yet (during a
-	// FETCH, STORE or SEARCH by sequence number).
-	stale  bool
-	watch  <-chan struct{}
-	cancel func()
+	recent   []uint32 // ascending
+	pin      *mailstore.Pin
+	watch    <-chan struct{}
+	cancel   func()
 }
 
 // seq returns the sequence number of uid (0 if not in view).
@@ -38,9 +41,18 @@ func (v *selected) seq(uid uint32) uint32 {
 	return uint32(i + 1)
 }
 
+// isRecent reports whether this session gives uid \Recent.
+func (v *selected) isRecent(uid uint32) bool {
+	_, ok := slices.BinarySearch(v.recent, uid)
+	return ok
+}
+
 func (sess *session) unselect() {
-	if sess.sel != nil {
-		sess.sel.cancel()
+	if v := sess.sel; v != nil {
+		v.cancel()
+		if err := v.pin.Release(); err != nil {
+			sess.log.Warn("imap: releasing expunged messages", "mailbox", v.name, "err", err)
+		}
 		sess.sel = nil
 	}
 }
@@ -59,6 +71,27 @@ func (sess *session) writeFlags(keywords []string) {
 		fmtFlags(w, append(all, `\*`))
 	}
 	w.raw("] Ok\r\n")
+}
+
+// writeMessageFlags writes a message's flags as FETCH shows them: the
+// stored ones and, if this session gives it, \Recent.
+func (sess *session) writeMessageFlags(uid uint32, flags []string) {
+	if sess.sel != nil && sess.sel.isRecent(uid) {
+		flags = append(slices.Clip(flags), `\Recent`)
+	}
+	fmtFlags(sess.w, flags)
+}
+
+// announceKeywords sends FLAGS (and PERMANENTFLAGS) when the mailbox has
+// keywords the client has not been told of, before any response that
+// shows one (RFC 3501 7.2.6).
+func (sess *session) announceKeywords(kw []string) {
+	v := sess.sel
+	if len(kw) == len(v.keywords) {
+		return
+	}
+	v.keywords = kw
+	sess.writeFlags(kw)
 }
 
 func cmdSelect(sess *session, _ string, _ bool) (string, error) {
@@ -92,33 +125,47 @@ func cmdSelect(sess *session, _ string, _ bool) (string, error) {
 	if err := need(rt, rRead); err != nil {
 		return "", err
 	}
-	v := &selected{id: m.ID, name: m.Name, readOnly: examine, rights: rt, keywords: m.Keywords}
-	v.watch, v.cancel = sess.srv.cfg.Store.Watch(m.ID)
-	// Re-read after watching, so no change falls between the two.
-	m, ok, err := sess.srv.cfg.Store.MailboxByID(m.ID)
-	if err != nil || !ok {
+	st := sess.srv.cfg.Store
+	v := &selected{id: m.ID, name: m.Name, readOnly: examine, rights: rt}
+	// Watch and pin before reading, so no change falls between them and
+	// the view: every expunge after the view is kept until this session
+	// has told its client.
+	v.watch, v.cancel = st.Watch(m.ID)
+	v.pin = st.Pin(m.ID)
+	view := st.View()
+	defer view.Close()
+	fail := func(err error) (string, error) {
 		v.cancel()
+		_ = v.pin.Release()
+		return "", err
+	}
+	m, ok, err := view.MailboxByID(m.ID)
+	if err != nil || !ok {
 		if err == nil {
 			err = no("Mailbox does not exist")
 		}
-		return "", err
+		return fail(err)
 	}
-	list, err := sess.srv.cfg.Store.UIDs(m)
+	list, err := view.UIDs(m)
 	if err != nil {
-		v.cancel()
-		return "", err
+		return fail(err)
 	}
 	// The store shares the list; the session changes its own copy.
 	v.uids = slices.Clone(list.UIDs)
-	firstUnseen := list.FirstUnseen
-	v.modseq = m.HighestModSeq
+	v.modseq, v.told = m.HighestModSeq, m.HighestModSeq
 	v.keywords = m.Keywords
+	if err := v.pin.Advance(m.HighestModSeq); err != nil {
+		return fail(err)
+	}
+	if err := sess.takeRecent(v, view, v.uids); err != nil {
+		return fail(err)
+	}
 	sess.sel = v
 	w := sess.w
 	sess.writeFlags(v.keywords)
-	w.raw("* ").num(uint64(len(v.uids))).raw(" EXISTS\r\n* 0 RECENT\r\n")
-	if firstUnseen > 0 {
-		w.raw("* OK [UNSEEN ").num(uint64(firstUnseen)).raw("] Ok\r\n")
+	w.raw("* ").num(uint64(len(v.uids))).raw(" EXISTS\r\n* ").num(uint64(len(v.recent))).raw(" RECENT\r\n")
+	if list.FirstUnseen > 0 {
+		w.raw("* OK [UNSEEN ").num(uint64(list.FirstUnseen)).raw("] Ok\r\n")
 	}
 	w.raw("* OK [UIDVALIDITY ").num(uint64(m.UIDValidity)).raw("] Ok\r\n")
 	w.raw("* OK [UIDNEXT ").num(uint64(m.UIDNext)).raw("] Ok\r\n")
@@ -130,15 +177,42 @@ func cmdSelect(sess *session, _ string, _ bool) (string, error) {
 	return "READ-WRITE", nil
 }
 
+// takeRecent adds to the view's recent messages those of added (ascending
+// UIDs new to the view) that no session has had \Recent for: a read-write
+// session claims them for itself; EXAMINE shows them without claiming
+// (RFC 3501 2.3.2, 6.3.2).
+func (sess *session) takeRecent(v *selected, view *mailstore.View, added []uint32) error {
+	if len(added) == 0 {
+		return nil
+	}
+	var before uint32
+	var err error
+	if v.readOnly {
+		before, err = view.RecentUID(v.id)
+	} else {
+		before, err = sess.srv.cfg.Store.ClaimRecent(v.id, added[len(added)-1])
+	}
+	if err != nil {
+		return err
+	}
+	i, _ := slices.BinarySearch(added, before+1)
+	v.recent = append(v.recent, added[i:]...)
+	return nil
+}
+
 // update tells the client what changed in the selected mailbox since it
-// was last told: expunges (when allowed), new messages, flag changes.
+// was last told: expunges (when allowed), keywords, flag changes, new
+// messages. It reads the store's change index from one view, so its cost
+// follows what changed.
 func (sess *session) update(allowExpunge bool) error {
 	v := sess.sel
 	if v == nil {
 		return nil
 	}
 	st := sess.srv.cfg.Store
-	m, ok, err := st.MailboxByID(v.id)
+	view := st.View()
+	defer view.Close()
+	m, ok, err := view.MailboxByID(v.id)
 	if err != nil {
 		return err
 	}
@@ -147,74 +221,63 @@ func (sess *session) update(allowExpunge bool) error {
 		sess.closing = true
 		return errClose
 	}
-	if m.HighestModSeq == v.modseq && !(v.stale && allowExpunge) {
+	if m.HighestModSeq == v.modseq && v.told == v.modseq {
 		return nil
 	}
-	type cur struct {
-		uid    uint32
-		modseq uint64
-		flags  []string
+	var gone []uint32
+	var changed []uint32 // live messages changed after v.modseq
+	last := uint32(0)
+	if len(v.uids) > 0 {
+		last = v.uids[len(v.uids)-1]
 	}
-	var now []cur
-	if err := st.Messages(v.id, 1, ^uint32(0), func(msg *mailstore.Message) bool {
-		now = append(now, cur{msg.UID, msg.ModSeq, msg.Flags})
+	if err := view.Changes(v.id, min(v.modseq, v.told), func(c mailstore.Change) bool {
+		switch {
+		case c.Expunged && c.ModSeq > v.told && v.seq(c.UID) != 0:
+			gone = append(gone, c.UID)
+		case !c.Expunged && c.ModSeq > v.modseq:
+			changed = append(changed, c.UID)
+		}
 		return true
 	}); err != nil {
 		return err
 	}
 	w := sess.w
-	// Expunges, highest sequence number first so each number is valid as
-	// sent.
-	present := make(map[uint32]struct{}, len(now))
-	for _, c := range now {
-		present[c.uid] = struct{}{}
-	}
-	v.stale = false
-	for i := len(v.uids) - 1; i >= 0; i-- {
-		if _, ok := present[v.uids[i]]; ok {
-			continue
+	if allowExpunge || len(gone) == 0 {
+		slices.Sort(gone)
+		sess.announceExpunged(gone)
+		v.told = m.HighestModSeq
+		if err := v.pin.Advance(v.told); err != nil {
+			return err
 		}
-		if !allowExpunge {
-			v.stale = true
-			break
-		}
-		w.raw("* ").num(uint64(i + 1)).raw(" EXPUNGE\r\n")
-		v.uids = append(v.uids[:i], v.uids[i+1:]...)
 	}
-	if kw := m.Keywords; len(kw) != len(v.keywords) {
-		v.keywords = kw
-		sess.writeFlags(kw)
-	}
-	// Flag changes of messages in view.
-	last := uint32(0)
-	if len(v.uids) > 0 {
-		last = v.uids[len(v.uids)-1]
-	}
-	for _, c := range now {
-		if c.uid > last || c.modseq <= v.modseq {
-			continue
+	sess.announceKeywords(m.Keywords)
+	slices.Sort(changed)
+	var added []uint32
+	var flagged []uint32
+	for _, u := range changed {
+		if u > last {
+			added = append(added, u)
+		} else if v.seq(u) != 0 {
+			flagged = append(flagged, u)
 		}
-		seq := v.seq(c.uid)
-		if seq == 0 {
-			continue
-		}
-		w.raw("* ").num(uint64(seq)).raw(" FETCH (UID ").num(uint64(c.uid)).raw(" FLAGS ")
-		fmtFlags(w, c.flags)
+	}
+	if err := view.Find(v.id, flagged, func(msg *mailstore.Message, _ bool) bool {
+		w.raw("* ").num(uint64(v.seq(msg.UID))).raw(" FETCH (UID ").num(uint64(msg.UID)).raw(" FLAGS ")
+		sess.writeMessageFlags(msg.UID, msg.Flags)
 		if sess.condstore {
-			w.raw(" MODSEQ (").num(c.modseq).raw(")")
+			w.raw(" MODSEQ (").num(msg.ModSeq).raw(")")
 		}
 		w.raw(")\r\n")
+		return true
+	}); err != nil {
+		return err
 	}
-	// New messages.
-	added := false
-	for _, c := range now {
-		if c.uid > last {
-			v.uids = append(v.uids, c.uid)
-			added = true
+	if len(added) > 0 {
+		v.uids = append(v.uids, added...)
+		if err := sess.takeRecent(v, view, added); err != nil {
+			return err
 		}
-	}
-	if added {
-		w.raw("* ").num(uint64(len(v.uids))).raw(" EXISTS\r\n")
+		w.raw("* ").num(uint64(len(v.uids))).raw(" EXISTS\r\n* ").num(uint64(len(v.recent))).raw(" RECENT\r\n")
 	}
 	v.modseq = m.HighestModSeq
 	return nil
@@ -384,5 +447,8 @@ func (sess *session) announceExpunged(uids []uint32) {
 		}
 		sess.w.raw("* ").num(uint64(seq)).raw(" EXPUNGE\r\n")
 		v.uids = slices.Delete(v.uids, int(seq-1), int(seq))
+		if j, ok := slices.BinarySearch(v.recent, uids[i]); ok {
+			v.recent = slices.Delete(v.recent, j, j+1)
+		}
 	}
 }

@@ -38,6 +38,10 @@ type session struct {
 // errClose ends the session after the current reply.
 var errClose = errors.New("imap: closing")
 
+// errBroken ends the session at once: a response was left unfinished, so
+// nothing more can be written on the connection.
+var errBroken = errors.New("imap: response broken off")
+
 func (s *Server) serveConn(c net.Conn) {
 	tc := accept.Timeouts(s.ctx, c, s.cfg.IdleTimeout, s.cfg.WriteTimeout)
 	sess := &session{
@@ -76,6 +80,9 @@ func (s *Server) serveConn(c net.Conn) {
 			return
 		}
 		if err := sess.command(); err != nil {
+			if errors.Is(err, errBroken) {
+				return
+			}
 			if errors.Is(err, errClose) {
 				_ = sess.w.flush()
 			} else {
@@ -217,6 +224,11 @@ func (sess *session) command() error {
 		sess.cmd = name
 		code, err = sess.run(cmd.run, tag, uid, name)
 	}
+	if err != nil && sess.w.open {
+		// Writing a status now would land inside the open response.
+		sess.log.Error("imap: response broken off", "cmd", name, "user", sess.id.User, "err", err)
+		return errBroken
+	}
 	if err == nil {
 		if sess.closing {
 			sess.w.status(tag, "OK", code, "Completed")
@@ -237,6 +249,9 @@ func (sess *session) command() error {
 		kind := "NO"
 		if ie.Bad {
 			kind = "BAD"
+		}
+		if ie.Cause != nil {
+			sess.log.Info("imap: command refused", "cmd", name, "user", sess.id.User, "reply", ie.Text, "err", ie.Cause)
 		}
 		if !ie.Bad && sess.authed {
 			if err := sess.update(cmd.allowExpunge || uid); err != nil {
@@ -580,13 +595,13 @@ func need(have, want rights) error {
 func storeError(err error) error {
 	switch {
 	case errors.Is(err, mailstore.ErrNotFound):
-		return noCode("TRYCREATE", "Mailbox does not exist")
+		return because(noCode("TRYCREATE", "Mailbox does not exist"), err)
 	case errors.Is(err, mailstore.ErrExists):
-		return noCode("ALREADYEXISTS", "Mailbox already exists")
+		return because(noCode("ALREADYEXISTS", "Mailbox already exists"), err)
 	case errors.Is(err, mailstore.ErrOverQuota):
-		return noCode("OVERQUOTA", "Over quota")
+		return because(noCode("OVERQUOTA", "Over quota"), err)
 	case errors.Is(err, mailstore.ErrTooBig):
-		return noCode("TOOBIG", "Message too big")
+		return because(noCode("TOOBIG", "Message too big"), err)
 	}
 	return err
 }

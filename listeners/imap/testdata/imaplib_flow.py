@@ -98,6 +98,9 @@ M.sock.settimeout(10)
 line = M.readline()
 if not line.startswith(b"* 1 EXISTS"):
     raise SystemExit(f"idle update: {line}")
+line = M.readline()
+if not line.startswith(b"* 1 RECENT"):
+    raise SystemExit(f"idle recent: {line}")
 M.send(b"DONE\r\n")
 line = M.readline()
 if not line.startswith(tag + b" OK"):
