@@ -239,6 +239,9 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 	}); err != nil {
 		return "", err
 	}
+	if h := sess.srv.fetchHook; h != nil {
+		h()
+	}
 	if setSeen {
 		var unseen []uint32
 		for _, m := range msgs {

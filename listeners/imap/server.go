@@ -87,6 +87,10 @@ type Server struct {
 
 	mu      sync.Mutex
 	perUser map[string]int
+
+	// fetchHook, set by tests only, runs inside FETCH between reading the
+	// message records and reading their bodies.
+	fetchHook func()
 }
 
 // NewServer makes a server.
