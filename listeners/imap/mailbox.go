@@ -89,6 +89,9 @@ func cmdCreate(sess *session, _ string, _ bool) (string, error) {
 	if strings.ContainsAny(ext, "%*") {
 		return "", no("Invalid mailbox name")
 	}
+	if err := checkName(name); err != nil {
+		return "", err
+	}
 	var specialUse string
 	for _, u := range use {
 		i := slices.IndexFunc(specialUses, func(s string) bool { return strings.EqualFold(s, u) })
@@ -214,6 +217,9 @@ func cmdRename(sess *session, _ string, _ bool) (string, error) {
 	if strings.ContainsAny(newExt, "%*") {
 		return "", no("Invalid mailbox name")
 	}
+	if err := checkName(newName); err != nil {
+		return "", err
+	}
 	srv := sess.srv
 	st := srv.cfg.Store
 	srv.mboxMu.Lock()
@@ -324,7 +330,12 @@ func cmdSubscribe(sess *session, _ string, _ bool) (string, error) {
 	if sess.cmd == "UNSUBSCRIBE" {
 		return "", st.Unsubscribe(sess.id.User, name)
 	}
-	if !sess.srv.cfg.AllowAllSubscribe {
+	if err := checkName(name); err != nil {
+		return "", err
+	}
+	// In a murder subscriptions live with the INBOX and may name a mailbox
+	// on any backend: the frontend checks that it exists in the murder.
+	if _, alone := sess.srv.cfg.Registry.(NopRegistry); alone && !sess.srv.cfg.AllowAllSubscribe {
 		if _, _, err := sess.lookup(name); err != nil {
 			if ie, ok := err.(*Error); ok {
 				ie.Code = ""
@@ -554,9 +565,29 @@ func cmdLsub(sess *session, _ string, _ bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	ns := sess.srv.ns
+	subscribed := make(map[string]bool, len(names))
 	for _, n := range names {
-		ext := sess.srv.ns.external(sess.id.User, n)
-		if !matchAny(ext, sess.srv.ns.sep, ref, []string{pattern}) {
+		subscribed[ns.external(sess.id.User, n)] = true
+	}
+	listed := make(map[string]bool)
+	for _, n := range names {
+		ext := ns.external(sess.id.User, n)
+		if !matchAny(ext, ns.sep, ref, []string{pattern}) {
+			// A '%' that stops above a subscribed name lists the parent
+			// it stops at, unless subscribed itself, as \Noselect (RFC
+			// 3501 6.3.9).
+			for p := ext; ; {
+				i := strings.LastIndexByte(p, ns.sep)
+				if i <= 0 {
+					break
+				}
+				p = p[:i]
+				if !subscribed[p] && !listed[p] && matchAny(p, ns.sep, ref, []string{pattern}) {
+					listed[p] = true
+					sess.writeList("LSUB", []string{`\Noselect`}, p)
+				}
+			}
 			continue
 		}
 		var attrs []string

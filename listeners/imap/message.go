@@ -146,13 +146,16 @@ func cmdCopy(sess *session, _ string, uid bool) (string, error) {
 	if err := r.end(); err != nil {
 		return "", err
 	}
+	if err := checkName(dest); err != nil {
+		return "", err
+	}
 	move := sess.cmd == "MOVE"
 	v := sess.sel
 	uids, err := v.resolve(set, uid)
 	if err != nil {
 		return "", err
 	}
-	dm, drt, err := sess.lookup(dest)
+	_, drt, err := sess.lookup(dest)
 	if err != nil {
 		return "", err
 	}
@@ -165,9 +168,6 @@ func cmdCopy(sess *session, _ string, uid bool) (string, error) {
 		}
 		if err := need(v.rights, rDeleteMsg|rExpunge); err != nil {
 			return "", err
-		}
-		if dm.ID == v.id {
-			return "", no("Cannot move a message into the mailbox it is in")
 		}
 	}
 	if len(uids) == 0 {
@@ -233,6 +233,9 @@ func cmdAppend(sess *session, _ string, _ bool) (string, error) {
 	var quota mailstore.Quota
 	var hasQuota bool
 	m, rt, err := sess.lookup(name)
+	if nerr := checkName(name); nerr != nil {
+		err = nerr
+	}
 	switch {
 	case err != nil:
 		refusal = err

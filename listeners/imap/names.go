@@ -2,6 +2,8 @@ package imap
 
 import (
 	"strings"
+
+	"github.com/rookery/rookery/internal/mboxname"
 )
 
 // namespace converts between the names a client sees and internal names,
@@ -45,7 +47,7 @@ func (ns namespace) internal(user, ext string) (string, bool) {
 	}
 	parts := strings.Split(ext, string(ns.sep))
 	for i, p := range parts {
-		if p == "" || strings.ContainsAny(p, "\x00\x1f\r\n") {
+		if p == "" || mboxname.CheckControl(p) != nil {
 			return "", false
 		}
 		if ns.sep == '/' {
@@ -60,6 +62,18 @@ func (ns namespace) internal(user, ext string) (string, bool) {
 		parts[0] = inbox(user)
 	}
 	return strings.Join(parts, "."), true
+}
+
+// checkName refuses an internal name that may not be created or named as
+// a target (internal/mboxname): one the master would list to every
+// frontend and client, that some of them could not then use. Existing
+// names are not checked, so a mailbox made before the check can still
+// be selected, renamed to a valid name or deleted.
+func checkName(name string) error {
+	if mboxname.Check(name) != nil {
+		return no("Invalid mailbox name")
+	}
+	return nil
 }
 
 // external returns the name user sees for an internal name.

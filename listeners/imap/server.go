@@ -33,7 +33,8 @@ type Config struct {
 	// (Cyrus's defaultacl); default "anyone\tlrs\t".
 	DefaultACL string
 	// AllowAllSubscribe lets users subscribe to mailboxes that do not exist
-	// here, as backends behind a frontend need (Cyrus's allowallsubscribe).
+	// here (Cyrus's allowallsubscribe). A backend with a Registry always
+	// does: in a murder the mailbox may live on another backend.
 	AllowAllSubscribe bool
 
 	// MaxMessageSize caps APPEND messages; default 100 MiB.

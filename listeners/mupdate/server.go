@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/rookery/rookery/internal/mboxname"
 	"github.com/rookery/rookery/listeners/accept"
 	"github.com/rookery/rookery/store"
 )
@@ -453,6 +454,13 @@ func (ss *session) command(tag, name string) bool {
 func (ss *session) write(tag, name string, args []string) {
 	if ss.s.cfg.ReadOnly || ss.s.cfg.Write == nil {
 		ss.status(tag, "BAD", "read-only session")
+		return
+	}
+	if err := mboxname.CheckControl(args[0]); err != nil {
+		// Frontends write listed names into their clients' streams: a CR
+		// LF in one would end a response there.
+		ss.status(tag, "NO", "invalid mailbox name")
+		ss.log.Info("mupdate: write refused", "user", ss.user, "cmd", name, "mailbox", args[0], "err", err)
 		return
 	}
 	op := Op{Cmd: name, Name: args[0]}

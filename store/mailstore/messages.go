@@ -488,9 +488,6 @@ func (s *Store) copyMove(id uint64, uids []uint32, dest string, move bool) (Copy
 		if err != nil {
 			return err
 		}
-		if move && dst.ID == src.ID {
-			return errors.New("mailstore: move to the same mailbox")
-		}
 		msgs, err := s.collect(id, uids)
 		if err != nil || len(msgs) == 0 {
 			res.Dest, res.UIDValidity = dst, dst.UIDValidity
@@ -543,6 +540,14 @@ func (s *Store) copyMove(id uint64, uids []uint32, dest string, move bool) (Copy
 		res.Dest, res.UIDValidity = dst, dst.UIDValidity
 		if !move {
 			return nil
+		}
+		if dst.ID == src.ID {
+			// A move within one mailbox (new UIDs, as Cyrus and Dovecot
+			// give): src is a stale copy of dst's record.
+			t.expunge(&dst, msgs)
+			err := t.commitMailbox(&dst)
+			res.Dest = dst
+			return err
 		}
 		t.expunge(&src, msgs)
 		return t.commitMailbox(&src)

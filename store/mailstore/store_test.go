@@ -177,14 +177,32 @@ func TestCopyMoveExpungeAndQuota(t *testing.T) {
 	if q.Used != 8000 {
 		t.Fatalf("usage after move %d", q.Used)
 	}
+	// A move within one mailbox gives new UIDs, even at the quota limit.
+	res, err = s.Move(arch.ID, []uint32{1}, "user.bob.Archive")
+	if err != nil || !slices.Equal(res.SourceUIDs, []uint32{1}) || !slices.Equal(res.DestUIDs, []uint32{2}) {
+		t.Fatalf("move within a mailbox: %+v %v", res, err)
+	}
+	arch, _, _ = s.Mailbox("user.bob.Archive")
+	if _, ok, _ := s.Message(arch.ID, 1); ok || arch.Exists != 1 || arch.UIDNext != 3 || arch.Size != int64(len(body)) {
+		t.Fatalf("after a move within a mailbox: old UID kept %v, %+v", ok, arch)
+	}
+	if q, _, _ = s.Quota("user.bob"); q.Used != 8000 {
+		t.Fatalf("usage after a move within a mailbox %d", q.Used)
+	}
+	if _, err := s.Move(arch.ID, []uint32{2}, "user.bob.Archive"); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok, err = s.Message(arch.ID, 3); err != nil || !ok || !bytes.Equal(readBody(t, s, &m), body) {
+		t.Fatalf("message moved within its mailbox: %v %v", ok, err)
+	}
 	if err := s.SetQuota("user.bob", -1, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Copy(arch.ID, []uint32{1}, "user.bob"); err != nil {
+	if _, err := s.Copy(arch.ID, []uint32{3}, "user.bob"); err != nil {
 		t.Fatal(err)
 	}
 	// The copy shares its body; expunging the original keeps it.
-	if got, err := s.Expunge(arch.ID, []uint32{1}); err != nil || !slices.Equal(got, []uint32{1}) {
+	if got, err := s.Expunge(arch.ID, []uint32{3}); err != nil || !slices.Equal(got, []uint32{3}) {
 		t.Fatalf("expunge: %v %v", got, err)
 	}
 	m, ok, err = s.Message(inbox.ID, 3)
