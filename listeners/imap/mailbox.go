@@ -628,11 +628,28 @@ func cmdStatus(sess *session, _ string, _ bool) (string, error) {
 	if err := need(rt, rRead); err != nil {
 		return "", err
 	}
-	var unseen uint32
-	if slices.Contains(items, "UNSEEN") {
-		if err := sess.srv.cfg.Store.Messages(m.ID, 1, ^uint32(0), func(msg *mailstore.Message) bool {
+	// One view, so the counts agree with each other.
+	view := sess.srv.cfg.Store.View()
+	defer view.Close()
+	m, ok, err := view.MailboxByID(m.ID)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", no("Mailbox does not exist")
+	}
+	var unseen, recent uint32
+	if slices.Contains(items, "UNSEEN") || slices.Contains(items, "RECENT") {
+		recentUID, err := view.RecentUID(m.ID)
+		if err != nil {
+			return "", err
+		}
+		if err := view.Messages(m.ID, 1, ^uint32(0), func(msg *mailstore.Message) bool {
 			if !slices.Contains(msg.Flags, `\Seen`) {
 				unseen++
+			}
+			if msg.UID > recentUID {
+				recent++
 			}
 			return true
 		}); err != nil {
@@ -650,7 +667,7 @@ func cmdStatus(sess *session, _ string, _ bool) (string, error) {
 		case "MESSAGES":
 			w.num(uint64(m.Exists))
 		case "RECENT":
-			w.num(0)
+			w.num(uint64(recent))
 		case "UIDNEXT":
 			w.num(uint64(m.UIDNext))
 		case "UIDVALIDITY":
