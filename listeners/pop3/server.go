@@ -496,10 +496,17 @@ func (ss *serverSession) listing(cmd Command) {
 // retrieve sends a message: all of it (lines < 0, RETR) or its header
 // and its first lines body lines (TOP).
 func (ss *serverSession) retrieve(m *dropMessage, lines int) {
-	store := ss.srv.cfg.Store
-	// The snapshot may be stale: an IMAP session may have expunged the
-	// message since login, and its body with it.
-	cur, ok, err := store.Message(ss.drop.mailbox, m.msg.UID)
+	// The drop list may be stale: an IMAP session may have expunged the
+	// message since login, and its body with it. One view keeps the record
+	// and the body read below in agreement.
+	view := ss.srv.cfg.Store.View()
+	defer view.Close()
+	var cur mailstore.Message
+	ok := false
+	err := view.Messages(ss.drop.mailbox, m.msg.UID, m.msg.UID, func(msg *mailstore.Message) bool {
+		cur, ok = *msg, true
+		return false
+	})
 	if err != nil {
 		ss.log.Error("pop3: reading message", "uid", m.msg.UID, "err", err)
 		ss.w.Err("[SYS/TEMP] Unable to read message")
@@ -509,7 +516,7 @@ func (ss *serverSession) retrieve(m *dropMessage, lines int) {
 		ss.w.Err("Message was removed by another session")
 		return
 	}
-	body := store.OpenBody(&cur)
+	body := view.OpenBody(&cur)
 	defer body.Close()
 	if lines < 0 {
 		ss.w.OK(strconv.FormatInt(cur.Size, 10) + " octets")
