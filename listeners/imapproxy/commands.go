@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rookery/rookery/internal/mboxname"
 	"github.com/rookery/rookery/listeners/frontend"
 	"github.com/rookery/rookery/store"
 )
@@ -20,8 +21,8 @@ func (c *command) mailboxArg() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !quotable(name) {
-		return "", errSyntax
+	if mboxname.Check(name) != nil {
+		return "", errBadName
 	}
 	return name, nil
 }

@@ -1,0 +1,59 @@
+package imapproxy_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/rookery/rookery/listeners/imapproxy"
+	"github.com/rookery/rookery/store"
+)
+
+// TestListNamesAsLiterals: names the master already holds that a quoted
+// string cannot carry (CR LF, 8-bit, over 1 KiB) are listed as literals,
+// so none can inject a response into the client's stream.
+func TestListNamesAsLiterals(t *testing.T) {
+	inject := "user.alice.x\r\n t9 OK fake \r\n * 99 EXISTS"
+	long := "user.alice." + strings.Repeat("l", 1100)
+	addr := fakeMurder(t, map[string]string{"fake1": closedAddr(t)}, func(cfg *imapproxy.Config) {
+		var b store.Batch
+		for _, name := range []string{inject, "user.alice.caf\xc3\xa9", long, `user.alice.q"uote`} {
+			b.Changes = append(b.Changes, store.Change{Name: name, New: &store.Entry{Name: name, Kind: store.Active,
+				Location: "fake1!default", ACL: "alice\tlrswipkxtecda\t"}})
+		}
+		if _, err := cfg.DB.Commit(&b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	c := login(t, addr, "alice", "alicepw")
+	got := c.ok(`LIST "" *`)
+	want := []string{
+		`* LIST (\HasChildren) "." INBOX`,
+		`* LIST (\HasNoChildren) "." "INBOX.q\"uote"`,
+		`* LIST (\HasNoChildren) "." other`,
+		`* LIST (\HasNoChildren) "." {35}` + "\r\nINBOX.x\r\n t9 OK fake \r\n * 99 EXISTS",
+		`* LIST (\HasNoChildren) "." {11}` + "\r\nINBOX.caf\xc3\xa9",
+		`* LIST (\HasNoChildren) "." {1106}` + "\r\nINBOX." + strings.Repeat("l", 1100),
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("LIST:\n%q\nwant\n%q", got, want)
+	}
+	c.ok("NOOP") // still in step
+}
+
+// TestFrontendRefusesBadNames: the frontend checks client names as the
+// backends do (internal/mboxname), before any backend is asked.
+func TestFrontendRefusesBadNames(t *testing.T) {
+	addr := fakeMurder(t, map[string]string{"fake1": closedAddr(t)})
+	c := login(t, addr, "alice", "alicepw")
+	for _, name := range []string{"INBOX.\xff\xfe", "INBOX.caf\xc3\xa9", "INBOX.&Jjo", "INBOX.a\r\nb", "INBOX.a\x7f"} {
+		lit := "{" + itoa(len(name)) + "+}\r\n" + name
+		for _, cmd := range []string{"CREATE ", "SELECT ", "SUBSCRIBE ", "DELETE ", "RENAME INBOX.x "} {
+			if got := c.no("%s", cmd+lit); got != "NO Invalid mailbox name" {
+				t.Errorf("%s%q: %s", cmd, name, got)
+			}
+		}
+	}
+}
