@@ -57,3 +57,26 @@ func TestFrontendRefusesBadNames(t *testing.T) {
 		}
 	}
 }
+
+// TestSubscribeOtherBackend: alice's subscriptions live on rb1 with her
+// INBOX; the shared mailbox is on rb2. SUBSCRIBE to it through the
+// frontend works, and LSUB shows it selectable.
+func TestSubscribeOtherBackend(t *testing.T) {
+	m, _, _ := startRookeryMurder(t)
+	_, imapAddr := m.frontend(t)
+	alice := login(t, imapAddr, "alice", "alicepw")
+	alice.ok("SUBSCRIBE shared")
+	alice.ok("SUBSCRIBE INBOX")
+	got := alice.ok(`LSUB "" *`)
+	slices.Sort(got)
+	if want := []string{`* LSUB () "." INBOX`, `* LSUB () "." shared`}; !slices.Equal(got, want) {
+		t.Errorf("LSUB: %q, want %q", got, want)
+	}
+	if tagged := alice.no("SUBSCRIBE nowhere"); tagged != "NO Mailbox does not exist" {
+		t.Errorf("SUBSCRIBE to a mailbox the murder lacks: %s", tagged)
+	}
+	alice.ok("UNSUBSCRIBE shared")
+	if got := alice.ok(`LSUB "" shared`); len(got) != 0 {
+		t.Errorf("LSUB after UNSUBSCRIBE: %q", got)
+	}
+}
