@@ -72,6 +72,23 @@ func TestSubscribeOtherBackend(t *testing.T) {
 	if want := []string{`* LSUB () "." INBOX`, `* LSUB () "." shared`}; !slices.Equal(got, want) {
 		t.Errorf("LSUB: %q, want %q", got, want)
 	}
+	// Parents a '%' stops at are \Noselect, whether they exist or not
+	// (RFC 3501 6.3.9), unless subscribed themselves.
+	alice.ok("CREATE INBOX.p")
+	alice.ok("CREATE INBOX.p.c")
+	alice.ok("SUBSCRIBE INBOX.p.c")
+	alice.ok("CREATE INBOX.q.d") // INBOX.q is no mailbox
+	alice.ok("SUBSCRIBE INBOX.q.d")
+	got = alice.ok("%s", `LSUB "" INBOX.%`)
+	slices.Sort(got)
+	if want := []string{`* LSUB (\Noselect) "." INBOX.p`, `* LSUB (\Noselect) "." INBOX.q`}; !slices.Equal(got, want) {
+		t.Errorf("LSUB INBOX.%%: %q, want %q", got, want)
+	}
+	got = alice.ok(`LSUB "INBOX." "*"`)
+	slices.Sort(got)
+	if want := []string{`* LSUB () "." INBOX.p.c`, `* LSUB () "." INBOX.q.d`}; !slices.Equal(got, want) {
+		t.Errorf("LSUB INBOX.*: %q, want %q", got, want)
+	}
 	if tagged := alice.no("SUBSCRIBE nowhere"); tagged != "NO Mailbox does not exist" {
 		t.Errorf("SUBSCRIBE to a mailbox the murder lacks: %s", tagged)
 	}
