@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rookery/rookery/internal/cyrustest"
 	"github.com/rookery/rookery/listeners/imapproxy"
+	"github.com/rookery/rookery/node"
 	"github.com/rookery/rookery/store"
 )
 
@@ -95,5 +97,54 @@ func TestSubscribeOtherBackend(t *testing.T) {
 	alice.ok("UNSUBSCRIBE shared")
 	if got := alice.ok(`LSUB "" shared`); len(got) != 0 {
 		t.Errorf("LSUB after UNSUBSCRIBE: %q", got)
+	}
+}
+
+// TestCyrusFrontendSubscribe: a real Cyrus 3.6 frontend in front of two
+// Rookery backends: SUBSCRIBE to the shared mailbox on the backend that
+// does not hold alice's INBOX (where her subscriptions live) works, LSUB
+// shows it selectable, and MOVE into the selected mailbox works.
+func TestCyrusFrontendSubscribe(t *testing.T) {
+	cyrustest.Require(t)
+	m := startRookeryMaster(t)
+	backend := func(name string) *node.Node {
+		port := cyrustest.FreePort(t)
+		// A Cyrus frontend dials a backend's server name: host:port.
+		addr := "127.0.0.1:" + itoa(port)
+		return m.rookeryBackend(t, addr, func(cfg *node.Config) { cfg.IMAPListen = addr })
+	}
+	rb1, rb2 := backend("rb1"), backend("rb2")
+	login(t, rb1.IMAPAddr(), "admin", "secret").ok("CREATE user.alice")
+	admin2 := login(t, rb2.IMAPAddr(), "admin", "secret")
+	admin2.ok("CREATE shared")
+	admin2.ok("SETACL shared anyone lrs")
+	m.waitEntry(t, "shared", rb2.IMAPAddr())
+
+	fe := cyrustest.Start(t, cyrustest.RoleFrontend, cyrustest.Options{
+		Master: m.master.MUPDATEAddr(), IMAPPort: cyrustest.FreePort(t),
+	})
+	fe.AddUser(t, "alice", "alicepw", false)
+	fe.Sync(t)
+	alice := cyrustest.DialIMAP(t, fe.IMAPAddr(), "alice", "alicepw")
+	defer alice.Close()
+	cmd := func(line string) []string {
+		t.Helper()
+		u, status, err := alice.Cmd("%s", line)
+		if err != nil || !strings.HasPrefix(status, "OK") {
+			t.Fatalf("%s: %s %v", line, status, err)
+		}
+		return u
+	}
+	cmd("SUBSCRIBE shared")
+	if got := cmd(`LSUB "" shared`); !slices.Equal(got, []string{`* LSUB () "." shared`}) {
+		t.Errorf("LSUB: %q", got)
+	}
+	cmd("APPEND INBOX {7+}\r\nx: y\r\n\r\n")
+	cmd("SELECT INBOX")
+	if got := cmd("MOVE 1 INBOX"); !slices.ContainsFunc(got, func(l string) bool { return strings.HasPrefix(l, "* OK [COPYUID ") }) {
+		t.Errorf("MOVE into INBOX: %q", got)
+	}
+	if got := cmd("FETCH 1:* (UID)"); !slices.Equal(got, []string{"* 1 FETCH (UID 2)"}) {
+		t.Errorf("after MOVE: %q", got)
 	}
 }
