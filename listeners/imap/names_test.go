@@ -37,6 +37,19 @@ func TestMailboxNames(t *testing.T) {
 	if !slices.Equal(list[:len(list)-1], want) {
 		t.Errorf("LIST: %q\nwant %q", list, want)
 	}
+
+	// A name stored before the check is listed as a literal, and can
+	// still be renamed or deleted.
+	if _, err := e.store.CreateMailbox("user.alice.old\xff", "alice\tlrswipkxtecdan\t", ""); err != nil {
+		t.Fatal(err)
+	}
+	list = a.cmd("10", `LIST "" INBOX.old*`, "OK")
+	if want := []string{`* LIST (\HasNoChildren) "." {10}`, "INBOX.old\xff"}; !slices.Equal(list[:len(list)-1], want) {
+		t.Errorf("LIST of a stored 8-bit name: %q", list)
+	}
+	a.cmd("11", "RENAME "+lit("INBOX.old\xff")+" INBOX.old", "OK")
+	a.cmd("12", "DELETE INBOX.old", "OK")
+
 	var got []string
 	for n := range reg.entries {
 		got = append(got, n)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rookery/rookery/internal/mboxname"
 	"github.com/rookery/rookery/listeners/frontend"
 	"github.com/rookery/rookery/store"
 )
@@ -20,8 +21,8 @@ func (c *command) mailboxArg() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !quotable(name) {
-		return "", errSyntax
+	if mboxname.Check(name) != nil {
+		return "", errBadName
 	}
 	return name, nil
 }
@@ -436,10 +437,14 @@ func (s *session) inboxBackend() (*backend, error) {
 	return s.backendFor(e.Server())
 }
 
-// cmdLsub asks the INBOX's backend, which marks subscriptions it does
-// not hold \Noselect; that mark is dropped for mailboxes that exist
-// elsewhere in the murder. Unlike Cyrus 3.6.1, a missing INBOX backend
-// is a NO, not an empty list that clients take as "no subscriptions".
+// cmdLsub asks the INBOX's backend for every subscription, which marks
+// those it does not hold \Noselect; that mark is dropped for mailboxes
+// that exist elsewhere in the murder. The pattern is applied here, so
+// that the parents a '%' stops at are listed \Noselect (RFC 3501 6.3.9):
+// from a backend's answer to the pattern itself they could not be told
+// from subscriptions it does not hold. Unlike Cyrus 3.6.1, a missing
+// INBOX backend is a NO, not an empty list that clients take as "no
+// subscriptions".
 func (s *session) cmdLsub(c *command) error {
 	var ref, pat string
 	err := c.sp()
@@ -474,10 +479,11 @@ func (s *session) cmdLsub(c *command) error {
 	}
 	tag := b.nextTag()
 	b.writeDeadline()
-	b.w.WriteString(tag + " LSUB " + quoted(ref) + " " + quoted(pat) + "\r\n")
+	b.w.WriteString(tag + ` LSUB "" *` + "\r\n")
 	if err := b.flush(); err != nil {
 		return s.backendFailed(c.tag, b, err)
 	}
+	var subs, lines []string // names and the backend's lines, in its order
 	for {
 		resp, err := b.readResponse()
 		if err != nil {
@@ -485,13 +491,46 @@ func (s *session) cmdLsub(c *command) error {
 		}
 		if rest, ok := strings.CutPrefix(resp, tag+" "); ok {
 			status, text := splitStatus(rest)
+			if status == "OK" {
+				s.writeLsub(canonicalPattern(ref+pat), subs, lines)
+			}
 			s.tagged(c.tag, status, text)
 			return nil
 		}
 		if b != s.current && isMessageUpdate([]byte(resp)) || strings.HasPrefix(resp, "* BYE") {
 			continue
 		}
-		s.w.WriteString(s.fixListAttrs(resp, "* LSUB (") + "\r\n")
+		if rest, ok := strings.CutPrefix(resp, "* LSUB ("); ok {
+			if _, after, ok := strings.Cut(rest, ")"); ok {
+				if name, ok := lsubName(after); ok {
+					subs, lines = append(subs, name), append(lines, resp)
+					continue
+				}
+			}
+		}
+		s.w.WriteString(resp + "\r\n")
+	}
+}
+
+// writeLsub answers LSUB for pattern from every subscription (names, and
+// the backend's lines for them).
+func (s *session) writeLsub(pattern string, subs, lines []string) {
+	subscribed := make(map[string]bool, len(subs))
+	for _, n := range subs {
+		subscribed[n] = true
+	}
+	listed := map[string]bool{}
+	for i, n := range subs {
+		if match(pattern, n) {
+			s.w.WriteString(s.fixListAttrs(lines[i], "* LSUB (") + "\r\n")
+			continue
+		}
+		for j := strings.LastIndexByte(n, '.'); j > 0; j = strings.LastIndexByte(n[:j], '.') {
+			if p := n[:j]; !subscribed[p] && !listed[p] && match(pattern, p) {
+				listed[p] = true
+				s.untagged(`LSUB (\Noselect) "." ` + astring(p))
+			}
+		}
 	}
 }
 

@@ -171,7 +171,7 @@ func (s *session) writeListItem(it *listItem) {
 		attrs = append(attrs, `\HasNoChildren`)
 	}
 	attrs = append(attrs, it.special...)
-	s.untagged("LIST (" + strings.Join(attrs, " ") + `) "." ` + quote(it.name))
+	s.untagged("LIST (" + strings.Join(attrs, " ") + `) "." ` + astring(it.name))
 }
 
 // visible calls f, in list order, for each active mailbox the user may

@@ -354,6 +354,8 @@ func (s *session) argError(c *command, err error) error {
 		return nil
 	case errors.Is(err, errSyntax):
 		return s.refuse(c, "BAD", "Invalid arguments")
+	case errors.Is(err, errBadName):
+		return s.refuse(c, "NO", "Invalid mailbox name")
 	}
 	return err
 }

@@ -17,6 +17,8 @@ import (
 var (
 	errLineTooLong = errors.New("imapproxy: line too long")
 	errSyntax      = errors.New("imapproxy: syntax error")
+	// errBadName is a mailbox name internal/mboxname refuses.
+	errBadName = errors.New("imapproxy: invalid mailbox name")
 )
 
 // pieceReader reads pieces of at most max bytes from r.
@@ -157,6 +159,19 @@ func quote(s string) string {
 		}
 	}
 	return quoted(s)
+}
+
+// maxQuoted is the longest string astring sends quoted.
+const maxQuoted = 1024
+
+// astring makes s an IMAP string for a client: as quote does when a quoted
+// string can carry it, else a literal. Names from the mailbox list need
+// it: the master may hold names from any peer.
+func astring(s string) string {
+	if len(s) <= maxQuoted && quotable(s) {
+		return quote(s)
+	}
+	return "{" + strconv.Itoa(len(s)) + "}\r\n" + s
 }
 
 // quoted makes s a quoted string.

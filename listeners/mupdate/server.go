@@ -456,9 +456,11 @@ func (ss *session) write(tag, name string, args []string) {
 		ss.status(tag, "BAD", "read-only session")
 		return
 	}
-	if err := mboxname.CheckControl(args[0]); err != nil {
-		// Frontends write listed names into their clients' streams: a CR
-		// LF in one would end a response there.
+	// Frontends write listed names into their clients' streams, where a CR
+	// LF in one would end a response. Only RESERVE and ACTIVATE can bring
+	// a name in; DEACTIVATE and DELETE of one stored before this check are
+	// how it goes away.
+	if err := mboxname.CheckControl(args[0]); err != nil && (name == "RESERVE" || name == "ACTIVATE") {
 		ss.status(tag, "NO", "invalid mailbox name")
 		ss.log.Info("mupdate: write refused", "user", ss.user, "cmd", name, "mailbox", args[0], "err", err)
 		return
