@@ -188,6 +188,23 @@ func (r *Result) ErrorClasses() []Count {
 	return out
 }
 
+// stalledRe names the client in a stall report.
+var stalledRe = regexp.MustCompile(`^- (\d+) stalled for `)
+
+// StalledClients is how many different clients imaptest reported stalled
+// (it repeats the report every second while a client stays stalled).
+func (r *Result) StalledClients() int {
+	ids := map[string]bool{}
+	for _, s := range r.Stalls {
+		if m := stalledRe.FindStringSubmatch(s); m != nil {
+			ids[m[1]] = true
+		} else {
+			ids[s] = true
+		}
+	}
+	return len(ids)
+}
+
 // Count is how often something was seen.
 type Count struct {
 	What string
@@ -225,7 +242,7 @@ func (r *Result) Report(secs int) string {
 		fmt.Fprintf(&b, "\n  %6d  %s", c.N, c.What)
 	}
 	if len(r.Stalls) > 0 {
-		fmt.Fprintf(&b, "\n%d stall reports, first: %s", len(r.Stalls), r.Stalls[0])
+		fmt.Fprintf(&b, "\n%d stalled clients (%d stall reports), first: %s", r.StalledClients(), len(r.Stalls), r.Stalls[0])
 	}
 	return b.String()
 }

@@ -86,7 +86,7 @@ func TestParseStress(t *testing.T) {
 		t.Errorf("classes %+v", classes)
 	}
 	rep := r.Report(10)
-	for _, want := range []string{"Fetc=571", "5640 operations, 564 ops/s", "3 Error lines", "2 stall reports"} {
+	for _, want := range []string{"Fetc=571", "5640 operations, 564 ops/s", "3 Error lines", "2 stalled clients (2 stall reports)"} {
 		if !strings.Contains(rep, want) {
 			t.Errorf("report lacks %q:\n%s", want, rep)
 		}
