@@ -140,7 +140,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(dir, "run.sh"), args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	// The whole group: run.sh may still be installing libdovecot when the
 	// time is up.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
