@@ -94,7 +94,7 @@ func Start(ctx context.Context, k Kind, dir string, logger *slog.Logger, users .
 	if err := os.WriteFile(usersFile, []byte(b.String()), 0o600); err != nil {
 		return nil, fmt.Errorf("rookerytest: %w", err)
 	}
-	base1 := func(name string, roles ...node.Role) node.Config {
+	config := func(name string, roles ...node.Role) node.Config {
 		c := node.DefaultConfig()
 		c.ServerName = name
 		c.DataDir = filepath.Join(base, name)
@@ -111,14 +111,17 @@ func Start(ctx context.Context, k Kind, dir string, logger *slog.Logger, users .
 	}
 
 	if k == Backend {
-		c := base1("be1.test", node.RoleMaster, node.RoleBackend)
+		c := config("be1.test", node.RoleMaster, node.RoleBackend)
 		c.MUPDATEListen = "127.0.0.1:0"
 		n, err := t.start(c, logger)
 		if err != nil {
 			return nil, err
 		}
 		t.Backends, t.IMAPAddr = []*node.Node{n}, n.IMAPAddr()
-		return t, t.createInboxes(ctx, users)
+		if err := t.createInboxes(ctx, users); err != nil {
+			return nil, err
+		}
+		return t, nil
 	}
 
 	gossip := func(c *node.Config, join string) {
@@ -127,7 +130,7 @@ func Start(ctx context.Context, k Kind, dir string, logger *slog.Logger, users .
 			c.Join = []string{join}
 		}
 	}
-	mc := base1("master.test", node.RoleMaster)
+	mc := config("master.test", node.RoleMaster)
 	mc.IMAPListen, mc.MUPDATEListen = "", "127.0.0.1:0"
 	gossip(&mc, "")
 	m, err := t.start(mc, logger)
@@ -136,7 +139,7 @@ func Start(ctx context.Context, k Kind, dir string, logger *slog.Logger, users .
 	}
 	backends := []string{"be1.test", "be2.test"}
 	for _, name := range backends {
-		c := base1(name, node.RoleBackend)
+		c := config(name, node.RoleBackend)
 		gossip(&c, m.GossipAddr())
 		n, err := t.start(c, logger)
 		if err != nil {
@@ -144,7 +147,7 @@ func Start(ctx context.Context, k Kind, dir string, logger *slog.Logger, users .
 		}
 		t.Backends = append(t.Backends, n)
 	}
-	fc := base1("fe.test", node.RoleFrontend, node.RoleReplica)
+	fc := config("fe.test", node.RoleFrontend, node.RoleReplica)
 	gossip(&fc, m.GossipAddr())
 	fc.ProxyAuthname, fc.ProxyPassword = ProxyUser, ProxyPass
 	fc.AllowPlaintext = true
