@@ -215,9 +215,14 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 		sess.condstore = true
 		items = append(items, fetchItem{kind: fModSeq})
 	}
-	if sess.condstore && !slices.ContainsFunc(items, func(it fetchItem) bool { return it.kind == fModSeq }) &&
-		slices.ContainsFunc(items, func(it fetchItem) bool { return it.kind == fFlags }) {
-		items = append(items, fetchItem{kind: fModSeq})
+	// RFC 7162 3.1: with CONDSTORE on, UID and MODSEQ come unasked only
+	// with a flag change, here a FETCH that may set \Seen; a plain FLAGS
+	// fetch gets no MODSEQ. A Cyrus 3.6 frontend's cross-backend COPY
+	// depends on that: it parses the answer to "FETCH <set> (Flags
+	// Internaldate)", knows no MODSEQ item, and drops the session on one.
+	if sess.condstore && !v.readOnly && v.rights&rSeen != 0 &&
+		slices.ContainsFunc(items, func(it fetchItem) bool { return it.setsSeen }) {
+		items = append(append([]fetchItem{{kind: fUID}}, items...), fetchItem{kind: fModSeq})
 	}
 	items = dedupe(items)
 	if len(uids) == 0 {
