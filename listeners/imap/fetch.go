@@ -100,6 +100,10 @@ func (r *reader) fetchItem(macros bool) []fetchItem {
 		return simple(fModSeq)
 	case "RFC822":
 		return []fetchItem{{kind: fSection, name: "RFC822", setsSeen: true}}
+	case "RFC822.PEEK":
+		// Not in RFC 3501, but Cyrus takes it (RFC822 without setting
+		// \Seen) and a Cyrus 3.6 frontend's cross-backend COPY sends it.
+		return []fetchItem{{kind: fSection, name: "RFC822", sec: imap.FetchItemBodySection{Peek: true}}}
 	case "RFC822.HEADER":
 		return []fetchItem{{kind: fSection, name: "RFC822.HEADER", sec: imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}}}
 	case "RFC822.TEXT":
@@ -246,6 +250,16 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 	}
 	if h := sess.srv.fetchHook; h != nil {
 		h()
+	}
+	if slices.ContainsFunc(items, func(it fetchItem) bool { return it.kind == fFlags }) || setSeen {
+		// Another session may have added a keyword these flags show.
+		m, ok, err := view.MailboxByID(v.id)
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			sess.announceKeywords(m.Keywords)
+		}
 	}
 	if setSeen {
 		var unseen []uint32

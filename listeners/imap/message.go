@@ -3,7 +3,6 @@ package imap
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"time"
 
@@ -92,17 +91,14 @@ func cmdStore(sess *session, _ string, uid bool) (string, error) {
 	if res.Changed && res.ModSeq == before+1 {
 		v.modseq = res.ModSeq
 	}
-	if op != mailstore.FlagsRemove && slices.ContainsFunc(flags, func(f string) bool {
-		return !strings.HasPrefix(f, `\`) && !slices.Contains(v.keywords, f)
-	}) {
-		// A new keyword: FLAGS must come before a FETCH that shows it.
-		m, ok, err := sess.srv.cfg.Store.MailboxByID(v.id)
-		if err != nil {
-			return "", err
-		}
-		if ok {
-			sess.announceKeywords(m.Keywords)
-		}
+	// FLAGS must come before a FETCH that shows a new keyword, this
+	// command's or another session's.
+	m, ok, err := sess.srv.cfg.Store.MailboxByID(v.id)
+	if err != nil {
+		return "", err
+	}
+	if ok {
+		sess.announceKeywords(m.Keywords)
 	}
 	w := sess.w
 	for _, m := range res.Messages {

@@ -222,6 +222,7 @@ func (sess *session) update(allowExpunge bool) error {
 		return errClose
 	}
 	if m.HighestModSeq == v.modseq && v.told == v.modseq {
+		sess.announceKeywords(m.Keywords)
 		return nil
 	}
 	var gone []uint32
