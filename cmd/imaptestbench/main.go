@@ -13,7 +13,7 @@
 // they never compete for the CPU, and everything is stopped and removed on
 // every way out, Ctrl-C included.
 //
-//	go run ./cmd/imaptestbench                     # 10 and 50 clients, 30 s each: about 4 minutes
+//	go run ./cmd/imaptestbench                     # 10 and 50 clients, 30 s each: 4 to 6 minutes
 //	go run ./cmd/imaptestbench -secs 20 -clients 10
 package main
 
