@@ -577,13 +577,8 @@ func cmdLsub(sess *session, _ string, _ bool) (string, error) {
 			// A '%' that stops above a subscribed name lists the parent
 			// it stops at, unless subscribed itself, as \Noselect (RFC
 			// 3501 6.3.9).
-			for p := ext; ; {
-				i := strings.LastIndexByte(p, ns.sep)
-				if i <= 0 {
-					break
-				}
-				p = p[:i]
-				if !subscribed[p] && !listed[p] && matchAny(p, ns.sep, ref, []string{pattern}) {
+			for i := strings.LastIndexByte(ext, ns.sep); i > 0; i = strings.LastIndexByte(ext[:i], ns.sep) {
+				if p := ext[:i]; !subscribed[p] && !listed[p] && matchAny(p, ns.sep, ref, []string{pattern}) {
 					listed[p] = true
 					sess.writeList("LSUB", []string{`\Noselect`}, p)
 				}

@@ -143,8 +143,9 @@ func isAstringChar(c byte) bool { return c == ']' || isAtomChar(c) }
 func isListChar(c byte) bool { return c == '%' || c == '*' || isAstringChar(c) }
 
 // quote makes s an IMAP string: an atom when it is one (and not NIL), else
-// a quoted string. s must not hold CR, LF or NUL (mailbox names and the
-// other strings the proxy writes never do).
+// a quoted string. s must not hold CR, LF or NUL: client names are checked
+// (internal/mboxname) and patterns quotable before they reach a backend,
+// and what goes to clients from the mailbox list goes through astring.
 func quote(s string) string {
 	if s != "" && !strings.EqualFold(s, "NIL") {
 		atom := true
