@@ -50,7 +50,28 @@ type reader struct {
 	// discard is the length of a refused non-synchronising literal still
 	// to be skipped.
 	discard int64
+	// depth counts the nested constructs being parsed (see enter).
+	depth int
 }
+
+// maxNesting bounds how deeply a command's constructs nest (SEARCH
+// parentheses, NOT and OR), so that the memory and stack a command takes
+// stay in proportion to its length and not to its nesting. 64 is far
+// beyond what clients send (a search built from a UI nests a handful of
+// levels) and keeps a parsed command small.
+const maxNesting = 64
+
+// enter opens one nesting level; the caller calls leave when it returns,
+// whether enter failed or not.
+func (r *reader) enter() bool {
+	r.depth++
+	if r.depth > maxNesting && r.err == nil {
+		r.fail(badf("Too deeply nested (over %d levels)", maxNesting))
+	}
+	return r.err == nil
+}
+
+func (r *reader) leave() { r.depth-- }
 
 // readLine reads the next line into r.line.
 func (r *reader) readLine() error {

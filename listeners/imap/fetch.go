@@ -125,7 +125,10 @@ func (r *reader) fetchItem(macros bool) []fetchItem {
 		}
 		return []fetchItem{it}
 	}
-	r.syntax("unknown fetch item " + name)
+	if len(name) > 40 {
+		name = name[:40] + "..."
+	}
+	r.syntax("unknown fetch item " + strconv.Quote(name))
 	return nil
 }
 

@@ -69,3 +69,34 @@ func fuzzOne(data []byte) {
 		}
 	}
 }
+
+// FuzzAddressList checks that any header value gives an address list in
+// which groups are balanced and no mailbox could be read as a group
+// marker.
+func FuzzAddressList(f *testing.F) {
+	for _, c := range addressCases {
+		f.Add(c.in)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		open := false
+		for _, a := range parseAddressList(s) {
+			switch a.kind {
+			case addrGroupStart:
+				if open {
+					t.Fatalf("%q: nested group", s)
+				}
+				open = true
+			case addrGroupEnd:
+				if !open {
+					t.Fatalf("%q: group end without start", s)
+				}
+				open = false
+			}
+		}
+		if open {
+			t.Fatalf("%q: group not closed", s)
+		}
+		_ = appendAddressList(nil, s)
+		_ = addressText(parseAddressList(s))
+	})
+}

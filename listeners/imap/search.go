@@ -30,6 +30,10 @@ func (r *reader) searchKeys(c *imap.SearchCriteria, v *selected) {
 var noneSet = imap.SeqSet{}
 
 func (r *reader) searchKey(c *imap.SearchCriteria, v *selected) {
+	defer r.leave()
+	if !r.enter() {
+		return
+	}
 	if r.peek() == '(' {
 		r.pos++
 		r.searchKeys(c, v)
@@ -265,6 +269,56 @@ func decodeWords(s string) string {
 	return s
 }
 
+// headerContains matches a header field for SEARCH HEADER and, on
+// address fields, FROM, TO, CC and BCC: its decoded value contains s, or,
+// for an address field, its addresses as parsed do ("user@host" matches
+// "<user (comment)@ host>").
+func headerContains(f field, s string) bool {
+	if containsFold(decodeWords(f.value), s) {
+		return true
+	}
+	switch strings.ToLower(f.name) {
+	case "from", "sender", "reply-to", "to", "cc", "bcc":
+		return containsFold(addressText(parseAddressList(f.value)), s)
+	}
+	return false
+}
+
+// addressText writes addresses the way SEARCH compares them: decoded
+// display name, then "<route:mailbox@host>", group names as "name:".
+func addressText(addrs []address) string {
+	var sb strings.Builder
+	for i, a := range addrs {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		switch a.kind {
+		case addrGroupStart:
+			sb.WriteString(decodeWords(a.mailbox))
+			sb.WriteByte(':')
+		case addrGroupEnd:
+			sb.WriteByte(';')
+		default:
+			if a.name != "" {
+				sb.WriteString(decodeWords(a.name))
+				sb.WriteByte(' ')
+			}
+			sb.WriteByte('<')
+			if a.route != "" {
+				sb.WriteString(a.route)
+				sb.WriteByte(':')
+			}
+			sb.WriteString(a.mailbox)
+			if a.host != "" {
+				sb.WriteByte('@')
+				sb.WriteString(a.host)
+			}
+			sb.WriteByte('>')
+		}
+	}
+	return sb.String()
+}
+
 func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
@@ -331,7 +385,7 @@ func (e *evaluator) match(c *imap.SearchCriteria, seq uint32) (bool, error) {
 		for _, h := range c.Header {
 			found := false
 			for _, f := range fields {
-				if strings.EqualFold(f.name, h.Key) && containsFold(decodeWords(f.value), h.Value) {
+				if strings.EqualFold(f.name, h.Key) && headerContains(f, h.Value) {
 					found = true
 					break
 				}

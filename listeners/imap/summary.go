@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"mime"
-	"net/mail"
 	"slices"
 	"strconv"
 	"strings"
@@ -141,14 +140,15 @@ func appendEnvelope(dst []byte, header []byte) []byte {
 	dst = appendNString(dst, get("Date"))
 	dst = append(dst, ' ')
 	dst = appendNString(dst, get("Subject"))
-	from := get("From")
+	from := parseAddressList(get("From"))
 	for _, n := range []string{"From", "Sender", "Reply-To", "To", "Cc", "Bcc"} {
 		dst = append(dst, ' ')
-		v, ok := headerValue(fields, n)
-		if (n == "Sender" || n == "Reply-To") && (!ok || strings.TrimSpace(v) == "") {
-			v = from
+		addrs := parseAddressList(get(n))
+		if (n == "Sender" || n == "Reply-To") && len(addrs) == 0 {
+			// RFC 3501 7.4.2: a missing or empty one is From.
+			addrs = from
 		}
-		dst = appendAddressList(dst, v)
+		dst = appendAddresses(dst, addrs)
 	}
 	dst = append(dst, ' ')
 	dst = appendNString(dst, get("In-Reply-To"))
@@ -159,110 +159,43 @@ func appendEnvelope(dst []byte, header []byte) []byte {
 
 var wordEncoder = mime.QEncoding
 
-// appendAddressList writes an address list, or NIL when there is none or
-// it cannot be parsed. Groups ("name: a, b;") are written as RFC 3501
-// group markers.
+// appendAddressList writes an address list, or NIL when it has no
+// address.
 func appendAddressList(dst []byte, v string) []byte {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return append(dst, "NIL"...)
-	}
-	var out []byte
-	n := 0
-	for _, part := range splitGroups(v) {
-		if part.group != "" {
-			out = append(out, "(NIL NIL "...)
-			out = appendString(out, part.group)
-			out = append(out, " NIL)"...)
-		}
-		if strings.TrimSpace(part.members) != "" {
-			addrs, err := mail.ParseAddressList(part.members)
-			if err == nil {
-				for _, a := range addrs {
-					out = appendAddress(out, a.Name, a.Address)
-					n++
-				}
-			}
-		}
-		if part.group != "" {
-			out = append(out, "(NIL NIL NIL NIL)"...)
-			n++
-		}
-	}
-	if n == 0 {
+	return appendAddresses(dst, parseAddressList(v))
+}
+
+func appendAddresses(dst []byte, addrs []address) []byte {
+	if len(addrs) == 0 {
 		return append(dst, "NIL"...)
 	}
 	dst = append(dst, '(')
-	dst = append(dst, out...)
-	return append(dst, ')')
-}
-
-func appendAddress(dst []byte, name, addr string) []byte {
-	mbox, host, _ := strings.Cut(addr, "@")
-	if name != "" && !isASCII(name) {
-		name = wordEncoder.Encode("utf-8", name)
-	}
-	dst = append(dst, '(')
-	dst = appendNString(dst, name)
-	dst = append(dst, " NIL "...)
-	dst = appendNString(dst, mbox)
-	dst = append(dst, ' ')
-	dst = appendNString(dst, host)
-	return append(dst, ')')
-}
-
-type addrPart struct{ group, members string }
-
-// splitGroups cuts an address list into group and plain parts; a colon
-// outside quotes and angle brackets starts a group, a semicolon ends it.
-func splitGroups(v string) []addrPart {
-	var parts []addrPart
-	var cur strings.Builder
-	group := ""
-	inQuote, angle := false, 0
-	flush := func() {
-		if group != "" || strings.TrimSpace(cur.String()) != "" {
-			parts = append(parts, addrPart{group: group, members: cur.String()})
-		}
-		cur.Reset()
-		group = ""
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case c == '\\' && inQuote && i+1 < len(v):
-			cur.WriteByte(c)
-			i++
-			c = v[i]
-		case c == '"':
-			inQuote = !inQuote
-		case inQuote:
-		case c == '<':
-			angle++
-		case c == '>':
-			angle--
-		case c == ':' && angle == 0 && group == "":
-			if s := strings.TrimSpace(cur.String()); s != "" {
-				// Text before the colon that holds a comma is plain
-				// addresses followed by a group.
-				if j := strings.LastIndexByte(s, ','); j >= 0 {
-					cur.Reset()
-					cur.WriteString(s[:j])
-					flush()
-					s = strings.TrimSpace(s[j+1:])
-				}
-				cur.Reset()
-				group = s
-				continue
+	for _, a := range addrs {
+		switch a.kind {
+		case addrGroupStart:
+			dst = append(dst, "(NIL NIL "...)
+			dst = appendString(dst, a.mailbox)
+			dst = append(dst, " NIL)"...)
+		case addrGroupEnd:
+			dst = append(dst, "(NIL NIL NIL NIL)"...)
+		default:
+			dst = append(dst, '(')
+			dst = appendNString(dst, a.name)
+			dst = append(dst, ' ')
+			dst = appendNString(dst, a.route)
+			dst = append(dst, ' ')
+			// Never NIL: (x x NIL NIL) would read as a group's end.
+			dst = appendString(dst, a.mailbox)
+			dst = append(dst, ' ')
+			host := a.host
+			if host == "" {
+				host = unspecifiedDomain
 			}
-		case c == ';' && angle == 0 && group != "":
-			flush()
-			continue
+			dst = appendString(dst, host)
+			dst = append(dst, ')')
 		}
-		cur.WriteByte(c)
 	}
-	flush()
-	return parts
+	return append(dst, ')')
 }
 
 func isASCII(s string) bool {
