@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/rookery/rookery/store/mailstore"
 )
@@ -392,9 +391,12 @@ func (sess *session) fetchSection(m *mailstore.Message, it *fetchItem) error {
 		}
 		data = filterHeader(h, sec.HeaderFields, sec.HeaderFieldsNot)
 	} else {
-		whole := *sec
-		whole.Partial = nil
-		data = imapserver.ExtractBodySection(b, &whole)
+		defer b.Close()
+		s, err := findSection(b, sec)
+		if err != nil {
+			return err
+		}
+		return s.write(w, b, sec.Partial)
 	}
 	b.Close()
 	if p := sec.Partial; p != nil {
