@@ -87,6 +87,19 @@ type mimeParser struct {
 	bounds []string // open multipart boundaries, innermost last
 	parts  int
 	kept   int
+	// keepAll keeps every field, repeated ones too (for SEARCH HEADER),
+	// within the same caps, instead of keptFields.
+	keepAll bool
+}
+
+// readFields reads a message's header from r and returns its fields,
+// each value cut at maxFieldValue and maxKept in all, so the memory it
+// takes is bounded whatever the header's size.
+func readFields(r io.Reader) ([]field, error) {
+	p := &mimeParser{br: bufio.NewReaderSize(r, 64<<10), keepAll: true}
+	var pt part
+	p.readHeader(&pt)
+	return pt.fields, p.err
 }
 
 // stop tells where reading content stopped: at a delimiter line of the
@@ -234,6 +247,11 @@ func (p *mimeParser) readHeader(pt *part) (stop, bool) {
 				continue
 			}
 			n = bytes.TrimSpace(n)
+			if p.keepAll {
+				name, keep = string(n), true
+				add(v)
+				continue
+			}
 			var lower [32]byte
 			if len(n) > len(lower) {
 				continue

@@ -68,6 +68,16 @@ func TestLargeHeaders(t *testing.T) {
 		t.Errorf("BODY[2.MIME]: %.300q", got)
 	}
 
+	for _, c := range []struct{ cmd, want string }{
+		{"SEARCH FROM a@example.com", "* SEARCH 1 2"},
+		{"SEARCH HEADER X-Filler yyyy", "* SEARCH 1"},
+		{"SEARCH HEADER Content-Type b1", "* SEARCH 1"},
+	} {
+		if got := a.cmd("s", c.cmd, "OK"); got[0] != c.want {
+			t.Errorf("%s: %q, want %q", c.cmd, got, c.want)
+		}
+	}
+
 	got = fetchText(a, "f4", "FETCH 2 (BODY ENVELOPE)")
 	if want := `BODY ("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" ` + strconv.Itoa(len(body)) + ` 2)`; !strings.Contains(got, want) {
 		t.Errorf("BODY with a 1 MiB Subject:\n got %.300s\nwant %s", got, want)

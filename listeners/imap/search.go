@@ -247,11 +247,11 @@ func (e *evaluator) header() ([]field, error) {
 	if !e.loaded {
 		b := e.st.OpenBody(e.m)
 		defer b.Close()
-		h := make([]byte, e.m.HeaderSize)
-		if _, err := io.ReadFull(b, h); err != nil {
+		fields, err := readFields(io.LimitReader(b, e.m.HeaderSize))
+		if err != nil {
 			return nil, err
 		}
-		e.fields = splitHeader(h)
+		e.fields = fields
 		e.loaded = true
 	}
 	return e.fields, nil
