@@ -184,6 +184,28 @@ func (r *reader) atomChars(bracket bool) string {
 
 func (r *reader) atom() string { return r.atomChars(false) }
 
+// searchString reads a SEARCH string argument: an astring whose atom
+// form may also hold 8-bit bytes, as clients send raw UTF-8 after
+// CHARSET UTF-8 (Cyrus and Dovecot take it too).
+func (r *reader) searchString() string {
+	switch r.peek() {
+	case '"', '{':
+		return r.str()
+	}
+	if r.err != nil {
+		return ""
+	}
+	start := r.pos
+	for r.pos < len(r.line) && (isAtomChar(r.line[r.pos], true) || r.line[r.pos] >= 0x80) {
+		r.pos++
+	}
+	if r.pos == start {
+		r.syntax("expected a string")
+		return ""
+	}
+	return string(r.line[start:r.pos])
+}
+
 // astring reads an atom (']' allowed), quoted string or literal.
 func (r *reader) astring() string {
 	switch r.peek() {

@@ -294,6 +294,11 @@ func (p *mimeParser) parsePart(pt *part, depth int, digest bool) stop {
 	startLF := p.lf
 	pt.mediaType, pt.subtype, pt.params = contentType(pt.get("Content-Type"), digest)
 	nested := pt.mediaType == "multipart" || pt.mediaType == "message" && (pt.subtype == "rfc822" || pt.subtype == "global")
+	if nested && pt.mediaType == "multipart" && pt.params["boundary"] == "" {
+		// Nothing to split it with: text, as Cyrus and Dovecot take it.
+		pt.mediaType, pt.subtype, pt.params = "text", "plain", map[string]string{"charset": "us-ascii"}
+		nested = false
+	}
 	if nested && (depth >= maxMIMEDepth || p.parts >= maxMIMEParts) {
 		// Too deep to describe: an opaque leaf.
 		pt.mediaType, pt.subtype = "application", "octet-stream"
@@ -305,7 +310,7 @@ func (p *mimeParser) parsePart(pt *part, depth int, digest bool) stop {
 		pt.message = &part{}
 		p.parts++
 		s = p.parsePart(pt.message, depth+1, false)
-	case nested && pt.params["boundary"] != "":
+	case nested:
 		s = p.parseMultipart(pt, depth)
 	default:
 		s = p.skip(pt.bodyStart)

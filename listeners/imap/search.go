@@ -45,7 +45,7 @@ func (r *reader) searchKey(c *imap.SearchCriteria, v *selected) {
 		return
 	}
 	key := strings.ToUpper(r.atom())
-	arg := func() string { r.sp(); return r.astring() }
+	arg := func() string { r.sp(); return r.searchString() }
 	date := func() time.Time { r.sp(); return r.date() }
 	flag := func(f string, not bool) {
 		if not {
