@@ -11,6 +11,11 @@ import (
 	"strings"
 )
 
+// summaryVersion starts a Summarize result. Version 1 came from go-imap's
+// parser (headers cut at 1 MiB, single-part numbering wrong); its
+// summaries no longer match and are recomputed when read.
+const summaryVersion = 2
+
 // Summarize computes what FETCH ENVELOPE, BODY and BODYSTRUCTURE answer,
 // already in wire form, from a message; a store opened with it as
 // mailstore.Options.Summarize keeps the result with each body so FETCH
@@ -24,7 +29,7 @@ func Summarize(r io.Reader) ([]byte, error) {
 	env := appendEnvelope(nil, root.fields)
 	body := appendBodyStructure(nil, root, false)
 	ext := appendBodyStructure(nil, root, true)
-	out := []byte{1}
+	out := []byte{summaryVersion}
 	for _, p := range [][]byte{env, body, ext} {
 		out = binary.AppendUvarint(out, uint64(len(p)))
 		out = append(out, p...)
@@ -35,7 +40,7 @@ func Summarize(r io.Reader) ([]byte, error) {
 // summaryParts splits a Summarize result into ENVELOPE, BODY and
 // BODYSTRUCTURE.
 func summaryParts(sum []byte) (env, body, ext []byte, ok bool) {
-	if len(sum) == 0 || sum[0] != 1 {
+	if len(sum) == 0 || sum[0] != summaryVersion {
 		return nil, nil, nil, false
 	}
 	sum = sum[1:]
