@@ -52,6 +52,7 @@ type part struct {
 	params                          map[string]string
 	children                        []*part // multipart
 	message                         *part   // message/rfc822
+	done                            bool    // parsed to its end
 }
 
 func (p *part) get(name string) string {
@@ -63,8 +64,15 @@ func (p *part) get(name string) string {
 // streaming: the memory it takes is bounded by the limits above, not by
 // the size of the message or of any header.
 func parseMIME(r io.Reader) (*part, error) {
-	p := &mimeParser{br: bufio.NewReaderSize(r, 64<<10)}
+	return parseMIMEUntil(r, nil)
+}
+
+// parseMIMEUntil is parseMIME that stops reading as soon as enough,
+// called with the root each time a part is complete, says so; the parts
+// not complete then are left as they are.
+func parseMIMEUntil(r io.Reader, enough func(root *part) bool) (*part, error) {
 	root := &part{}
+	p := &mimeParser{br: bufio.NewReaderSize(r, 64<<10), root: root, enough: enough}
 	p.parts = 1
 	p.parsePart(root, 0, false)
 	if p.err != nil {
@@ -90,6 +98,9 @@ type mimeParser struct {
 	// keepAll keeps every field, repeated ones too (for SEARCH HEADER),
 	// within the same caps, instead of keptFields.
 	keepAll bool
+	root    *part
+	enough  func(root *part) bool
+	stopped bool // enough said so: read nothing more
 }
 
 // readFields reads a message's header from r and returns its fields,
@@ -116,6 +127,9 @@ type stop struct {
 // line longer than the buffer, a piece of one; atStart tells whether it
 // starts a line. It returns nil at the end or on an error (p.err).
 func (p *mimeParser) next() (b []byte, start int64, atStart bool) {
+	if p.stopped {
+		return nil, p.off, false
+	}
 	b, err := p.br.ReadSlice('\n')
 	if err != nil && !errors.Is(err, bufio.ErrBufferFull) && !errors.Is(err, io.EOF) {
 		p.err = err
@@ -284,6 +298,7 @@ func hasField(fields []field, name string) bool {
 // parsePart reads a part (header and body) from the current position up
 // to a delimiter line of an enclosing boundary or the end.
 func (p *mimeParser) parsePart(pt *part, depth int, digest bool) stop {
+	defer p.finished(pt)
 	pt.headerStart = p.off
 	if s, cut := p.readHeader(pt); cut {
 		pt.bodyStart, pt.bodyEnd = s.end, s.end
@@ -318,6 +333,14 @@ func (p *mimeParser) parsePart(pt *part, depth int, digest bool) stop {
 	pt.bodyEnd = s.end
 	pt.lines = s.endLF - startLF
 	return s
+}
+
+// finished marks a part complete and asks enough whether to go on.
+func (p *mimeParser) finished(pt *part) {
+	pt.done = true
+	if p.enough != nil && !p.stopped && p.err == nil {
+		p.stopped = p.enough(p.root)
+	}
 }
 
 // parseMultipart reads a multipart body: preamble, parts, epilogue.

@@ -253,3 +253,34 @@ func TestBodyStructure(t *testing.T) {
 		}
 	}
 }
+
+// countingSeeker counts the bytes read through it.
+type countingSeeker struct {
+	*bytes.Reader
+	n int
+}
+
+func (c *countingSeeker) Read(p []byte) (int, error) {
+	k, err := c.Reader.Read(p)
+	c.n += k
+	return k, err
+}
+
+// TestSectionReadsLittle: finding part 1 does not read the 8 MiB
+// attachment after it.
+func TestSectionReadsLittle(t *testing.T) {
+	msg := "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nsmall\r\n--b\r\nContent-Type: application/octet-stream\r\n\r\n" +
+		strings.Repeat("A", 8<<20) + "\r\n--b--\r\n"
+	r := &countingSeeker{Reader: bytes.NewReader([]byte(msg))}
+	s, err := findSection(r, &imap.FetchItemBodySection{Part: []int{1}})
+	if err != nil || s.missing || msg[s.start:s.end] != "small" {
+		t.Fatalf("BODY[1]: %+v %v", s, err)
+	}
+	if r.n > 256<<10 {
+		t.Errorf("read %d KiB of an 8 MiB message for its first part", r.n>>10)
+	}
+	r = &countingSeeker{Reader: bytes.NewReader([]byte(msg))}
+	if s, err := findSection(r, &imap.FetchItemBodySection{Part: []int{2}}); err != nil || s.end-s.start != 8<<20 {
+		t.Fatalf("BODY[2]: %+v %v", s, err)
+	}
+}

@@ -31,24 +31,18 @@ func findSection(b io.ReadSeeker, sec *imap.FetchItemBodySection) (bodySection, 
 	if _, err := b.Seek(0, io.SeekStart); err != nil {
 		return bodySection{}, err
 	}
-	root, err := parseMIME(b)
+	// Reading stops once the part is complete: BODY[1] of a message with
+	// a large attachment after it does not read the attachment.
+	root, err := parseMIMEUntil(b, func(root *part) bool {
+		cur, _ := locatePart(root, sec.Part)
+		return cur != nil && cur.done
+	})
 	if err != nil {
 		return bodySection{}, fmt.Errorf("imap: parse message structure: %w", err)
 	}
-	cur, isMsg := root, true
-	for _, n := range sec.Part {
-		if !isMsg && cur.message != nil {
-			cur, isMsg = cur.message, true
-		}
-		switch {
-		case len(cur.children) > 0 && n <= len(cur.children):
-			cur = cur.children[n-1]
-		case len(cur.children) == 0 && isMsg && n == 1:
-			// The body of a single-part message: same entity.
-		default:
-			return bodySection{missing: true}, nil
-		}
-		isMsg = false
+	cur, isMsg := locatePart(root, sec.Part)
+	if cur == nil {
+		return bodySection{missing: true}, nil
 	}
 	switch sec.Specifier {
 	case imap.PartSpecifierMIME:
@@ -81,6 +75,28 @@ func findSection(b io.ReadSeeker, sec *imap.FetchItemBodySection) (bodySection, 
 		return bodySection{}, err
 	}
 	return bodySection{data: data}, nil
+}
+
+// locatePart follows a section's part numbers from the message's root;
+// isMsg tells that the entity found is a message (the root, for no
+// numbers) rather than a body part. It returns nil for no such part.
+func locatePart(root *part, path []int) (cur *part, isMsg bool) {
+	cur, isMsg = root, true
+	for _, n := range path {
+		if !isMsg && cur.message != nil {
+			cur, isMsg = cur.message, true
+		}
+		switch {
+		case len(cur.children) > 0 && n <= len(cur.children):
+			cur = cur.children[n-1]
+		case len(cur.children) == 0 && isMsg && n == 1:
+			// The body of a single-part message: same entity.
+		default:
+			return nil, false
+		}
+		isMsg = false
+	}
+	return cur, isMsg
 }
 
 // write writes the section as a literal (NIL when missing), cut to
