@@ -15,12 +15,13 @@ import (
 const (
 	// maxMIMEDepth bounds how deeply multiparts and message/rfc822 parts
 	// nest; a deeper one is reported as an APPLICATION/OCTET-STREAM leaf.
-	// Dovecot's default (mail_max_nested_mime_parts... its
-	// max_nested_mime_parts) is 100; Cyrus's boundary_limit 1000.
+	// Dovecot's message parser nests 100 deep by default
+	// (MESSAGE_PARSER_DEFAULT_MAX_NESTED_MIME_PARTS), Cyrus's
+	// boundary_limit is 1000; mail does not come near either.
 	maxMIMEDepth = 100
-	// maxMIMEParts bounds the parts of a message, as Dovecot's
-	// max_total_mime_parts (10000): the rest of a multipart past it is
-	// left unsplit.
+	// maxMIMEParts bounds the parts of a message, as Dovecot's default
+	// of 10000 (MESSAGE_PARSER_DEFAULT_MAX_TOTAL_MIME_PARTS): the rest
+	// of a multipart past it is not split.
 	maxMIMEParts = 10000
 	// maxFieldValue caps each header field value kept (the ones ENVELOPE
 	// and BODYSTRUCTURE use); the field is cut there.

@@ -284,3 +284,32 @@ func TestSectionReadsLittle(t *testing.T) {
 		t.Fatalf("BODY[2]: %+v %v", s, err)
 	}
 }
+
+// TestMIMEPartsLimit: a multipart with more parts than maxMIMEParts is
+// split up to the limit; the rest is not described, and its size is
+// still counted in the whole.
+func TestMIMEPartsLimit(t *testing.T) {
+	var msg bytes.Buffer
+	msg.WriteString("Content-Type: multipart/mixed; boundary=b\r\n\r\n")
+	for i := 0; i < 2*maxMIMEParts; i++ {
+		msg.WriteString("--b\r\n\r\nx\r\n")
+	}
+	msg.WriteString("--b--\r\n")
+	sum, err := Summarize(bytes.NewReader(msg.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, _, _ := summaryParts(sum)
+	if n := bytes.Count(body, []byte(`("TEXT"`)); n != maxMIMEParts-1 {
+		t.Errorf("%d parts described", n)
+	}
+	for _, c := range []struct {
+		n       int
+		missing bool
+	}{{1, false}, {maxMIMEParts - 1, false}, {maxMIMEParts, true}, {2 * maxMIMEParts, true}} {
+		s, err := findSection(bytes.NewReader(msg.Bytes()), &imap.FetchItemBodySection{Part: []int{c.n}})
+		if err != nil || s.missing != c.missing {
+			t.Errorf("part %d: %+v %v", c.n, s, err)
+		}
+	}
+}
