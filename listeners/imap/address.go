@@ -233,7 +233,8 @@ func (p *addrParser) domain(trailing bool) (host, comment string) {
 			gap = true
 			continue
 		}
-		if isAddrSpecial(c) || c == ']' ||
+		// A second '@' is garbage kept in the host, as Cyrus does.
+		if isAddrSpecial(c) && c != '@' || c == ']' ||
 			// "a . b" is one obsolete domain, "a b" a domain and junk.
 			gap && sb.Len() > 0 && c != '.' && !strings.HasSuffix(sb.String(), ".") {
 			break

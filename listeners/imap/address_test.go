@@ -47,7 +47,7 @@ var addressCases = []struct{ in, want string }{
 	{`"unterminated <a@b>`, `((NIL NIL "unterminated <a@b>" "unspecified-domain"))`},
 	{"(unterminated comment", "NIL"},
 	{",,,;;;", "NIL"},
-	{"a@b@c", `((NIL NIL "a" "b"))`},
+	{"a@b@c", `((NIL NIL "a" "b@c"))`},
 	{"a@b junk, c@d", `((NIL NIL "a" "b")(NIL NIL "c" "d"))`},
 }
 

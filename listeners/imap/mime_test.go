@@ -67,6 +67,10 @@ func TestLargeHeaders(t *testing.T) {
 	if got := fetchText(a, "f3", "FETCH 1 BODY.PEEK[2.MIME]"); !strings.Contains(got, `filename="evil.exe"`) {
 		t.Errorf("BODY[2.MIME]: %.300q", got)
 	}
+	if got := fetchText(a, "f3b", "FETCH 1 (BODY.PEEK[TEXT] BODY.PEEK[HEADER.FIELDS (Content-Type)])"); !strings.Contains(got, "BODY[TEXT] {"+strconv.Itoa(len(attachment))+"}\r\n"+attachment) ||
+		!strings.Contains(got, "BODY[HEADER.FIELDS (CONTENT-TYPE)] {48}\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n") {
+		t.Errorf("BODY[TEXT], BODY[HEADER.FIELDS]: %.300q", got)
+	}
 
 	for _, c := range []struct{ cmd, want string }{
 		{"SEARCH FROM a@example.com", "* SEARCH 1 2"},
