@@ -96,19 +96,21 @@ type mimeParser struct {
 	bounds []string // open multipart boundaries, innermost last
 	parts  int
 	kept   int
-	// keepAll keeps every field, repeated ones too (for SEARCH HEADER),
-	// within the same caps, instead of keptFields.
-	keepAll bool
+	// keep names the fields kept, in lower case (keptFields if nil);
+	// repeats keeps each occurrence, not only the first.
+	keep    map[string]bool
+	repeats bool
 	root    *part
 	enough  func(root *part) bool
 	stopped bool // enough said so: read nothing more
 }
 
-// readFields reads a message's header from r and returns its fields,
-// each value cut at maxFieldValue and maxKept in all, so the memory it
-// takes is bounded whatever the header's size.
-func readFields(r io.Reader) ([]field, error) {
-	p := &mimeParser{br: bufio.NewReaderSize(r, 64<<10), keepAll: true}
+// readFields reads a message's header from r and returns every
+// occurrence of the fields names lists (lower case), each value cut at
+// maxFieldValue and maxKept in all, so the memory it takes is bounded
+// whatever the header's size.
+func readFields(r io.Reader, names map[string]bool) ([]field, error) {
+	p := &mimeParser{br: bufio.NewReaderSize(r, 64<<10), keep: names, repeats: true}
 	var pt part
 	p.readHeader(&pt)
 	return pt.fields, p.err
@@ -262,29 +264,34 @@ func (p *mimeParser) readHeader(pt *part) (stop, bool) {
 				continue
 			}
 			n = bytes.TrimSpace(n)
-			if p.keepAll {
-				name, keep = string(n), true
-				add(v)
-				continue
-			}
-			var lower [32]byte
-			if len(n) > len(lower) {
-				continue
-			}
-			for i, c := range n {
-				if 'A' <= c && c <= 'Z' {
-					c += 'a' - 'A'
-				}
-				lower[i] = c
-			}
-			// The map lookup with string(...) does not allocate.
-			if !keptFields[string(lower[:len(n)])] || hasField(pt.fields, string(n)) {
+			if !p.wanted(n) || !p.repeats && hasField(pt.fields, string(n)) {
 				continue
 			}
 			name, keep = string(n), true
 			add(v)
 		}
 	}
+}
+
+// wanted reports whether the field named n is kept, without allocating
+// for the common names (the header of a large message has many fields).
+func (p *mimeParser) wanted(n []byte) bool {
+	set := p.keep
+	if set == nil {
+		set = keptFields
+	}
+	var buf [64]byte
+	if len(n) > len(buf) {
+		return set[strings.ToLower(string(n))]
+	}
+	for i, c := range n {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	// A map lookup with string(b) does not allocate.
+	return set[string(buf[:len(n)])]
 }
 
 func hasField(fields []field, name string) bool {

@@ -93,6 +93,17 @@ func TestLargeHeaders(t *testing.T) {
 	if got := fetchText(a, "f5", "FETCH 2 BODY.PEEK[TEXT]"); !strings.Contains(got, "{"+strconv.Itoa(len(body))+"}\r\n"+body) {
 		t.Errorf("BODY[TEXT]: %.300q", got)
 	}
+
+	// 3: the From after 3 MiB of other fields is still searched.
+	h.Reset()
+	for h.Len() < 3<<20 {
+		h.WriteString("Received: " + strings.Repeat("r", 70) + "\r\n")
+	}
+	appendRaw(a, "a5", h.String()+"From: late@example.com\r\n\r\nx\r\n")
+	a.cmd("a6", "NOOP", "OK")
+	if got := a.cmd("s", "SEARCH FROM late@example.com", "OK"); got[0] != "* SEARCH 3" {
+		t.Errorf("SEARCH FROM after a 3 MiB header: %q", got)
+	}
 }
 
 // TestSectionNumbering follows RFC 3501 6.4.5 on a single-part message

@@ -191,6 +191,8 @@ func cmdSearch(sess *session, _ string, uid bool) (string, error) {
 	if c.ModSeq != nil {
 		sess.condstore = true
 	}
+	names := map[string]bool{}
+	headerNames(&c, names)
 	st := sess.srv.cfg.Store
 	var hits []uint32
 	var highest uint64
@@ -201,7 +203,7 @@ func cmdSearch(sess *session, _ string, uid bool) (string, error) {
 		if seq == 0 {
 			return true
 		}
-		ev = evaluator{st: st, m: m}
+		ev = evaluator{st: st, m: m, names: names}
 		var ok bool
 		if ok, err = ev.match(&c, seq); err != nil {
 			return false
@@ -239,15 +241,34 @@ func cmdSearch(sess *session, _ string, uid bool) (string, error) {
 type evaluator struct {
 	st     *mailstore.Store
 	m      *mailstore.Message
+	names  map[string]bool // the header fields the keys need
 	fields []field
 	loaded bool
+}
+
+// headerNames adds the header fields c needs, in lower case, to names:
+// only those are read from each message.
+func headerNames(c *imap.SearchCriteria, names map[string]bool) {
+	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+		names["date"] = true
+	}
+	for _, h := range c.Header {
+		names[strings.ToLower(h.Key)] = true
+	}
+	for i := range c.Not {
+		headerNames(&c.Not[i], names)
+	}
+	for i := range c.Or {
+		headerNames(&c.Or[i][0], names)
+		headerNames(&c.Or[i][1], names)
+	}
 }
 
 func (e *evaluator) header() ([]field, error) {
 	if !e.loaded {
 		b := e.st.OpenBody(e.m)
 		defer b.Close()
-		fields, err := readFields(io.LimitReader(b, e.m.HeaderSize))
+		fields, err := readFields(io.LimitReader(b, e.m.HeaderSize), e.names)
 		if err != nil {
 			return nil, err
 		}
