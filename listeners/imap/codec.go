@@ -66,7 +66,28 @@ type reader struct {
 	// discard is the length of a refused non-synchronising literal still
 	// to be skipped.
 	discard int64
+	// depth counts the nested constructs being parsed (see enter).
+	depth int
 }
+
+// maxNesting bounds how deeply a command's constructs nest (SEARCH
+// parentheses, NOT and OR), so that the memory and stack a command takes
+// stay in proportion to its length and not to its nesting. 64 is far
+// beyond what clients send (a search built from a UI nests a handful of
+// levels) and keeps a parsed command small.
+const maxNesting = 64
+
+// enter opens one nesting level; the caller calls leave when it returns,
+// whether enter failed or not.
+func (r *reader) enter() bool {
+	r.depth++
+	if r.depth > maxNesting && r.err == nil {
+		r.fail(badf("Too deeply nested (over %d levels)", maxNesting))
+	}
+	return r.err == nil
+}
+
+func (r *reader) leave() { r.depth-- }
 
 // readLine reads the next line into r.line.
 func (r *reader) readLine() error {
@@ -178,6 +199,28 @@ func (r *reader) atomChars(bracket bool) string {
 }
 
 func (r *reader) atom() string { return r.atomChars(false) }
+
+// searchString reads a SEARCH string argument: an astring whose atom
+// form may also hold 8-bit bytes, as clients send raw UTF-8 after
+// CHARSET UTF-8 (Cyrus and Dovecot take it too).
+func (r *reader) searchString() string {
+	switch r.peek() {
+	case '"', '{':
+		return r.str()
+	}
+	if r.err != nil {
+		return ""
+	}
+	start := r.pos
+	for r.pos < len(r.line) && (isAtomChar(r.line[r.pos], true) || r.line[r.pos] >= 0x80) {
+		r.pos++
+	}
+	if r.pos == start {
+		r.syntax("expected a string")
+		return ""
+	}
+	return string(r.line[start:r.pos])
+}
 
 // astring reads an atom (']' allowed), quoted string or literal.
 func (r *reader) astring() string {

@@ -29,9 +29,11 @@
 // that must frame commands to route them) and command loop, and reuses
 // go-imap where it is a library: the protocol types (imap.SeqSet,
 // imap.UIDSet, imap.SearchCriteria, imap.FetchItemBodySection, ...),
-// imapserver.ExtractBodyStructure for BODYSTRUCTURE, ExtractBodySection
-// for MIME part sections, MatchList for LIST patterns; and its imapclient
-// in the tests. Sequence-number bookkeeping is ours (session.go): each
+// imapserver.MatchList for LIST patterns; and its imapclient in the
+// tests. Message structure (BODYSTRUCTURE, sections) is ours (mime.go,
+// section.go): go-message cuts headers at 1 MiB and reads whole parts
+// into memory, and ExtractBodySection numbers single-part messages
+// wrongly. Sequence-number bookkeeping is ours (session.go): each
 // session keeps the UIDs it has announced and diffs the store against
 // them, which survives restarts and works for changes made by LMTP.
 //

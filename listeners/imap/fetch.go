@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/rookery/rookery/store/mailstore"
 )
@@ -130,7 +129,10 @@ func (r *reader) fetchItem(macros bool) []fetchItem {
 		}
 		return []fetchItem{it}
 	}
-	r.syntax("unknown fetch item " + name)
+	if len(name) > 40 {
+		name = name[:40] + "..."
+	}
+	r.syntax("unknown fetch item " + strconv.Quote(name))
 	return nil
 }
 
@@ -476,9 +478,12 @@ func prepareSection(fr *fetchReply, w *writer, view *mailstore.View, m *mailstor
 		}
 		data = filterHeader(h, sec.HeaderFields, sec.HeaderFieldsNot)
 	} else {
-		whole := *sec
-		whole.Partial = nil
-		data = imapserver.ExtractBodySection(b, &whole)
+		defer b.Close()
+		s, err := findSection(b, sec)
+		if err != nil {
+			return err
+		}
+		return s.write(w, b, sec.Partial)
 	}
 	b.Close()
 	if p := sec.Partial; p != nil {

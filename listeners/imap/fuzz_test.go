@@ -69,3 +69,79 @@ func fuzzOne(data []byte) {
 		}
 	}
 }
+
+// FuzzAddressList checks that any header value gives an address list in
+// which groups are balanced and no mailbox could be read as a group
+// marker.
+func FuzzAddressList(f *testing.F) {
+	for _, c := range addressCases {
+		f.Add(c.in)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		open := false
+		for _, a := range parseAddressList(s) {
+			switch a.kind {
+			case addrGroupStart:
+				if open {
+					t.Fatalf("%q: nested group", s)
+				}
+				open = true
+			case addrGroupEnd:
+				if !open {
+					t.Fatalf("%q: group end without start", s)
+				}
+				open = false
+			}
+		}
+		if open {
+			t.Fatalf("%q: group not closed", s)
+		}
+		_ = appendAddressList(nil, s)
+		_ = addressText(parseAddressList(s))
+	})
+}
+
+// FuzzMIME checks that any message summarizes without panicking and
+// that every section the extractor finds lies inside the message, in
+// order.
+func FuzzMIME(f *testing.F) {
+	for _, s := range []string{
+		"From: a@b\r\n\r\nbody\r\n",
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\none\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\ninner\r\n--b--\r\n",
+		"Content-Type: multipart/digest; boundary=\"d\"\r\n\r\n--d\r\n\r\nFrom: m\r\n\r\nx\r\n--d--",
+		"Content-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--a--\r\n",
+		"no header at all",
+		"Content-Type: message/rfc822\r\n\r\nContent-Type: message/rfc822\r\n\r\n",
+	} {
+		f.Add([]byte(s), []byte{1, 2}, uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, msg, path []byte, spec uint8) {
+		if _, err := Summarize(bytes.NewReader(msg)); err != nil {
+			t.Fatal(err)
+		}
+		sec := &imap.FetchItemBodySection{}
+		for _, n := range path[:min(len(path), 8)] {
+			sec.Part = append(sec.Part, int(n%4)+1)
+		}
+		switch spec % 5 {
+		case 1:
+			sec.Specifier = imap.PartSpecifierHeader
+		case 2:
+			sec.Specifier = imap.PartSpecifierText
+		case 3:
+			if len(sec.Part) > 0 {
+				sec.Specifier = imap.PartSpecifierMIME
+			}
+		case 4:
+			sec.Specifier = imap.PartSpecifierHeader
+			sec.HeaderFields = []string{"Subject"}
+		}
+		s, err := findSection(bytes.NewReader(msg), sec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.missing && s.data == nil && (s.start < 0 || s.start > s.end || s.end > int64(len(msg))) {
+			t.Fatalf("section %v of a %d-byte message: %d-%d", sec.Part, len(msg), s.start, s.end)
+		}
+	})
+}

@@ -30,6 +30,10 @@ func (r *reader) searchKeys(c *imap.SearchCriteria, v *selected) {
 var noneSet = imap.SeqSet{}
 
 func (r *reader) searchKey(c *imap.SearchCriteria, v *selected) {
+	defer r.leave()
+	if !r.enter() {
+		return
+	}
 	if r.peek() == '(' {
 		r.pos++
 		r.searchKeys(c, v)
@@ -41,7 +45,7 @@ func (r *reader) searchKey(c *imap.SearchCriteria, v *selected) {
 		return
 	}
 	key := strings.ToUpper(r.atom())
-	arg := func() string { r.sp(); return r.astring() }
+	arg := func() string { r.sp(); return r.searchString() }
 	date := func() time.Time { r.sp(); return r.date() }
 	flag := func(f string, not bool) {
 		if not {
@@ -187,6 +191,8 @@ func cmdSearch(sess *session, _ string, uid bool) (string, error) {
 	if c.ModSeq != nil {
 		sess.condstore = true
 	}
+	names := map[string]bool{}
+	headerNames(&c, names)
 	st := sess.srv.cfg.Store
 	var hits []uint32
 	var highest uint64
@@ -197,7 +203,7 @@ func cmdSearch(sess *session, _ string, uid bool) (string, error) {
 		if seq == 0 {
 			return true
 		}
-		ev = evaluator{st: st, m: m}
+		ev = evaluator{st: st, m: m, names: names}
 		var ok bool
 		if ok, err = ev.match(&c, seq); err != nil {
 			return false
@@ -235,19 +241,38 @@ func cmdSearch(sess *session, _ string, uid bool) (string, error) {
 type evaluator struct {
 	st     *mailstore.Store
 	m      *mailstore.Message
+	names  map[string]bool // the header fields the keys need
 	fields []field
 	loaded bool
+}
+
+// headerNames adds the header fields c needs, in lower case, to names:
+// only those are read from each message.
+func headerNames(c *imap.SearchCriteria, names map[string]bool) {
+	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+		names["date"] = true
+	}
+	for _, h := range c.Header {
+		names[strings.ToLower(h.Key)] = true
+	}
+	for i := range c.Not {
+		headerNames(&c.Not[i], names)
+	}
+	for i := range c.Or {
+		headerNames(&c.Or[i][0], names)
+		headerNames(&c.Or[i][1], names)
+	}
 }
 
 func (e *evaluator) header() ([]field, error) {
 	if !e.loaded {
 		b := e.st.OpenBody(e.m)
 		defer b.Close()
-		h := make([]byte, e.m.HeaderSize)
-		if _, err := io.ReadFull(b, h); err != nil {
+		fields, err := readFields(io.LimitReader(b, e.m.HeaderSize), e.names)
+		if err != nil {
 			return nil, err
 		}
-		e.fields = splitHeader(h)
+		e.fields = fields
 		e.loaded = true
 	}
 	return e.fields, nil
@@ -263,6 +288,56 @@ func decodeWords(s string) string {
 		return d
 	}
 	return s
+}
+
+// headerContains matches a header field for SEARCH HEADER and, on
+// address fields, FROM, TO, CC and BCC: its decoded value contains s, or,
+// for an address field, its addresses as parsed do ("user@host" matches
+// "<user (comment)@ host>").
+func headerContains(f field, s string) bool {
+	if containsFold(decodeWords(f.value), s) {
+		return true
+	}
+	switch strings.ToLower(f.name) {
+	case "from", "sender", "reply-to", "to", "cc", "bcc":
+		return containsFold(addressText(parseAddressList(f.value)), s)
+	}
+	return false
+}
+
+// addressText writes addresses the way SEARCH compares them: decoded
+// display name, then "<route:mailbox@host>", group names as "name:".
+func addressText(addrs []address) string {
+	var sb strings.Builder
+	for i, a := range addrs {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		switch a.kind {
+		case addrGroupStart:
+			sb.WriteString(decodeWords(a.mailbox))
+			sb.WriteByte(':')
+		case addrGroupEnd:
+			sb.WriteByte(';')
+		default:
+			if a.name != "" {
+				sb.WriteString(decodeWords(a.name))
+				sb.WriteByte(' ')
+			}
+			sb.WriteByte('<')
+			if a.route != "" {
+				sb.WriteString(a.route)
+				sb.WriteByte(':')
+			}
+			sb.WriteString(a.mailbox)
+			if a.host != "" {
+				sb.WriteByte('@')
+				sb.WriteString(a.host)
+			}
+			sb.WriteByte('>')
+		}
+	}
+	return sb.String()
 }
 
 func containsFold(s, sub string) bool {
@@ -331,7 +406,7 @@ func (e *evaluator) match(c *imap.SearchCriteria, seq uint32) (bool, error) {
 		for _, h := range c.Header {
 			found := false
 			for _, f := range fields {
-				if strings.EqualFold(f.name, h.Key) && containsFold(decodeWords(f.value), h.Value) {
+				if strings.EqualFold(f.name, h.Key) && headerContains(f, h.Value) {
 					found = true
 					break
 				}

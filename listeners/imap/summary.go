@@ -1,42 +1,35 @@
 package imap
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
-	"errors"
+	"fmt"
 	"io"
 	"mime"
-	"net/mail"
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 )
 
-// maxHeader bounds the header kept in memory to build an ENVELOPE.
-const maxHeader = 1 << 20
+// summaryVersion starts a Summarize result. Version 1 came from go-imap's
+// parser (headers cut at 1 MiB, single-part numbering wrong); its
+// summaries no longer match and are recomputed when read.
+const summaryVersion = 2
 
 // Summarize computes what FETCH ENVELOPE, BODY and BODYSTRUCTURE answer,
 // already in wire form, from a message; a store opened with it as
 // mailstore.Options.Summarize keeps the result with each body so FETCH
-// never parses a message for them. It reads r to its end.
+// never parses a message for them. It reads r to its end, streaming:
+// headers of any size are fine.
 func Summarize(r io.Reader) ([]byte, error) {
-	br := bufio.NewReader(r)
-	header, err := readHeader(br)
+	root, err := parseMIME(r)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("imap: parse message structure: %w", err)
 	}
-	env := appendEnvelope(nil, header)
-	bs := imapserver.ExtractBodyStructure(io.MultiReader(bytes.NewReader(header), br))
-	if bs == nil {
-		return nil, errors.New("imap: cannot parse message structure")
-	}
-	body := appendBodyStructure(nil, bs, false)
-	ext := appendBodyStructure(nil, bs, true)
-	out := []byte{1}
+	env := appendEnvelope(nil, root.fields)
+	body := appendBodyStructure(nil, root, false)
+	ext := appendBodyStructure(nil, root, true)
+	out := []byte{summaryVersion}
 	for _, p := range [][]byte{env, body, ext} {
 		out = binary.AppendUvarint(out, uint64(len(p)))
 		out = append(out, p...)
@@ -47,7 +40,7 @@ func Summarize(r io.Reader) ([]byte, error) {
 // summaryParts splits a Summarize result into ENVELOPE, BODY and
 // BODYSTRUCTURE.
 func summaryParts(sum []byte) (env, body, ext []byte, ok bool) {
-	if len(sum) == 0 || sum[0] != 1 {
+	if len(sum) == 0 || sum[0] != summaryVersion {
 		return nil, nil, nil, false
 	}
 	sum = sum[1:]
@@ -61,27 +54,6 @@ func summaryParts(sum []byte) (env, body, ext []byte, ok bool) {
 		sum = sum[k+int(n):]
 	}
 	return parts[0], parts[1], parts[2], len(sum) == 0
-}
-
-// readHeader reads the header, empty line included (or everything, for a
-// message without body), keeping at most maxHeader bytes.
-func readHeader(br *bufio.Reader) ([]byte, error) {
-	var h []byte
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(h) < maxHeader {
-			h = append(h, line...)
-		}
-		if err == io.EOF {
-			return h, nil
-		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			return nil, err
-		}
-		if err == nil && (len(line) == 1 || (len(line) == 2 && line[0] == '\r')) {
-			return h, nil
-		}
-	}
 }
 
 // field is one header field, unfolded, with its name as written.
@@ -132,23 +104,23 @@ func headerValue(fields []field, name string) (string, bool) {
 	return "", false
 }
 
-// appendEnvelope builds an ENVELOPE from the raw header, keeping encoded
-// words as they are (the client decodes them).
-func appendEnvelope(dst []byte, header []byte) []byte {
-	fields := splitHeader(header)
+// appendEnvelope builds an ENVELOPE from header fields, keeping encoded
+// words as they are (the client decodes them), as Cyrus and Dovecot do.
+func appendEnvelope(dst []byte, fields []field) []byte {
 	get := func(n string) string { v, _ := headerValue(fields, n); return v }
 	dst = append(dst, '(')
 	dst = appendNString(dst, get("Date"))
 	dst = append(dst, ' ')
 	dst = appendNString(dst, get("Subject"))
-	from := get("From")
+	from := parseAddressList(get("From"))
 	for _, n := range []string{"From", "Sender", "Reply-To", "To", "Cc", "Bcc"} {
 		dst = append(dst, ' ')
-		v, ok := headerValue(fields, n)
-		if (n == "Sender" || n == "Reply-To") && (!ok || strings.TrimSpace(v) == "") {
-			v = from
+		addrs := parseAddressList(get(n))
+		if (n == "Sender" || n == "Reply-To") && len(addrs) == 0 {
+			// RFC 3501 7.4.2: a missing or empty one is From.
+			addrs = from
 		}
-		dst = appendAddressList(dst, v)
+		dst = appendAddresses(dst, addrs)
 	}
 	dst = append(dst, ' ')
 	dst = appendNString(dst, get("In-Reply-To"))
@@ -159,110 +131,43 @@ func appendEnvelope(dst []byte, header []byte) []byte {
 
 var wordEncoder = mime.QEncoding
 
-// appendAddressList writes an address list, or NIL when there is none or
-// it cannot be parsed. Groups ("name: a, b;") are written as RFC 3501
-// group markers.
+// appendAddressList writes an address list, or NIL when it has no
+// address.
 func appendAddressList(dst []byte, v string) []byte {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return append(dst, "NIL"...)
-	}
-	var out []byte
-	n := 0
-	for _, part := range splitGroups(v) {
-		if part.group != "" {
-			out = append(out, "(NIL NIL "...)
-			out = appendString(out, part.group)
-			out = append(out, " NIL)"...)
-		}
-		if strings.TrimSpace(part.members) != "" {
-			addrs, err := mail.ParseAddressList(part.members)
-			if err == nil {
-				for _, a := range addrs {
-					out = appendAddress(out, a.Name, a.Address)
-					n++
-				}
-			}
-		}
-		if part.group != "" {
-			out = append(out, "(NIL NIL NIL NIL)"...)
-			n++
-		}
-	}
-	if n == 0 {
+	return appendAddresses(dst, parseAddressList(v))
+}
+
+func appendAddresses(dst []byte, addrs []address) []byte {
+	if len(addrs) == 0 {
 		return append(dst, "NIL"...)
 	}
 	dst = append(dst, '(')
-	dst = append(dst, out...)
-	return append(dst, ')')
-}
-
-func appendAddress(dst []byte, name, addr string) []byte {
-	mbox, host, _ := strings.Cut(addr, "@")
-	if name != "" && !isASCII(name) {
-		name = wordEncoder.Encode("utf-8", name)
-	}
-	dst = append(dst, '(')
-	dst = appendNString(dst, name)
-	dst = append(dst, " NIL "...)
-	dst = appendNString(dst, mbox)
-	dst = append(dst, ' ')
-	dst = appendNString(dst, host)
-	return append(dst, ')')
-}
-
-type addrPart struct{ group, members string }
-
-// splitGroups cuts an address list into group and plain parts; a colon
-// outside quotes and angle brackets starts a group, a semicolon ends it.
-func splitGroups(v string) []addrPart {
-	var parts []addrPart
-	var cur strings.Builder
-	group := ""
-	inQuote, angle := false, 0
-	flush := func() {
-		if group != "" || strings.TrimSpace(cur.String()) != "" {
-			parts = append(parts, addrPart{group: group, members: cur.String()})
-		}
-		cur.Reset()
-		group = ""
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case c == '\\' && inQuote && i+1 < len(v):
-			cur.WriteByte(c)
-			i++
-			c = v[i]
-		case c == '"':
-			inQuote = !inQuote
-		case inQuote:
-		case c == '<':
-			angle++
-		case c == '>':
-			angle--
-		case c == ':' && angle == 0 && group == "":
-			if s := strings.TrimSpace(cur.String()); s != "" {
-				// Text before the colon that holds a comma is plain
-				// addresses followed by a group.
-				if j := strings.LastIndexByte(s, ','); j >= 0 {
-					cur.Reset()
-					cur.WriteString(s[:j])
-					flush()
-					s = strings.TrimSpace(s[j+1:])
-				}
-				cur.Reset()
-				group = s
-				continue
+	for _, a := range addrs {
+		switch a.kind {
+		case addrGroupStart:
+			dst = append(dst, "(NIL NIL "...)
+			dst = appendString(dst, a.mailbox)
+			dst = append(dst, " NIL)"...)
+		case addrGroupEnd:
+			dst = append(dst, "(NIL NIL NIL NIL)"...)
+		default:
+			dst = append(dst, '(')
+			dst = appendNString(dst, a.name)
+			dst = append(dst, ' ')
+			dst = appendNString(dst, a.route)
+			dst = append(dst, ' ')
+			// Never NIL: (x x NIL NIL) would read as a group's end.
+			dst = appendString(dst, a.mailbox)
+			dst = append(dst, ' ')
+			host := a.host
+			if host == "" {
+				host = unspecifiedDomain
 			}
-		case c == ';' && angle == 0 && group != "":
-			flush()
-			continue
+			dst = appendString(dst, host)
+			dst = append(dst, ')')
 		}
-		cur.WriteByte(c)
 	}
-	flush()
-	return parts
+	return append(dst, ')')
 }
 
 func isASCII(s string) bool {
@@ -275,76 +180,93 @@ func isASCII(s string) bool {
 }
 
 // appendBodyStructure writes BODY (ext false) or BODYSTRUCTURE.
-func appendBodyStructure(dst []byte, bs imap.BodyStructure, ext bool) []byte {
-	switch p := bs.(type) {
-	case *imap.BodyStructureMultiPart:
+func appendBodyStructure(dst []byte, p *part, ext bool) []byte {
+	if len(p.children) > 0 {
 		dst = append(dst, '(')
-		for _, c := range p.Children {
+		for _, c := range p.children {
 			dst = appendBodyStructure(dst, c, ext)
 		}
 		dst = append(dst, ' ')
-		dst = appendString(dst, strings.ToUpper(p.Subtype))
+		dst = appendString(dst, strings.ToUpper(p.subtype))
 		if ext {
-			var e imap.BodyStructureMultiPartExt
-			if p.Extended != nil {
-				e = *p.Extended
-			}
 			dst = append(dst, ' ')
-			dst = appendParams(dst, e.Params)
-			dst = append(dst, ' ')
-			dst = appendDisposition(dst, e.Disposition)
-			dst = append(dst, ' ')
-			dst = appendLanguage(dst, e.Language)
-			dst = append(dst, ' ')
-			dst = appendNString(dst, e.Location)
-		}
-		return append(dst, ')')
-	case *imap.BodyStructureSinglePart:
-		dst = append(dst, '(')
-		dst = appendString(dst, strings.ToUpper(p.Type))
-		dst = append(dst, ' ')
-		dst = appendString(dst, strings.ToUpper(p.Subtype))
-		dst = append(dst, ' ')
-		dst = appendParams(dst, p.Params)
-		dst = append(dst, ' ')
-		dst = appendNString(dst, p.ID)
-		dst = append(dst, ' ')
-		dst = appendNString(dst, p.Description)
-		dst = append(dst, ' ')
-		enc := strings.ToUpper(p.Encoding)
-		if enc == "" {
-			enc = "7BIT"
-		}
-		dst = appendString(dst, enc)
-		dst = append(dst, ' ')
-		dst = strconv.AppendUint(dst, uint64(p.Size), 10)
-		switch {
-		case p.MessageRFC822 != nil:
-			dst = append(dst, ' ')
-			dst = appendEnvelopeStruct(dst, p.MessageRFC822.Envelope)
-			dst = append(dst, ' ')
-			dst = appendBodyStructure(dst, p.MessageRFC822.BodyStructure, ext)
-			dst = append(dst, ' ')
-			dst = strconv.AppendInt(dst, p.MessageRFC822.NumLines, 10)
-		case p.Text != nil:
-			dst = append(dst, ' ')
-			dst = strconv.AppendInt(dst, p.Text.NumLines, 10)
-		}
-		if ext {
-			var e imap.BodyStructureSinglePartExt
-			if p.Extended != nil {
-				e = *p.Extended
-			}
-			dst = append(dst, " NIL "...) // MD5
-			dst = appendDisposition(dst, e.Disposition)
-			dst = append(dst, ' ')
-			dst = appendLanguage(dst, e.Language)
-			dst = append(dst, ' ')
-			dst = appendNString(dst, e.Location)
+			dst = appendParams(dst, p.params)
+			dst = appendPartExt(dst, p)
 		}
 		return append(dst, ')')
 	}
-	return append(dst, "NIL"...)
+	dst = append(dst, '(')
+	dst = appendString(dst, strings.ToUpper(p.mediaType))
+	dst = append(dst, ' ')
+	dst = appendString(dst, strings.ToUpper(p.subtype))
+	dst = append(dst, ' ')
+	dst = appendParams(dst, p.params)
+	dst = append(dst, ' ')
+	dst = appendNString(dst, p.get("Content-Id"))
+	dst = append(dst, ' ')
+	dst = appendNString(dst, p.get("Content-Description"))
+	dst = append(dst, ' ')
+	enc := strings.ToUpper(p.get("Content-Transfer-Encoding"))
+	if enc == "" {
+		enc = "7BIT"
+	}
+	dst = appendString(dst, enc)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, p.bodyEnd-p.bodyStart, 10)
+	switch {
+	case p.message != nil:
+		dst = append(dst, ' ')
+		dst = appendEnvelope(dst, p.message.fields)
+		dst = append(dst, ' ')
+		dst = appendBodyStructure(dst, p.message, ext)
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, p.lines, 10)
+	case p.mediaType == "text":
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, p.lines, 10)
+	}
+	if ext {
+		dst = append(dst, ' ')
+		dst = appendNString(dst, p.get("Content-Md5"))
+		dst = appendPartExt(dst, p)
+	}
+	return append(dst, ')')
+}
+
+// appendPartExt writes the extension data both kinds of part end with:
+// disposition, language, location.
+func appendPartExt(dst []byte, p *part) []byte {
+	dst = append(dst, ' ')
+	if d, params := parseParams(p.get("Content-Disposition")); d != "" {
+		dst = append(dst, '(')
+		dst = appendString(dst, strings.ToUpper(d))
+		dst = append(dst, ' ')
+		dst = appendParams(dst, params)
+		dst = append(dst, ')')
+	} else {
+		dst = append(dst, "NIL"...)
+	}
+	dst = append(dst, ' ')
+	var langs []string
+	for _, l := range strings.Split(p.get("Content-Language"), ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			langs = append(langs, l)
+		}
+	}
+	if len(langs) == 0 {
+		dst = append(dst, "NIL"...)
+	} else {
+		dst = append(dst, '(')
+		for i, l := range langs {
+			if i > 0 {
+				dst = append(dst, ' ')
+			}
+			dst = appendString(dst, l)
+		}
+		dst = append(dst, ')')
+	}
+	dst = append(dst, ' ')
+	return appendNString(dst, p.get("Content-Location"))
 }
 
 func appendParams(dst []byte, params map[string]string) []byte {
@@ -369,83 +291,5 @@ func appendParams(dst []byte, params map[string]string) []byte {
 		}
 		dst = appendString(dst, v)
 	}
-	return append(dst, ')')
-}
-
-func appendDisposition(dst []byte, d *imap.BodyStructureDisposition) []byte {
-	if d == nil || d.Value == "" {
-		return append(dst, "NIL"...)
-	}
-	dst = append(dst, '(')
-	dst = appendString(dst, strings.ToUpper(d.Value))
-	dst = append(dst, ' ')
-	dst = appendParams(dst, d.Params)
-	return append(dst, ')')
-}
-
-func appendLanguage(dst []byte, langs []string) []byte {
-	if len(langs) == 0 {
-		return append(dst, "NIL"...)
-	}
-	dst = append(dst, '(')
-	for i, l := range langs {
-		if i > 0 {
-			dst = append(dst, ' ')
-		}
-		dst = appendString(dst, l)
-	}
-	return append(dst, ')')
-}
-
-// appendEnvelopeStruct writes the envelope go-imap parsed for a nested
-// message; its texts are decoded, so non-ASCII ones are encoded again.
-func appendEnvelopeStruct(dst []byte, e *imap.Envelope) []byte {
-	if e == nil {
-		return append(dst, "NIL"...)
-	}
-	enc := func(s string) string {
-		if isASCII(s) {
-			return s
-		}
-		return wordEncoder.Encode("utf-8", s)
-	}
-	dst = append(dst, '(')
-	if e.Date.IsZero() {
-		dst = append(dst, "NIL"...)
-	} else {
-		dst = appendString(dst, e.Date.Format("Mon, 02 Jan 2006 15:04:05 -0700"))
-	}
-	dst = append(dst, ' ')
-	dst = appendNString(dst, enc(e.Subject))
-	for _, l := range [][]imap.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
-		dst = append(dst, ' ')
-		if len(l) == 0 {
-			dst = append(dst, "NIL"...)
-			continue
-		}
-		dst = append(dst, '(')
-		for _, a := range l {
-			dst = append(dst, '(')
-			dst = appendNString(dst, enc(a.Name))
-			dst = append(dst, " NIL "...)
-			dst = appendNString(dst, a.Mailbox)
-			dst = append(dst, ' ')
-			dst = appendNString(dst, a.Host)
-			dst = append(dst, ')')
-		}
-		dst = append(dst, ')')
-	}
-	dst = append(dst, ' ')
-	var irt string
-	if len(e.InReplyTo) > 0 {
-		irt = "<" + strings.Join(e.InReplyTo, "> <") + ">"
-	}
-	dst = appendNString(dst, irt)
-	dst = append(dst, ' ')
-	var mid string
-	if e.MessageID != "" {
-		mid = "<" + e.MessageID + ">"
-	}
-	dst = appendNString(dst, mid)
 	return append(dst, ')')
 }
