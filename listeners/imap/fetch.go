@@ -433,79 +433,64 @@ func summaryOf(view *mailstore.View, m *mailstore.Message) ([]byte, error) {
 	return sum, nil
 }
 
-// prepareSection adds one body section to fr: whole bodies, headers and
-// texts as a range streamed from the view, parts extracted now.
+// prepareSection adds one body section to fr: a byte range of the message
+// (the whole of it, its header or text, a part), streamed from the view
+// when written, or bytes built now (HEADER.FIELDS), or NIL for a part the
+// message does not have.
 func prepareSection(fr *fetchReply, w *writer, view *mailstore.View, m *mailstore.Message, it *fetchItem) error {
 	w.raw(it.name).raw(" ")
 	sec := &it.sec
+	b := view.OpenBody(m)
+	var start, end int64
 	if len(sec.Part) == 0 && len(sec.HeaderFields) == 0 && len(sec.HeaderFieldsNot) == 0 {
-		// Whole message, header or text: a byte range of the body.
-		start, end := int64(0), m.Size
+		// Whole message, header or text: known without parsing.
+		start, end = 0, m.Size
 		switch sec.Specifier {
 		case imap.PartSpecifierHeader:
 			end = m.HeaderSize
 		case imap.PartSpecifierText:
 			start = m.HeaderSize
 		}
-		if p := sec.Partial; p != nil {
-			start = min(start+p.Offset, end)
-			end = min(start+p.Size, end)
-		}
-		w.raw("{").num(uint64(end - start)).raw("}\r\n")
-		if end == start {
-			return nil
-		}
-		b := view.OpenBody(m)
-		if _, err := b.Seek(start, io.SeekStart); err != nil {
-			b.Close()
-			return err
-		}
-		if err := w.flush(); err != nil {
-			b.Close()
-			return err
-		}
-		fr.stream(b, end-start)
-		return nil
-	}
-	var data []byte
-	b := view.OpenBody(m)
-	if len(sec.Part) == 0 {
-		// HEADER.FIELDS (.NOT) of the message: filter the raw header.
-		h := make([]byte, m.HeaderSize)
-		if _, err := io.ReadFull(b, h); err != nil {
-			b.Close()
-			return fmt.Errorf("imap: message %d header: %w", m.UID, err)
-		}
-		data = filterHeader(h, sec.HeaderFields, sec.HeaderFieldsNot)
 	} else {
-		defer b.Close()
 		s, err := findSection(b, sec)
 		if err != nil {
-			return err
+			b.Close()
+			return fmt.Errorf("imap: message %d section: %w", m.UID, err)
 		}
-		return s.write(w, b, sec.Partial)
+		switch {
+		case s.missing:
+			b.Close()
+			w.raw("NIL")
+			return nil
+		case s.data != nil:
+			b.Close()
+			data := s.data
+			if p := sec.Partial; p != nil {
+				data = data[min(p.Offset, int64(len(data))):]
+				data = data[:min(p.Size, int64(len(data)))]
+			}
+			w.raw("{").num(uint64(len(data))).raw("}\r\n").bytes(data)
+			return nil
+		}
+		start, end = s.start, s.end
 	}
-	b.Close()
 	if p := sec.Partial; p != nil {
-		data = data[min(p.Offset, int64(len(data))):]
-		data = data[:min(p.Size, int64(len(data)))]
+		start = min(start+p.Offset, end)
+		end = min(start+p.Size, end)
 	}
-	w.raw("{").num(uint64(len(data))).raw("}\r\n").bytes(data)
+	w.raw("{").num(uint64(end - start)).raw("}\r\n")
+	if end == start {
+		b.Close()
+		return nil
+	}
+	if _, err := b.Seek(start, io.SeekStart); err != nil {
+		b.Close()
+		return err
+	}
+	if err := w.flush(); err != nil {
+		b.Close()
+		return err
+	}
+	fr.stream(b, end-start)
 	return nil
-}
-
-// filterHeader keeps (or, with not, drops) the named fields of a raw
-// header, byte for byte, and ends it with an empty line.
-func filterHeader(h []byte, names, not []string) []byte {
-	var out bytes.Buffer
-	for _, f := range splitHeader(h) {
-		match := func(l []string) bool {
-			return slices.ContainsFunc(l, func(n string) bool { return strings.EqualFold(n, f.name) })
-		}
-		if (len(names) > 0 && match(names)) || (len(not) > 0 && !match(not)) {
-			out.Write(f.raw)
-		}
-	}
-	out.WriteString("\r\n")
-	return out.Bytes()
 }

@@ -99,38 +99,6 @@ func locatePart(root *part, path []int) (cur *part, isMsg bool) {
 	return cur, isMsg
 }
 
-// write writes the section as a literal (NIL when missing), cut to
-// partial; b is the message given to findSection.
-func (s *bodySection) write(w *writer, b io.ReadSeeker, partial *imap.SectionPartial) error {
-	if s.missing {
-		w.raw("NIL")
-		return nil
-	}
-	if s.data != nil {
-		data := s.data
-		if partial != nil {
-			data = data[min(partial.Offset, int64(len(data))):]
-			data = data[:min(partial.Size, int64(len(data)))]
-		}
-		w.raw("{").num(uint64(len(data))).raw("}\r\n").bytes(data)
-		return nil
-	}
-	start, end := s.start, s.end
-	if partial != nil {
-		start = min(start+partial.Offset, end)
-		end = min(start+partial.Size, end)
-	}
-	if _, err := b.Seek(start, io.SeekStart); err != nil {
-		return err
-	}
-	w.raw("{").num(uint64(end - start)).raw("}\r\n")
-	if _, err := io.CopyN(w.bw, b, end-start); err != nil {
-		// The literal's length is out: the reply cannot be finished.
-		return fmt.Errorf("imap: body section: %w: %w", err, errClose)
-	}
-	return nil
-}
-
 // filterHeaderStream keeps (or, with not, drops) the named fields of a
 // header read from r, byte for byte, and ends them with an empty line.
 // Only the fields kept are held in memory, whatever the header's size.

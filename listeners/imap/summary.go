@@ -1,7 +1,6 @@
 package imap
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -59,40 +58,6 @@ func summaryParts(sum []byte) (env, body, ext []byte, ok bool) {
 // field is one header field, unfolded, with its name as written.
 type field struct {
 	name, value string
-	raw         []byte // the field's bytes, folding and CRLF included
-}
-
-// splitHeader splits a raw header into fields.
-func splitHeader(h []byte) []field {
-	var out []field
-	for len(h) > 0 {
-		// A field runs to the first line end not followed by white space.
-		end := 0
-		for {
-			i := bytes.IndexByte(h[end:], '\n')
-			if i < 0 {
-				end = len(h)
-				break
-			}
-			end += i + 1
-			if end >= len(h) || (h[end] != ' ' && h[end] != '\t') {
-				break
-			}
-		}
-		raw := h[:end]
-		h = h[end:]
-		line := strings.TrimRight(string(raw), "\r\n")
-		if line == "" {
-			break
-		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		value = strings.NewReplacer("\r\n", "", "\n", "").Replace(value)
-		out = append(out, field{name: strings.TrimSpace(name), value: strings.TrimSpace(value), raw: raw})
-	}
-	return out
 }
 
 func headerValue(fields []field, name string) (string, bool) {
