@@ -26,9 +26,6 @@ func (r *reader) searchKeys(c *imap.SearchCriteria, v *selected) {
 	}
 }
 
-// noneSet matches nothing (RECENT and NEW: this server has no \Recent).
-var noneSet = imap.SeqSet{}
-
 func (r *reader) searchKey(c *imap.SearchCriteria, v *selected) {
 	defer r.leave()
 	if !r.enter() {
@@ -58,9 +55,23 @@ func (r *reader) searchKey(c *imap.SearchCriteria, v *selected) {
 		c.Header = append(c.Header, imap.SearchCriteriaHeaderField{Key: k, Value: arg()})
 	}
 	switch key {
-	case "ALL", "OLD":
-	case "NEW", "RECENT":
-		c.SeqNum = append(c.SeqNum, noneSet)
+	case "ALL":
+	case "RECENT", "NEW", "OLD":
+		// The messages this session gives \Recent (an empty set matches
+		// none); NEW is RECENT UNSEEN, OLD is NOT RECENT.
+		var recent imap.UIDSet
+		for _, u := range v.recent {
+			recent.AddNum(imap.UID(u))
+		}
+		switch key {
+		case "OLD":
+			c.Not = append(c.Not, imap.SearchCriteria{UID: []imap.UIDSet{recent}})
+		case "NEW":
+			flag(`\Seen`, true)
+			fallthrough
+		default:
+			c.UID = append(c.UID, recent)
+		}
 	case "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN":
 		flag(`\`+key[:1]+strings.ToLower(key[1:]), false)
 	case "UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN":
@@ -193,17 +204,21 @@ func cmdSearch(sess *session, _ string, uid bool) (string, error) {
 	}
 	names := map[string]bool{}
 	headerNames(&c, names)
-	st := sess.srv.cfg.Store
+	// One view: the records and the bodies read agree, and messages
+	// expunged elsewhere that the client has not been told of are still
+	// searched (they keep their sequence numbers until then).
+	view := sess.srv.cfg.Store.View()
+	defer view.Close()
 	var hits []uint32
 	var highest uint64
 	var ev evaluator
 	var err error
-	serr := st.Messages(v.id, 1, ^uint32(0), func(m *mailstore.Message) bool {
+	serr := view.Find(v.id, v.uids, func(m *mailstore.Message, _ bool) bool {
 		seq := v.seq(m.UID)
 		if seq == 0 {
 			return true
 		}
-		ev = evaluator{st: st, m: m, names: names}
+		ev = evaluator{view: view, m: m, names: names}
 		var ok bool
 		if ok, err = ev.match(&c, seq); err != nil {
 			return false
@@ -239,7 +254,7 @@ func cmdSearch(sess *session, _ string, uid bool) (string, error) {
 // evaluator matches one message, reading its header and body only when a
 // key needs them.
 type evaluator struct {
-	st     *mailstore.Store
+	view   *mailstore.View
 	m      *mailstore.Message
 	names  map[string]bool // the header fields the keys need
 	fields []field
@@ -266,7 +281,7 @@ func headerNames(c *imap.SearchCriteria, names map[string]bool) {
 
 func (e *evaluator) header() ([]field, error) {
 	if !e.loaded {
-		b := e.st.OpenBody(e.m)
+		b := e.view.OpenBody(e.m)
 		defer b.Close()
 		fields, err := readFields(io.LimitReader(b, e.m.HeaderSize), e.names)
 		if err != nil {
@@ -456,7 +471,7 @@ func (e *evaluator) bodyContains(s string, from int64) (bool, error) {
 		return true, nil
 	}
 	needle := bytes.ToLower([]byte(s))
-	b := e.st.OpenBody(e.m)
+	b := e.view.OpenBody(e.m)
 	defer b.Close()
 	if _, err := b.Seek(from, io.SeekStart); err != nil {
 		return false, err
