@@ -27,6 +27,8 @@ type backend struct {
 	ntag   int
 	// enabled holds the extensions sent to this backend with ENABLE.
 	enabled map[string]bool
+	// timeout bounds each read and write of the socket; zero (during
+	// login, bounded as a whole) leaves the deadline as it is.
 	timeout time.Duration
 	// idling is set while the backend is in IDLE: its reads then have no
 	// deadline.
@@ -58,23 +60,47 @@ func dialBackend(ctx context.Context, server, addr, user, authname, password str
 	if err != nil {
 		return nil, &backendError{server, err}
 	}
-	b := &backend{
-		server:  server,
-		conn:    conn,
-		r:       bufio.NewReaderSize(conn, bufSize),
-		w:       bufio.NewWriterSize(conn, bufSize),
-		caps:    map[string]bool{},
-		enabled: map[string]bool{},
-		timeout: ioTimeout,
-	}
-	b.pr = pieceReader{r: b.r, max: maxBackendLine}
+	b := newBackend(server, conn)
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	if err := b.login(user, authname, password); err != nil {
 		conn.Close()
 		return nil, &backendError{server, err}
 	}
 	_ = conn.SetDeadline(time.Time{})
+	b.timeout = ioTimeout
 	return b, nil
+}
+
+// newBackend wraps conn; its timeout is left for the caller to set.
+func newBackend(server string, conn net.Conn) *backend {
+	b := &backend{
+		server:  server,
+		conn:    conn,
+		caps:    map[string]bool{},
+		enabled: map[string]bool{},
+	}
+	b.r = bufio.NewReaderSize(backendIO{b}, bufSize)
+	b.w = bufio.NewWriterSize(backendIO{b}, bufSize)
+	b.pr = pieceReader{r: b.r, max: maxBackendLine}
+	return b
+}
+
+// backendIO arms the backend's deadline before every read and write of
+// its socket, so that the backend timeout counts from the last byte that
+// moved: an answer that keeps coming is never cut however long it takes,
+// and a backend that stops anywhere (inside a line, inside a literal,
+// between responses) is dropped one timeout after its last byte, not
+// waited for without bound.
+type backendIO struct{ b *backend }
+
+func (x backendIO) Read(p []byte) (int, error) {
+	x.b.readDeadline()
+	return x.b.conn.Read(p)
+}
+
+func (x backendIO) Write(p []byte) (int, error) {
+	x.b.writeDeadline()
+	return x.b.conn.Write(p)
 }
 
 // errLoginRefused is a backend's NO or BAD to the proxy's AUTHENTICATE.
@@ -190,18 +216,21 @@ func (b *backend) nextTag() string {
 	return "PROXY" + strconv.Itoa(b.ntag)
 }
 
-// readDeadline arms the read deadline for one backend read step.
+// readDeadline arms the read deadline for one read of the socket.
 func (b *backend) readDeadline() {
-	if !b.idling.Load() {
+	if b.timeout > 0 && !b.idling.Load() {
 		_ = b.conn.SetReadDeadline(time.Now().Add(b.timeout))
 	}
 }
 
-func (b *backend) writeDeadline() { _ = b.conn.SetWriteDeadline(time.Now().Add(b.timeout)) }
+func (b *backend) writeDeadline() {
+	if b.timeout > 0 {
+		_ = b.conn.SetWriteDeadline(time.Now().Add(b.timeout))
+	}
+}
 
 // flush sends what is buffered.
 func (b *backend) flush() error {
-	b.writeDeadline()
 	if err := b.w.Flush(); err != nil {
 		return b.fail(err)
 	}
@@ -223,7 +252,6 @@ func (b *backend) fail(err error) error {
 // Untagged responses are returned whole, literals inline.
 func (b *backend) simple(cmd string) (untagged []string, status, text string, err error) {
 	tag := b.nextTag()
-	b.writeDeadline()
 	b.w.WriteString(tag + " " + cmd + "\r\n")
 	if err := b.flush(); err != nil {
 		return nil, "", "", err
@@ -246,7 +274,6 @@ func (b *backend) simple(cmd string) (untagged []string, status, text string, er
 func (b *backend) readResponse() (string, error) {
 	var sb strings.Builder
 	for {
-		b.readDeadline()
 		piece, err := b.pr.next()
 		if err != nil {
 			return "", b.fail(err)
@@ -264,7 +291,6 @@ func (b *backend) readResponse() (string, error) {
 			return "", b.fail(fmt.Errorf("literal of %d bytes in a response", lit.size))
 		}
 		sb.WriteString("\r\n")
-		b.readDeadline()
 		if _, err := io.CopyN(&sb, b.r, lit.size); err != nil {
 			return "", b.fail(err)
 		}
@@ -274,7 +300,8 @@ func (b *backend) readResponse() (string, error) {
 // logout ends the connection politely, without waiting long.
 func (b *backend) logout() {
 	if !b.broken {
-		_ = b.conn.SetDeadline(time.Now().Add(time.Second))
+		// Worth a second at most, whatever the backend timeout.
+		b.timeout = time.Second
 		b.w.WriteString("Q01 LOGOUT\r\n")
 		_ = b.w.Flush()
 	}

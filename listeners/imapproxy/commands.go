@@ -144,6 +144,11 @@ func (s *session) cmdSelect(c *command) error {
 	condstore := bytes.Contains(bytes.ToUpper(c.line), []byte("CONDSTORE")) && s.passthrough("CONDSTORE")
 	status, text, err := s.forward(c, b, c.tag+" "+c.name+" "+quote(name))
 	if err != nil {
+		// A SELECT that fails, however, leaves nothing selected: the
+		// session can go on without b, unless b's answer was cut in the
+		// middle of a response.
+		s.current = nil
+		s.routes.Selected("", "")
 		return s.forwardFailed(c, b, err)
 	}
 	if status != "OK" {
@@ -169,6 +174,7 @@ func (s *session) unselect() error {
 	if b.caps["UNSELECT"] {
 		untagged, status, _, err := b.simple("UNSELECT")
 		if err != nil {
+			s.log.Warn("imapproxy: backend failed UNSELECT", "backend", b.server, "err", err)
 			s.dropBackend(b)
 		} else {
 			for _, u := range untagged {
@@ -350,7 +356,6 @@ func (s *session) listSpecialUse(c *command, selection bool, ref string, pattern
 			continue
 		}
 		tag := b.nextTag()
-		b.writeDeadline()
 		b.w.WriteString(tag + " " + cmd + "\r\n")
 		err = b.flush()
 		for err == nil {
@@ -431,6 +436,9 @@ func specialUse(attrs []string) []string {
 func (s *session) inboxBackend() (*backend, error) {
 	e, err := s.routes.LookupNoKick(frontend.UserInbox(s.user))
 	if err != nil {
+		if !errors.Is(err, frontend.ErrNoMailbox) {
+			s.log.Warn("imapproxy: INBOX lookup failed", "err", err)
+		}
 		return nil, err
 	}
 	return s.backendFor(e.Server())
@@ -473,7 +481,6 @@ func (s *session) cmdLsub(c *command) error {
 		return nil
 	}
 	tag := b.nextTag()
-	b.writeDeadline()
 	b.w.WriteString(tag + " LSUB " + quoted(ref) + " " + quoted(pat) + "\r\n")
 	if err := b.flush(); err != nil {
 		return s.backendFailed(c.tag, b, err)

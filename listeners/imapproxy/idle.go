@@ -23,7 +23,6 @@ func (s *session) cmdIdle(c *command) error {
 	if !b.caps["IDLE"] {
 		return s.pollIdle(c, b)
 	}
-	b.writeDeadline()
 	b.w.WriteString(c.tag + " IDLE\r\n")
 	if err := b.flush(); err != nil {
 		return err
@@ -55,7 +54,6 @@ func (s *session) cmdIdle(c *command) error {
 		line, err := s.pr.next()
 		end := idleEnd{line: string(line), err: err}
 		b.idling.Store(false)
-		b.writeDeadline()
 		b.w.WriteString("DONE\r\n")
 		_ = b.w.Flush() // a failure shows as the read below failing
 		b.readDeadline()
@@ -112,7 +110,6 @@ func (s *session) pollIdle(c *command, b *backend) error {
 	defer tick.Stop()
 	noop := func() error {
 		tag := b.nextTag()
-		b.writeDeadline()
 		b.w.WriteString(tag + " NOOP\r\n")
 		if err := b.flush(); err != nil {
 			return err
