@@ -181,6 +181,7 @@ func (s *session) end(err error) {
 		s.log.Warn("imapproxy: backend failed in the middle of a response", "backend", be.server, "err", be.err)
 		s.bye("Fatal error: Lost connection to backend in the middle of a response")
 	case isTimeout(err):
+		s.log.Debug("imapproxy: client timed out", "err", err)
 		s.bye("Autologout; idle for too long")
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		s.log.Debug("imapproxy: client went away", "user", s.user)
@@ -632,6 +633,7 @@ func (s *session) backendFor(server string) (*backend, error) {
 	}
 	addr, _, _, ok := s.srv.cfg.Resolve(server)
 	if !ok {
+		s.log.Warn("imapproxy: backend unavailable", "backend", server, "err", "no address known")
 		return nil, &backendError{server, errors.New("unknown server")}
 	}
 	cfg := &s.srv.cfg

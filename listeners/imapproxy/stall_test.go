@@ -3,8 +3,11 @@ package imapproxy_test
 import (
 	"bytes"
 	"io"
+	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -218,5 +221,68 @@ func TestSlowFetchIsNotCut(t *testing.T) {
 				t.Errorf("FETCH came back cut or changed (%d responses)", len(u))
 			}
 		})
+	}
+}
+
+// logBuffer collects a proxy's log lines for a test.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestBackendFailureCauseLogged: what makes a NO or a BYE is logged with
+// its cause, while the client gets only the generic text.
+func TestBackendFailureCauseLogged(t *testing.T) {
+	var logs logBuffer
+	var gone atomic.Bool // fake2 is taken out of the configuration
+	stalled, dropped := make(chan struct{}, 2), make(chan error, 2)
+	f1 := startFake(t, "LITERAL+", breaker("FETCH 1 ", breakages[2], stalled, dropped))
+	f2 := startFake(t, "LITERAL+", breaker("STATUS ", breakages[3], stalled, dropped))
+	addr := fakeMurder(t, map[string]string{"fake1": f1.ln.Addr().String(), "fake2": f2.ln.Addr().String()},
+		func(cfg *imapproxy.Config) {
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			resolve := cfg.Resolve
+			cfg.Resolve = func(server string) (string, string, string, bool) {
+				if server == "fake2" && gone.Load() {
+					return "", "", "", false
+				}
+				return resolve(server)
+			}
+		})
+	c := login(t, addr, "alice", "alicepw")
+	c.ok("SELECT INBOX")
+	for range 2 {
+		if tagged := c.no("STATUS other (MESSAGES)"); tagged != "NO [UNAVAILABLE] Server(s) unavailable to complete operation" {
+			t.Errorf("STATUS: %s", tagged)
+		}
+		gone.Store(true)
+	}
+	c.send("f1 FETCH 1 BODY[]\r\n")
+	if got := c.rest(); got != "* BYE Fatal error: Lost connection to selected backend\r\n" {
+		t.Errorf("FETCH: %q", got)
+	}
+	out := logs.String()
+	for _, want := range [][]string{
+		{`msg="imapproxy: backend failed"`, "backend=fake2", `err="imapproxy: backend fake2: unexpected response \"\""`},
+		{`msg="imapproxy: backend unavailable"`, "backend=fake2", `err="no address known"`},
+		{`msg="imapproxy: lost the selected backend"`, "backend=fake1", "err=EOF"},
+	} {
+		if !slices.ContainsFunc(strings.Split(out, "\n"), func(line string) bool {
+			return !slices.ContainsFunc(want, func(w string) bool { return !strings.Contains(line, w) })
+		}) {
+			t.Errorf("no log line has all of %q:\n%s", want, out)
+		}
 	}
 }
