@@ -10,7 +10,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 )
 
@@ -30,9 +30,16 @@ type backend struct {
 	// timeout bounds each read and write of the socket; zero (during
 	// login, bounded as a whole) leaves the deadline as it is.
 	timeout time.Duration
-	// idling is set while the backend is in IDLE: its reads then have no
-	// deadline.
-	idling atomic.Bool
+	// mu guards idling and inResponse, which the session goroutine and
+	// IDLE's client reader both act on, each setting the read deadline
+	// they imply.
+	mu sync.Mutex
+	// idling is set while the backend is in IDLE: its reads between
+	// responses then have no deadline (news may take any time to come).
+	idling bool
+	// inResponse is set while a response is being read: a backend that
+	// stops inside one is dropped, in IDLE too.
+	inResponse bool
 	// broken is set once an I/O error or a BYE was seen; the connection
 	// is then only closed.
 	broken bool
@@ -218,9 +225,36 @@ func (b *backend) nextTag() string {
 
 // readDeadline arms the read deadline for one read of the socket.
 func (b *backend) readDeadline() {
-	if b.timeout > 0 && !b.idling.Load() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.armRead()
+}
+
+func (b *backend) armRead() {
+	switch {
+	case b.timeout == 0:
+	case b.idling && !b.inResponse:
+		_ = b.conn.SetReadDeadline(time.Time{})
+	default:
 		_ = b.conn.SetReadDeadline(time.Now().Add(b.timeout))
 	}
+}
+
+// setIdling says whether the backend is in IDLE, and re-arms a read
+// that may be waiting already.
+func (b *backend) setIdling(on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.idling = on
+	b.armRead()
+}
+
+// setInResponse says whether a response is being read; only the session
+// goroutine calls it.
+func (b *backend) setInResponse(on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.inResponse = on
 }
 
 func (b *backend) writeDeadline() {

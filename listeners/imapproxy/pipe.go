@@ -194,6 +194,8 @@ func (s *session) relayOne(b *backend, tag string) (kind int, line string, err e
 	if err != nil {
 		return 0, "", b.fail(err)
 	}
+	b.setInResponse(true)
+	defer b.setInResponse(false)
 	if head[0] != '*' {
 		piece, err := b.pr.next()
 		if err != nil {

@@ -286,3 +286,29 @@ func TestBackendFailureCauseLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleBackendStallsMidResponse: in IDLE the backend may stay silent
+// as long as it likes between responses, but not inside one: the client
+// gets BYE without having to end its IDLE first.
+func TestIdleBackendStallsMidResponse(t *testing.T) {
+	f := startFake(t, "LITERAL+ IDLE", func(c *fakeConn, tag, cmd string) bool {
+		if strings.ToUpper(cmd) != "IDLE" {
+			return selectHandler(c, tag, cmd)
+		}
+		c.send("+ idling")
+		io.WriteString(c.conn, "* 1 FETCH (FLAGS (")
+		io.Copy(io.Discard, c.r) // until the proxy drops the connection
+		return false
+	})
+	addr := fakeMurder(t, map[string]string{"fake1": f.ln.Addr().String()},
+		func(cfg *imapproxy.Config) { cfg.Limits.BackendTimeout = 300 * time.Millisecond })
+	c := login(t, addr, "alice", "alicepw")
+	c.ok("SELECT INBOX")
+	c.send("i1 IDLE\r\n")
+	if l := c.line(); l != "+ idling" {
+		t.Fatalf("IDLE: %q", l)
+	}
+	if got := c.rest(); got != "* BYE Fatal error: Lost connection to selected backend\r\n" {
+		t.Errorf("client got %q", got)
+	}
+}
