@@ -3,9 +3,11 @@ package imapproxy
 import (
 	"bytes"
 	"errors"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/rookery/rookery/listeners/frontend"
 	"github.com/rookery/rookery/store"
@@ -61,6 +63,12 @@ func (s *session) piped(c *command) error {
 	return nil
 }
 
+// closedByPeer reports whether err is the peer having closed the
+// connection.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 // routeOpts say how routed treats a command.
 type routeOpts struct {
 	tryCreate bool // a missing mailbox is answered with [TRYCREATE] (APPEND)
@@ -91,11 +99,25 @@ func (s *session) routed(c *command, o routeOpts) error {
 		}
 		return s.refuse(c, "NO", text)
 	}
+	cached := s.backends[e.Server()]
 	b, err := s.backendFor(e.Server())
 	if err != nil {
 		return s.refuse(c, "NO", textUnavailable)
 	}
+	_, literal := literalAt(c.line)
+	answered := b.pr.pieces
 	status, text, err := s.forward(c, b, head)
+	if err != nil && b == cached && b != s.current && !literal && b.pr.pieces == answered && closedByPeer(err) {
+		// The backend closed the cached connection while it sat unused,
+		// its FIN still in flight when alive looked, and never read the
+		// command (a backend shutting down says BYE first): send it
+		// again, once, on a fresh connection.
+		s.dropBackend(b)
+		if b, err = s.backendFor(e.Server()); err != nil {
+			return s.refuse(c, "NO", textUnavailable)
+		}
+		status, text, err = s.forward(c, b, head)
+	}
 	if err != nil {
 		return s.forwardFailed(c, b, err)
 	}
