@@ -89,7 +89,6 @@ type listItem struct {
 	server   string // where the mailbox is; "" for a parent that is none
 	noselect bool
 	children bool
-	special  []string // special-use attributes, from its backend
 }
 
 // list answers LIST from the mailbox list.
@@ -170,7 +169,6 @@ func (s *session) writeListItem(it *listItem) {
 	} else {
 		attrs = append(attrs, `\HasNoChildren`)
 	}
-	attrs = append(attrs, it.special...)
 	s.untagged("LIST (" + strings.Join(attrs, " ") + `) "." ` + astring(it.name))
 }
 
