@@ -387,7 +387,6 @@ func (s *session) askBackends(servers []string, cmd string) (answers map[string]
 func (b *backend) list(cmd string, selected bool) *backendList {
 	a := &backendList{special: map[string][]string{}, status: map[string]string{}}
 	tag := b.nextTag()
-	b.writeDeadline()
 	b.w.WriteString(tag + " " + cmd + "\r\n")
 	if a.err = b.flush(); a.err != nil {
 		return a
