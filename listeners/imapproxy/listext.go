@@ -87,13 +87,22 @@ func (s *session) cmdList(c *command) error {
 			ask = []string{"*"}
 		}
 		var wanted []string
+		names := map[string][]string{} // by server, what STATUS may be asked of
 		for i, m := range mailboxes {
-			if m.Exists && (match(m.Name) || len(ask) == 1 && ask[0] == "*") && !slices.Contains(wanted, servers[i]) {
-				wanted = append(wanted, servers[i])
+			if !m.Exists {
+				continue
+			}
+			if match(m.Name) || len(ask) == 1 && ask[0] == "*" {
+				if !slices.Contains(wanted, servers[i]) {
+					wanted = append(wanted, servers[i])
+				}
+			}
+			if match(m.Name) {
+				names[servers[i]] = append(names[servers[i]], m.Name)
 			}
 		}
 		var lost *backend
-		answers, lost, failed, err = s.askBackends(wanted, listCommand(ask, &o))
+		answers, lost, failed, err = s.askBackends(wanted, ask, &o, names)
 		if lost != nil {
 			return s.backendFailed(c.tag, lost, err)
 		}
@@ -308,10 +317,10 @@ func (s *session) listTree() ([]imaplist.Mailbox, []string, error) {
 	return mailboxes, servers, nil
 }
 
-// listCommand is what backends are asked: every mailbox of theirs that
-// matches, with its special-use attributes and status as o wants them;
-// the reference is already in the patterns.
-func listCommand(pats []string, o *imaplist.Options) string {
+// listCommand is what a backend is asked: every mailbox of its own that
+// matches, with its special-use attributes and, if listStatus, its
+// status as o wants them; the reference is already in the patterns.
+func listCommand(pats []string, o *imaplist.Options, listStatus bool) string {
 	quoted := make([]string, len(pats))
 	for i, p := range pats {
 		quoted[i] = quote(p)
@@ -320,7 +329,7 @@ func listCommand(pats []string, o *imaplist.Options) string {
 	if o.WantSpecialUse() {
 		ret = append(ret, "SPECIAL-USE")
 	}
-	if len(o.Status) > 0 {
+	if listStatus && len(o.Status) > 0 {
 		ret = append(ret, "STATUS ("+strings.Join(o.Status, " ")+")")
 	}
 	return `LIST "" (` + strings.Join(quoted, " ") + ") RETURN (" + strings.Join(ret, " ") + ")"
@@ -331,16 +340,18 @@ type backendList struct {
 	special map[string][]string
 	status  map[string]string // name to the whole STATUS response
 	updates []string          // the selected backend's message updates
-	refused bool
+	refused string            // the LIST's NO or BAD
 	err     error
 }
 
-// askBackends sends cmd to each server's backend at once and reads the
-// answers in parallel: each backend is one connection used by one
-// goroutine, and the session waits for all. failed says some backend
-// could not answer; lost is the selected backend if it failed, which ends
-// the session (err says why).
-func (s *session) askBackends(servers []string, cmd string) (answers map[string]*backendList, lost *backend, failed bool, err error) {
+// askBackends asks each server's backend at once what it knows of its
+// own mailboxes matching pats, and reads the answers in parallel: each
+// backend is one connection used by one goroutine, and the session waits
+// for all. A backend gets one LIST command, or, if it lacks LIST-STATUS,
+// STATUS commands for its mailboxes in names, pipelined behind it.
+// failed says some backend could not answer; lost is the selected
+// backend if it failed, which ends the session (err says why).
+func (s *session) askBackends(servers, pats []string, o *imaplist.Options, names map[string][]string) (answers map[string]*backendList, lost *backend, failed bool, err error) {
 	var bs []*backend
 	for _, server := range servers {
 		b, err := s.backendFor(server)
@@ -357,7 +368,7 @@ func (s *session) askBackends(servers []string, cmd string) (answers map[string]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got[i] = b.list(cmd, b == s.current)
+			got[i] = b.list(pats, o, names[b.server], b == s.current)
 		}()
 	}
 	wg.Wait()
@@ -374,7 +385,8 @@ func (s *session) askBackends(servers []string, cmd string) (answers map[string]
 			s.log.Warn("imapproxy: backend failed", "backend", b.server, "err", a.err)
 			s.dropBackend(b)
 			failed = true
-		case a.refused:
+		case a.refused != "":
+			s.log.Warn("imapproxy: backend refused LIST", "backend", b.server, "answer", a.refused)
 			failed = true
 		default:
 			answers[b.server] = a
@@ -383,25 +395,43 @@ func (s *session) askBackends(servers []string, cmd string) (answers map[string]
 	return answers, lost, failed, err
 }
 
-// list sends a LIST command and keeps what it says of b's own mailboxes.
-func (b *backend) list(cmd string, selected bool) *backendList {
+// list asks b about its own mailboxes matching pats (see askBackends) and
+// keeps what it says of them.
+func (b *backend) list(pats []string, o *imaplist.Options, names []string, selected bool) *backendList {
 	a := &backendList{special: map[string][]string{}, status: map[string]string{}}
-	tag := b.nextTag()
-	b.w.WriteString(tag + " " + cmd + "\r\n")
+	listStatus := b.caps["LIST-STATUS"]
+	var listTag string
+	pending := map[string]bool{}
+	if o.WantSpecialUse() || listStatus {
+		listTag = b.nextTag()
+		pending[listTag] = true
+		b.w.WriteString(listTag + " " + listCommand(pats, o, listStatus) + "\r\n")
+	}
+	if !listStatus && len(o.Status) > 0 {
+		items := " (" + strings.Join(o.Status, " ") + ")\r\n"
+		for _, n := range names {
+			tag := b.nextTag()
+			pending[tag] = true
+			b.w.WriteString(tag + " STATUS " + quote(n) + items)
+		}
+	}
 	if a.err = b.flush(); a.err != nil {
 		return a
 	}
-	for {
+	for len(pending) > 0 {
 		resp, err := b.readResponse()
 		if err != nil {
 			a.err = err
 			return a
 		}
-		if rest, ok := strings.CutPrefix(resp, tag+" "); ok {
-			if status, _ := splitStatus(rest); status != "OK" {
-				a.refused = true
+		if tag, rest, ok := strings.Cut(resp, " "); ok && pending[tag] {
+			delete(pending, tag)
+			// A STATUS refused leaves its mailbox without one, which
+			// the answer shows as RFC 5819 says.
+			if status, _ := splitStatus(rest); status != "OK" && tag == listTag {
+				a.refused = rest
 			}
-			return a
+			continue
 		}
 		if name, attrs, ok := parseListLine(resp); ok {
 			a.special[name] = specialUse(attrs)
@@ -415,6 +445,7 @@ func (b *backend) list(cmd string, selected bool) *backendList {
 			a.updates = append(a.updates, resp)
 		}
 	}
+	return a
 }
 
 // parseListLine reads a backend's "* LIST (attrs) delim name" line.
