@@ -9,13 +9,14 @@ import (
 	"github.com/rookery/rookery/internal/rookerytest"
 )
 
-// TestImaptestList runs imaptest's LIST groups, list and listext (LIST-
-// EXTENDED), against a backend and through a frontend: both must run
-// (the capability is announced) and pass.
+// TestImaptestList runs imaptest's groups of LIST, LIST-EXTENDED
+// (listext) and LSUB (subscribe) against a backend and through a
+// frontend: each must run (a group whose capability is not announced is
+// skipped, which fails here) and pass.
 func TestImaptestList(t *testing.T) {
 	imaptest.Require(t)
 	for _, kind := range []rookerytest.Kind{rookerytest.Backend, rookerytest.Murder} {
-		for _, group := range []string{"list", "listext"} {
+		for _, group := range []string{"list", "listext", "subscribe"} {
 			t.Run(kind.String()+"/"+group, func(t *testing.T) {
 				top := boot(t, kind)
 				r, err := imaptest.Run(t.Context(), imaptest.Config{
