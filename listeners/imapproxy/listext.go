@@ -25,7 +25,7 @@ func (s *session) cmdList(c *command) error {
 	ref, patterns, err := c.listArgs(&o)
 	if err != nil {
 		if errors.Is(err, errListOption) {
-			s.tagged(c.tag, "BAD", err.Error())
+			s.tagged(c.tag, "BAD", "Invalid list options")
 			return nil
 		}
 		return s.argError(c, err)
@@ -58,7 +58,7 @@ func (s *session) cmdList(c *command) error {
 			pats = append(pats, canonicalPattern(ref+p))
 		}
 	}
-	match := func(n string) bool { return slices.ContainsFunc(pats, func(p string) bool { return match(p, n) }) }
+	matches := func(n string) bool { return slices.ContainsFunc(pats, func(p string) bool { return match(p, n) }) }
 	mailboxes, servers, err := s.listTree()
 	if err != nil {
 		s.log.Error("imapproxy: reading the mailbox list", "err", err)
@@ -92,12 +92,12 @@ func (s *session) cmdList(c *command) error {
 			if !m.Exists {
 				continue
 			}
-			if match(m.Name) || len(ask) == 1 && ask[0] == "*" {
+			if matches(m.Name) || len(ask) == 1 && ask[0] == "*" {
 				if !slices.Contains(wanted, servers[i]) {
 					wanted = append(wanted, servers[i])
 				}
 			}
-			if match(m.Name) {
+			if matches(m.Name) {
 				names[servers[i]] = append(names[servers[i]], m.Name)
 			}
 		}
@@ -112,7 +112,7 @@ func (s *session) cmdList(c *command) error {
 			}
 		}
 	}
-	for _, l := range imaplist.List(mailboxes, subs, '.', match, &o) {
+	for _, l := range imaplist.List(mailboxes, subs, '.', matches, &o) {
 		var status string
 		if len(o.Status) > 0 && l.Mailbox >= 0 && mailboxes[l.Mailbox].Exists {
 			if a := answers[servers[l.Mailbox]]; a != nil {
@@ -137,8 +137,8 @@ func (s *session) cmdList(c *command) error {
 }
 
 // errListOption is a LIST option that is unknown or misused; the client
-// gets BAD with its text.
-var errListOption = errors.New("Invalid list options")
+// gets BAD.
+var errListOption = errors.New("imapproxy: invalid list option")
 
 // listArgs reads LIST's arguments: selection options, reference, one
 // pattern or a list, return options (RFC 5258 6, RFC 5819 2).
