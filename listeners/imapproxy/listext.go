@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -395,6 +396,11 @@ func (s *session) askBackends(servers, pats []string, o *imaplist.Options, names
 	return answers, lost, failed, err
 }
 
+// statusWindow bounds the STATUS commands sent ahead of their answers: a
+// backend blocked writing answers the proxy does not read yet would stop
+// reading commands, and the proxy blocked writing them would never read.
+const statusWindow = 64
+
 // list asks b about its own mailboxes matching pats (see askBackends) and
 // keeps what it says of them.
 func (b *backend) list(pats []string, o *imaplist.Options, names []string, selected bool) *backendList {
@@ -407,15 +413,28 @@ func (b *backend) list(pats []string, o *imaplist.Options, names []string, selec
 		pending[listTag] = true
 		b.w.WriteString(listTag + " " + listCommand(pats, o, listStatus) + "\r\n")
 	}
-	if !listStatus && len(o.Status) > 0 {
-		items := " (" + strings.Join(o.Status, " ") + ")\r\n"
-		for _, n := range names {
+	if listStatus || len(o.Status) == 0 {
+		names = nil
+	}
+	items := " (" + strings.Join(o.Status, " ") + ")\r\n"
+	sendStatus := func() error {
+		for ; len(names) > 0 && len(pending) < statusWindow; names = names[1:] {
+			name := quote(names[0])
+			if !quotable(names[0]) {
+				// A name stored before names were checked; without
+				// LITERAL+ it goes without STATUS.
+				if !b.caps["LITERAL+"] {
+					continue
+				}
+				name = "{" + strconv.Itoa(len(names[0])) + "+}\r\n" + names[0]
+			}
 			tag := b.nextTag()
 			pending[tag] = true
-			b.w.WriteString(tag + " STATUS " + quote(n) + items)
+			b.w.WriteString(tag + " STATUS " + name + items)
 		}
+		return b.flush()
 	}
-	if a.err = b.flush(); a.err != nil {
+	if a.err = sendStatus(); a.err != nil {
 		return a
 	}
 	for len(pending) > 0 {
@@ -430,6 +449,11 @@ func (b *backend) list(pats []string, o *imaplist.Options, names []string, selec
 			// the answer shows as RFC 5819 says.
 			if status, _ := splitStatus(rest); status != "OK" && tag == listTag {
 				a.refused = rest
+			}
+			if len(names) > 0 && len(pending) <= statusWindow/2 {
+				if a.err = sendStatus(); a.err != nil {
+					return a
+				}
 			}
 			continue
 		}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rookery/rookery/listeners/imapproxy"
 )
 
 // checkListExtended drives LIST-EXTENDED, LIST-STATUS and XLIST through
@@ -212,13 +214,32 @@ func TestListStatusWithoutBackendListStatus(t *testing.T) {
 		}
 		return true
 	})
-	addr := fakeMurder(t, map[string]string{"fake1": f1.ln.Addr().String(), "fake2": closedAddr(t)},
-		withMailbox("user.alice.locked", "fake1!default"), withMailbox(`user.alice.sp ace`, "fake1!default"))
+	boxes := []func(*imapproxy.Config){withMailbox("user.alice.locked", "fake1!default"), withMailbox(`user.alice.sp ace`, "fake1!default")}
+	for i := range 3 * 64 {
+		boxes = append(boxes, withMailbox(fmt.Sprintf("user.alice.many.%03d", i), "fake1!default"))
+	}
+	addr := fakeMurder(t, map[string]string{"fake1": f1.ln.Addr().String(), "fake2": closedAddr(t)}, boxes...)
 	c := login(t, addr, "alice", "alicepw")
 	got := c.ok(`LIST "" "INBOX*" RETURN (STATUS (UIDNEXT))`)
+	if n := len(got); n < 2*3*64 {
+		t.Fatalf("LIST-STATUS of %d mailboxes gave %d lines", 3*64, n)
+	}
+	first := slices.Index(got, `* LIST (\HasNoChildren) "." INBOX.many.000`)
+	if first < 0 || first+2*3*64 > len(got) {
+		t.Fatalf("LIST-STATUS of %d mailboxes:\n%s", 3*64, strings.Join(got, "\n"))
+	}
+	for i := range 3 * 64 {
+		l := got[first+2*i:]
+		name := fmt.Sprintf("INBOX.many.%03d", i)
+		if l[0] != `* LIST (\HasNoChildren) "." `+name || l[1] != "* STATUS "+name+" (UIDNEXT 7)" {
+			t.Fatalf("LIST-STATUS of %s: %q", name, l[:2])
+		}
+	}
+	got = slices.DeleteFunc(got, func(l string) bool { return strings.Contains(l, "INBOX.many.") })
 	want := []string{
 		`* LIST (\HasChildren) "." INBOX`, `* STATUS INBOX (UIDNEXT 7)`,
 		`* LIST (\Noselect \HasNoChildren) "." INBOX.locked`,
+		`* LIST (\NonExistent \HasChildren) "." INBOX.many`,
 		`* LIST (\HasNoChildren) "." "INBOX.sp ace"`, `* STATUS "INBOX.sp ace" (UIDNEXT 7)`,
 	}
 	if !slices.Equal(got, want) {
@@ -230,7 +251,7 @@ func TestListStatusWithoutBackendListStatus(t *testing.T) {
 			cmds = append(cmds, l)
 		}
 	}
-	if len(cmds) != 3 {
+	if len(cmds) != 3+3*64 {
 		t.Errorf("the backend got %q", cmds)
 	}
 	// The other backend is down: its mailboxes make the answer NO.
