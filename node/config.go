@@ -542,7 +542,7 @@ func (c *Config) Validate() error {
 	}
 	if c.MUPDATEListen != "" {
 		if _, _, err := net.SplitHostPort(c.MUPDATEListen); err != nil {
-			problems = append(problems, fmt.Sprintf("mupdate: %q: want host:port", c.MUPDATEListen))
+			problems = append(problems, fmt.Sprintf("mupdate_listen: %q: want host:port", c.MUPDATEListen))
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -568,7 +568,7 @@ func (c *Config) Validate() error {
 	}
 	if c.Has(RoleBackend) {
 		if c.IMAPListen == "" {
-			problems = append(problems, "imap: the backend role needs an IMAP listener")
+			problems = append(problems, "imap_listen: the backend role needs an IMAP listener")
 		}
 		if c.Partition == "" || strings.ContainsAny(c.Partition, "! \t") {
 			problems = append(problems, fmt.Sprintf("defaultpartition: %q: must be a non-empty word without '!'", c.Partition))
@@ -610,7 +610,7 @@ func (c *Config) Validate() error {
 	}
 	if c.IMAPListen != "" {
 		if _, _, err := net.SplitHostPort(c.IMAPListen); err != nil {
-			problems = append(problems, fmt.Sprintf("imap: %q: want host:port", c.IMAPListen))
+			problems = append(problems, fmt.Sprintf("imap_listen: %q: want host:port", c.IMAPListen))
 		}
 	}
 	if c.Has(RoleReplica) {
@@ -631,7 +631,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Has(RoleMaster) && c.MUPDATEListen == "" {
-		problems = append(problems, "mupdate: the master role needs an MUPDATE listener")
+		problems = append(problems, "mupdate_listen: the master role needs an MUPDATE listener")
 	}
 	if c.UsersPoll < 0 {
 		problems = append(problems, "users_poll: must not be negative")
