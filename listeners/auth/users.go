@@ -165,9 +165,13 @@ func (u *Users) ReloadIfChanged() (c UsersChange, changed bool, err error) {
 	defer u.mu.Unlock()
 	fi, err := os.Stat(u.path)
 	if err != nil {
-		// A missing file is what a non-atomic rewrite looks like for a
-		// moment; the users in effect stay, and the next poll looks again.
-		return UsersChange{}, false, nil
+		// The users in effect stay; a removed file is reported once, and
+		// loaded again when it is back.
+		if u.stamp == (fileStamp{}) {
+			return UsersChange{}, false, nil
+		}
+		u.stamp = fileStamp{}
+		return UsersChange{}, true, fmt.Errorf("auth: %w", err)
 	}
 	if stampOf(fi) == u.stamp {
 		return UsersChange{}, false, nil

@@ -171,6 +171,18 @@ func TestUsersReloadIfChanged(t *testing.T) {
 	if u.Verify("bobby", "b") != nil {
 		t.Error("the last good users are gone")
 	}
+	// A removed file is reported once; the users stay until it is back.
+	os.Remove(p)
+	if _, changed, err := u.ReloadIfChanged(); !changed || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("removed file: changed=%v err=%v", changed, err)
+	}
+	if _, changed, err := u.ReloadIfChanged(); changed || err != nil {
+		t.Fatalf("removed file polled again: changed=%v err=%v", changed, err)
+	}
+	os.WriteFile(p, []byte("bobby:{PLAIN}b\ncarl:{PLAIN}c\n"), 0o600)
+	if c, changed, err := u.ReloadIfChanged(); !changed || err != nil || c.Total != 2 {
+		t.Fatalf("file back: %+v changed=%v err=%v", c, changed, err)
+	}
 }
 
 // TestUsersReloadUnderLogins is for -race: logins never see a torn set.
