@@ -141,11 +141,6 @@ type UsersChange struct {
 	Total int
 }
 
-// Empty reports whether the reload changed nothing.
-func (c UsersChange) Empty() bool {
-	return len(c.Added)+len(c.Removed)+len(c.Changed) == 0
-}
-
 // Reload re-reads the file Users was loaded from and, if it is valid and
 // lists at least one user, makes it the set every holder of u sees. On
 // any problem the users loaded before stay in effect and the error says
