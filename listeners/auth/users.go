@@ -39,9 +39,14 @@ type Users struct {
 	path string
 	set  atomic.Pointer[map[string]secret]
 	// mu serialises reloads (a signal and the file poll may race) and
-	// guards stamp.
+	// guards stamp and settled.
 	mu    sync.Mutex
 	stamp fileStamp
+	// settled is false while the loaded file's modification time is too
+	// recent to trust: the kernel's file clock ticks every few
+	// milliseconds, so a same-size rewrite in the same tick keeps the
+	// stamp, and only reading again can tell.
+	settled bool
 }
 
 // fileStamp is what tells a changed users file from the one loaded:
@@ -51,6 +56,8 @@ type fileStamp struct {
 	modTime time.Time
 	ino     uint64
 }
+
+func (st fileStamp) settled() bool { return time.Since(st.modTime) > time.Second }
 
 func stampOf(fi os.FileInfo) fileStamp {
 	st := fileStamp{size: fi.Size(), modTime: fi.ModTime()}
@@ -78,7 +85,7 @@ func LoadUsers(path string) (*Users, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &Users{path: path, stamp: stamp}
+	u := &Users{path: path, stamp: stamp, settled: stamp.settled()}
 	u.set.Store(&set)
 	return u, nil
 }
@@ -152,9 +159,11 @@ func (u *Users) Reload() (UsersChange, error) {
 }
 
 // ReloadIfChanged reloads only when the file's size, modification time or
-// inode differ from what was last loaded; it is cheap enough to poll.
-// changed is false when nothing was read. A file that fails to load is
-// reported once, not on every poll, until it changes again.
+// inode differ from what was last loaded (or that was modified too
+// recently to tell); it is cheap enough to poll. changed reports whether
+// there is news to log: a file rewritten or gone, or users changed. A
+// file that fails to load is reported once, not on every poll, until it
+// changes again.
 func (u *Users) ReloadIfChanged() (c UsersChange, changed bool, err error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -168,14 +177,20 @@ func (u *Users) ReloadIfChanged() (c UsersChange, changed bool, err error) {
 		u.stamp = fileStamp{}
 		return UsersChange{}, true, fmt.Errorf("auth: %w", err)
 	}
-	if stampOf(fi) == u.stamp {
+	st := stampOf(fi)
+	recheck := st == u.stamp
+	if recheck && u.settled {
 		return UsersChange{}, false, nil
 	}
 	c, err = u.reloadLocked()
 	if err != nil {
-		u.stamp = stampOf(fi)
+		u.stamp, u.settled = st, st.settled()
+		if recheck {
+			return UsersChange{}, false, nil
+		}
+		return c, true, err
 	}
-	return c, true, err
+	return c, !recheck || len(c.Added)+len(c.Removed)+len(c.Changed) > 0, nil
 }
 
 func (u *Users) reloadLocked() (UsersChange, error) {
@@ -208,7 +223,7 @@ func (u *Users) reloadLocked() (UsersChange, error) {
 	slices.Sort(c.Changed)
 	c.Total = len(set)
 	u.set.Store(&set)
-	u.stamp = stamp
+	u.stamp, u.settled = stamp, stamp.settled()
 	return c, nil
 }
 

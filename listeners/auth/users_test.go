@@ -185,6 +185,32 @@ func TestUsersReloadIfChanged(t *testing.T) {
 	}
 }
 
+// TestUsersReloadIfChangedSameTick: a same-size rewrite right after a
+// load, within one tick of the file clock and so with the same stamp
+// (set back here, as a coarse clock would leave it), is still picked up.
+func TestUsersReloadIfChangedSameTick(t *testing.T) {
+	p := writeUsers(t, "alice:{PLAIN}a\n")
+	u, err := LoadUsers(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p, []byte("alice:{PLAIN}b\n"), 0o600)
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	c, changed, err := u.ReloadIfChanged()
+	if !changed || err != nil || !reflect.DeepEqual(c.Changed, []string{"alice"}) {
+		t.Fatalf("same-size rewrite: %+v changed=%v err=%v", c, changed, err)
+	}
+	if _, changed, err := u.ReloadIfChanged(); changed || err != nil {
+		t.Fatalf("nothing new: changed=%v err=%v", changed, err)
+	}
+}
+
 // TestUsersReloadUnderLogins is for -race: logins never see a torn set.
 func TestUsersReloadUnderLogins(t *testing.T) {
 	p := writeUsers(t, "alice:{PLAIN}a\n")
