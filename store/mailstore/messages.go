@@ -414,6 +414,9 @@ func (t *txn) expunge(m *Mailbox, msgs []Message) {
 		t.set(changeKey(m.ID, m.HighestModSeq, msg.UID), []byte{changeExpunged})
 		if hold {
 			t.set(heldKey(m.ID, msg.UID), encodeHeld(m.HighestModSeq, msg))
+			if low, ok := t.s.heldLow[m.ID]; ok && msg.UID < low {
+				t.s.heldLow[m.ID] = msg.UID // see Store.heldLow
+			}
 		} else {
 			t.bodiesToDrop = append(t.bodiesToDrop, *msg)
 		}
@@ -429,6 +432,26 @@ func (t *txn) expunge(m *Mailbox, msgs []Message) {
 // setChange indexes msg at its modseq.
 func (t *txn) setChange(id uint64, msg *Message) {
 	t.set(changeKey(id, msg.ModSeq, msg.UID), []byte{changeLive})
+}
+
+// setHeldLow has Store.heldLow[id] set to uid (0: dropped) once t commits.
+func (t *txn) setHeldLow(id uint64, uid uint32) {
+	if t.heldLow == nil {
+		t.heldLow = make(map[uint64]uint32)
+	}
+	t.heldLow[id] = uid
+}
+
+// settleHeldLow applies setHeldLow; the caller holds the write lock and
+// t has committed.
+func (t *txn) settleHeldLow() {
+	for id, uid := range t.heldLow {
+		if uid == 0 {
+			delete(t.s.heldLow, id)
+		} else {
+			t.s.heldLow[id] = uid
+		}
+	}
 }
 
 func (t *txn) addHeld(id uint64, n int) {

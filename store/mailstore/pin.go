@@ -2,6 +2,7 @@ package mailstore
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -99,9 +100,13 @@ func (s *Store) pinFloor(id uint64) uint64 {
 // and their body references.
 func (s *Store) reclaim(id uint64) error {
 	return s.writeLazy(func(t *txn) error {
-		msgs, err := heldMessages(s.pdb, id, s.pinFloor(id))
-		if err != nil || len(msgs) == 0 {
+		msgs, next, err := heldMessages(s.pdb, id, s.heldLow[id], s.pinFloor(id))
+		if err != nil {
 			return err
+		}
+		t.setHeldLow(id, next)
+		if len(msgs) == 0 {
+			return nil
 		}
 		if err := t.loadBodies(msgs); err != nil {
 			return err
@@ -115,16 +120,19 @@ func (s *Store) reclaim(id uint64) error {
 	})
 }
 
-// heldMessages reads the held records of mailbox id expunged at or below
-// floor.
-func heldMessages(r pebble.Reader, id uint64, floor uint64) ([]Message, error) {
-	lo, hi := heldBounds(id)
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+// heldMessages reads the held records of mailbox id from UID from on and
+// returns those expunged at or below floor, and where the held records
+// left once they are gone start: the lowest UID of the others, else past
+// the last one read.
+func heldMessages(r pebble.Reader, id uint64, from uint32, floor uint64) (out []Message, next uint32, err error) {
+	_, hi := heldBounds(id)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: heldKey(id, from), UpperBound: hi})
 	if err != nil {
-		return nil, fmt.Errorf("mailstore: held: %w", err)
+		return nil, 0, fmt.Errorf("mailstore: held: %w", err)
 	}
-	var out []Message
 	var derr error
+	var kept uint32
+	next = from
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
@@ -136,14 +144,23 @@ func heldMessages(r pebble.Reader, id uint64, floor uint64) ([]Message, error) {
 			derr = err
 			break
 		}
-		if x <= floor {
+		switch {
+		case x <= floor:
 			out = append(out, m)
+		case kept == 0:
+			kept = m.UID
 		}
+		if m.UID < math.MaxUint32 {
+			next = m.UID + 1
+		}
+	}
+	if kept != 0 {
+		next = kept
 	}
 	if err := it.Close(); err != nil && derr == nil {
 		derr = fmt.Errorf("mailstore: held: %w", err)
 	}
-	return out, derr
+	return out, next, derr
 }
 
 // reclaimAll drops every held record: at open no session exists.

@@ -240,3 +240,51 @@ func TestClaimRecent(t *testing.T) {
 		t.Fatalf("recent uid %d", r)
 	}
 }
+
+// TestHeldBelowReclaimed: reclaims start where the held records left
+// start; a later expunge of a lower UID still gets its record reclaimed
+// and its body freed, with kept records in between.
+func TestHeldBelowReclaimed(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	mb, err := s.CreateMailbox("user.alice", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, s, "user.alice", 6)
+	bodiesBefore := countKeys(t, s, prefixBody)
+	told, late := s.Pin(mb.ID), s.Pin(mb.ID)
+	tell := func(p *Pin) {
+		t.Helper()
+		mb, _, _ := s.Mailbox("user.alice")
+		if err := p.Advance(mb.HighestModSeq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expunge := func(uids ...uint32) {
+		t.Helper()
+		if _, err := s.Expunge(mb.ID, uids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expunge(5, 6)
+	tell(told)
+	tell(late)
+	if n := countKeys(t, s, prefixHeld); n != 0 {
+		t.Fatalf("%d held after both pins were told of 5 and 6", n)
+	}
+	expunge(4) // kept: late is not told
+	tell(told)
+	expunge(2) // below both
+	tell(told)
+	if got := find(t, s, mb.ID, 2, 4); len(got) != 2 {
+		t.Fatalf("held for the late pin: found %v", keys(got))
+	}
+	tell(late)
+	if got := find(t, s, mb.ID, 2, 4); len(got) != 0 || countKeys(t, s, prefixHeld) != 0 {
+		t.Fatalf("after every pin was told: found %v, %d held", keys(got), countKeys(t, s, prefixHeld))
+	}
+	if n := countKeys(t, s, prefixBody); n != bodiesBefore-4 {
+		t.Fatalf("%d body keys left of %d", n, bodiesBefore)
+	}
+}
