@@ -181,68 +181,40 @@ func (r *reader) uidSet(v *selected, uid bool) imap.UIDSet {
 	return s
 }
 
-func cmdSearch(sess *session, _ string, uid bool) (string, error) {
+func cmdSearch(sess *session, tag string, uid bool) (string, error) {
 	r := sess.r
 	r.sp()
+	ret := r.returnOptions()
 	if strings.EqualFold(string(r.line[r.pos:min(len(r.line), r.pos+7)]), "CHARSET") {
 		r.atom()
 		r.sp()
-		cs := strings.ToUpper(r.astring())
-		if cs != "US-ASCII" && cs != "UTF-8" && r.err == nil {
-			r.fail(noCode("BADCHARSET (US-ASCII UTF-8)", "Unsupported charset"))
-		}
+		r.charset()
 		r.sp()
 	}
 	var c imap.SearchCriteria
-	v := sess.sel
-	r.searchKeys(&c, v)
+	r.searchKeys(&c, sess.sel)
 	if err := r.end(); err != nil {
+		sess.searchFailed(ret)
 		return "", err
 	}
 	if c.ModSeq != nil {
 		sess.condstore = true
 	}
-	names := map[string]bool{}
-	headerNames(&c, names)
-	// One view: the records and the bodies read agree, and messages
-	// expunged elsewhere that the client has not been told of are still
-	// searched (they keep their sequence numbers until then).
-	view := sess.srv.cfg.Store.View()
-	defer view.Close()
-	var hits []uint32
-	var highest uint64
-	var ev evaluator
-	var err error
-	serr := view.Find(v.id, v.uids, func(m *mailstore.Message, _ bool) bool {
-		seq := v.seq(m.UID)
-		if seq == 0 {
-			return true
-		}
-		ev = evaluator{view: view, m: m, names: names}
-		var ok bool
-		if ok, err = ev.match(&c, seq); err != nil {
-			return false
-		}
-		if ok {
-			if uid {
-				hits = append(hits, m.UID)
-			} else {
-				hits = append(hits, seq)
-			}
-			highest = max(highest, m.ModSeq)
-		}
-		return true
-	})
-	if serr != nil {
-		return "", serr
-	}
+	hits, err := sess.match(&c, false)
 	if err != nil {
+		sess.searchFailed(ret)
 		return "", err
 	}
+	if ret != nil {
+		sess.esearch(tag, uid, ret, hits, c.ModSeq != nil)
+		return "", nil
+	}
+	var highest uint64
 	w := sess.w
 	w.raw("* SEARCH")
-	for _, h := range hits {
-		w.raw(" ").num(uint64(h))
+	for i := range hits {
+		w.raw(" ").num(uint64(hits[i].id(uid)))
+		highest = max(highest, hits[i].modseq)
 	}
 	if c.ModSeq != nil && len(hits) > 0 {
 		w.raw(" (MODSEQ ").num(highest).raw(")")

@@ -27,6 +27,7 @@ type selected struct {
 	told     uint64
 	keywords []string
 	recent   []uint32 // ascending
+	saved    []uint32 // SEARCHRES's "$": UIDs, ascending
 	pin      *mailstore.Pin
 	watch    <-chan struct{}
 	cancel   func()
@@ -287,6 +288,9 @@ func (sess *session) update(allowExpunge bool) error {
 // resolve turns a sequence or UID set into the UIDs in view, ascending.
 // "*" is the last message; a set naming none gives none.
 func (v *selected) resolve(set string, uid bool) ([]uint32, error) {
+	if set == "$" {
+		return v.savedResult(), nil
+	}
 	var out []uint32
 	if len(v.uids) == 0 {
 		if !uid && set != "" && !strings.Contains(set, "*") {
