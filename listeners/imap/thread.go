@@ -226,12 +226,10 @@ func references(hits []hit) []*tnode {
 			prev = rn
 		}
 		// (B) The last reference is the message's parent, replacing the
-		// parent a truncated References elsewhere may have given it.
-		if prev != nil && isAncestor(n, prev) {
-			continue
-		}
+		// parent a truncated References elsewhere may have given it; the
+		// old link goes even when the new one would close a loop.
 		n.unlink()
-		if prev != nil {
+		if prev != nil && !isAncestor(n, prev) {
 			prev.adopt(n)
 		}
 	}
