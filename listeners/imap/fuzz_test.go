@@ -49,7 +49,7 @@ func fuzzOne(data []byte) {
 			r.fetchItems()
 		case "SEARCH":
 			r.sp()
-			var c imap.SearchCriteria
+			var c criteria
 			r.searchKeys(&c, v)
 		case "STORE":
 			r.sp()

@@ -5,15 +5,13 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/emersion/go-imap/v2"
-
 	"github.com/rookery/rookery/store/mailstore"
 )
 
 // match runs c over the selected mailbox in one view and returns the
 // messages it matches in mailbox order; with keys, each with its sort
 // keys, read from the header only for messages the cache lacks.
-func (sess *session) match(c *imap.SearchCriteria, keys bool) ([]hit, error) {
+func (sess *session) match(c *criteria, keys bool) ([]hit, error) {
 	v := sess.sel
 	names := map[string]bool{}
 	headerNames(c, names)
@@ -174,7 +172,7 @@ func cmdSort(sess *session, tag string, uid bool) (string, error) {
 	r.sp()
 	r.charset()
 	r.sp()
-	var c imap.SearchCriteria
+	var c criteria
 	r.searchKeys(&c, sess.sel)
 	if err := r.end(); err != nil {
 		sess.searchFailed(ret)

@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"slices"
 	"strings"
-
-	"github.com/emersion/go-imap/v2"
 )
 
 // tnode is a message, or a dummy standing for a message referred to but
@@ -61,7 +59,7 @@ func cmdThread(sess *session, _ string, uid bool) (string, error) {
 	r.sp()
 	r.charset()
 	r.sp()
-	var c imap.SearchCriteria
+	var c criteria
 	r.searchKeys(&c, sess.sel)
 	if err := r.end(); err != nil {
 		return "", err
