@@ -194,7 +194,7 @@ func (r *reader) uidSet(v *selected, uid bool) imap.UIDSet {
 	if r.err != nil {
 		return nil
 	}
-	uids, err := v.resolve(text, uid)
+	uids, err := v.resolveSet(text, uid, true)
 	if err != nil {
 		r.fail(err)
 		return nil
@@ -226,7 +226,7 @@ func cmdSearch(sess *session, tag string, uid bool) (string, error) {
 		return "", err
 	}
 	if c.ModSeq != nil {
-		sess.condstore = true
+		sess.enableCondstore()
 	}
 	hits, err := sess.match(&c, false)
 	if err != nil {

@@ -285,3 +285,41 @@ func TestWithin(t *testing.T) {
 		a.cmd("4", bad, "BAD")
 	}
 }
+
+// TestSearchPastLastMessage: in SEARCH, sequence numbers past the last
+// message name none (imaptest's ESEARCH tests, Dovecot and Cyrus), where
+// FETCH still refuses them.
+func TestSearchPastLastMessage(t *testing.T) {
+	a := sortBox(t)
+	for _, tc := range []struct{ cmd, want string }{
+		{"SEARCH 1000", "* SEARCH"},
+		{"SEARCH 4:1000", "* SEARCH 4 5"},
+		{"SEARCH 1000:4", "* SEARCH 4 5"},
+		{"SEARCH RETURN () 1000", `* ESEARCH (TAG "1")`},
+		{"SEARCH RETURN (COUNT) 1000", `* ESEARCH (TAG "1") COUNT 0`},
+	} {
+		got := a.cmd("1", tc.cmd, "OK")
+		if line := untagged(t, got, "* "); line != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.cmd, line, tc.want)
+		}
+	}
+	a.cmd("2", "FETCH 1000 (FLAGS)", "BAD")
+}
+
+// TestFetchModSeqEnablesCondstore: a FETCH of MODSEQ is a CONDSTORE
+// enabling command (RFC 7162 3.1): it is told the HIGHESTMODSEQ once,
+// and STORE then reports MODSEQ.
+func TestFetchModSeqEnablesCondstore(t *testing.T) {
+	a := sortBox(t)
+	got := a.cmd("1", "FETCH 1 (MODSEQ)", "OK")
+	if !strings.HasPrefix(got[0], "* OK [HIGHESTMODSEQ ") || len(got) != 3 || !strings.Contains(got[1], "MODSEQ (") {
+		t.Errorf("first FETCH MODSEQ: %q", got)
+	}
+	if got := a.cmd("2", "FETCH 2 (MODSEQ)", "OK"); len(got) != 2 {
+		t.Errorf("second FETCH MODSEQ: %q", got)
+	}
+	got = a.cmd("3", "STORE 1 +FLAGS (\\Seen)", "OK")
+	if !strings.Contains(got[0], "MODSEQ (") {
+		t.Errorf("STORE after FETCH MODSEQ: %q", got)
+	}
+}
