@@ -323,3 +323,29 @@ func TestFetchModSeqEnablesCondstore(t *testing.T) {
 		t.Errorf("STORE after FETCH MODSEQ: %q", got)
 	}
 }
+
+// TestKeyCacheBound: the sort keys kept stay within maxCachedBytes, the
+// least recently sorted mailbox going first.
+func TestKeyCacheBound(t *testing.T) {
+	var c keyCache
+	refs := make([]string, 100)
+	for i := range refs {
+		refs[i] = strings.Repeat("r", 100)
+	}
+	perBox := 2000
+	k := &msgKeys{refs: refs}
+	boxes := maxCachedBytes/(perBox*k.size()) + 2
+	for box := 1; box <= boxes; box++ {
+		added := map[uint32]*msgKeys{}
+		for uid := 1; uid <= perBox; uid++ {
+			added[uint32(uid)] = k
+		}
+		c.put(uint64(box), added, func(uint32) bool { return true }, perBox)
+		if c.total > maxCachedBytes {
+			t.Fatalf("after box %d: %d bytes kept", box, c.total)
+		}
+	}
+	if c.get(1, 1) != nil || c.get(uint64(boxes), 1) != k {
+		t.Error("the least recently used mailbox was not the one dropped")
+	}
+}

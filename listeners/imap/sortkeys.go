@@ -113,9 +113,18 @@ func msgIDs(v string) []string {
 	}
 }
 
-// maxCachedKeys bounds the messages whose keys a server keeps, across
-// mailboxes (some 300 bytes each).
-const maxCachedKeys = 400_000
+// maxCachedBytes bounds the memory the keys a server keeps take, across
+// mailboxes: some 300 bytes a message, more with long References.
+const maxCachedBytes = 128 << 20
+
+// size is about what k takes in memory.
+func (k *msgKeys) size() int {
+	n := 200 + len(k.subject) + len(k.from) + len(k.to) + len(k.cc) + len(k.dispFrom) + len(k.dispTo) + len(k.id)
+	for _, r := range k.refs {
+		n += 16 + len(r)
+	}
+	return n
+}
 
 // keyCache keeps the sort keys of recently sorted mailboxes' messages,
 // by mailbox id and UID (neither is ever reused), so that a repeated
@@ -123,13 +132,14 @@ const maxCachedKeys = 400_000
 type keyCache struct {
 	mu    sync.Mutex
 	boxes map[uint64]*boxKeys
-	total int
+	total int // bytes, by msgKeys.size
 	clock uint64
 }
 
 type boxKeys struct {
-	keys map[uint32]*msgKeys
-	used uint64
+	keys  map[uint32]*msgKeys
+	bytes int
+	used  uint64
 }
 
 func (c *keyCache) get(box uint64, uid uint32) *msgKeys {
@@ -143,7 +153,7 @@ func (c *keyCache) get(box uint64, uid uint32) *msgKeys {
 
 // put adds keys for a mailbox whose messages now in view are live; it
 // drops the keys of messages no longer there, and whole mailboxes, least
-// recently used first, to stay within maxCachedKeys.
+// recently used first, to stay within maxCachedBytes.
 func (c *keyCache) put(box uint64, added map[uint32]*msgKeys, live func(uid uint32) bool, nlive int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -158,20 +168,22 @@ func (c *keyCache) put(box uint64, added map[uint32]*msgKeys, live func(uid uint
 	}
 	b.used = c.clock
 	if len(b.keys) > nlive+nlive/2+1024 {
-		for uid := range b.keys {
+		for uid, k := range b.keys {
 			if !live(uid) {
 				delete(b.keys, uid)
-				c.total--
+				b.bytes -= k.size()
+				c.total -= k.size()
 			}
 		}
 	}
 	for uid, k := range added {
 		if _, ok := b.keys[uid]; !ok {
 			b.keys[uid] = k
-			c.total++
+			b.bytes += k.size()
+			c.total += k.size()
 		}
 	}
-	for c.total > maxCachedKeys {
+	for c.total > maxCachedBytes {
 		var oldest uint64
 		var victim *boxKeys
 		for id, o := range c.boxes {
@@ -179,7 +191,7 @@ func (c *keyCache) put(box uint64, added map[uint32]*msgKeys, live func(uid uint
 				oldest, victim = id, o
 			}
 		}
-		c.total -= len(victim.keys)
+		c.total -= victim.bytes
 		delete(c.boxes, oldest)
 	}
 }
