@@ -1,7 +1,9 @@
 // Package imap is a backend's IMAP server: IMAP4rev1 with IDLE, UIDPLUS,
 // MOVE, LITERAL+, MULTIAPPEND, NAMESPACE, ID, ENABLE, CONDSTORE,
 // SPECIAL-USE, UNSELECT, ACL (RFC 4314 with Cyrus's rights) and QUOTA,
-// plus Cyrus's LOCALAPPEND, over a mailstore.Store, in the namespace a
+// SORT and SORT=DISPLAY, THREAD (ORDEREDSUBJECT, REFERENCES), ESEARCH,
+// ESORT, SEARCHRES and WITHIN, plus Cyrus's LOCALAPPEND, over a
+// mailstore.Store, in the namespace a
 // default Cyrus backend presents (internal "user.alice" is the user's
 // INBOX, other users under "user.", the separator "." or "/").
 //
@@ -36,6 +38,17 @@
 // wrongly. Sequence-number bookkeeping is ours (session.go): each
 // session keeps the UIDs it has announced and diffs the store against
 // them, which survives restarts and works for changes made by LMTP.
+//
+// # Sorting and threading
+//
+// SORT and THREAD read the header fields they compare (base subject, sent
+// date, addresses, Message-ID and References) once per message and keep
+// them in the server's keyCache by mailbox and UID: headers never change
+// and UIDs are never reused, so a repeated SORT of a folder view reads
+// only the message records. RETURN's PARTIAL is accepted on SEARCH and
+// SORT, but CONTEXT=SEARCH and CONTEXT=SORT are not announced: they also
+// need the UPDATE, ADDTO and REMOVEFROM notifications that keep a result
+// current, which this package does not send.
 //
 // # Mailbox changes and the murder
 //

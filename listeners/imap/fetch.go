@@ -217,8 +217,10 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 	if uid {
 		items = append([]fetchItem{{kind: fUID}}, items...)
 	}
+	if changedSince > 0 || slices.ContainsFunc(items, func(it fetchItem) bool { return it.kind == fModSeq }) {
+		sess.enableCondstore()
+	}
 	if changedSince > 0 {
-		sess.condstore = true
 		items = append(items, fetchItem{kind: fModSeq})
 	}
 	// RFC 7162 3.1: with CONDSTORE on, UID and MODSEQ come unasked only

@@ -9,7 +9,7 @@ import (
 )
 
 // FuzzParse feeds arbitrary command text to the parsers behind FETCH,
-// SEARCH, STORE and the string readers; none may panic or loop, and
+// SEARCH, SORT, STORE and the string readers; none may panic or loop, and
 // skip must always leave the reader usable.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
@@ -21,6 +21,8 @@ func FuzzParse(f *testing.F) {
 		"a LIST (SUBSCRIBED) \"\" (\"INBOX\" \"%\") RETURN (CHILDREN)",
 		"a LOGIN {5}\r\nalice \"pa\\\"ss\"",
 		"a FETCH 1 (BODY[HEADER.FIELDS.NOT ({4+}\r\nDate)])",
+		"a SORT RETURN (MIN MAX PARTIAL 1:10) (REVERSE DATE DISPLAYFROM) UTF-8 YOUNGER 60 $",
+		"a SEARCH RETURN (SAVE COUNT) OLDER 3600 1:5",
 	} {
 		f.Add([]byte(s + "\r\n"))
 	}
@@ -49,7 +51,17 @@ func fuzzOne(data []byte) {
 			r.fetchItems()
 		case "SEARCH":
 			r.sp()
-			var c imap.SearchCriteria
+			r.returnOptions()
+			var c criteria
+			r.searchKeys(&c, v)
+		case "SORT":
+			r.sp()
+			r.returnOptions()
+			r.sortCriteria()
+			r.sp()
+			r.charset()
+			r.sp()
+			var c criteria
 			r.searchKeys(&c, v)
 		case "STORE":
 			r.sp()

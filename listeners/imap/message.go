@@ -79,7 +79,7 @@ func cmdStore(sess *session, _ string, uid bool) (string, error) {
 		return "", err
 	}
 	if unchangedSince > 0 {
-		sess.condstore = true
+		sess.enableCondstore()
 	}
 	before := v.modseq
 	res, err := sess.srv.cfg.Store.SetFlags(v.id, uids, op, flags, unchangedSince)

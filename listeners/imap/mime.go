@@ -110,7 +110,14 @@ type mimeParser struct {
 // maxFieldValue and maxKept in all, so the memory it takes is bounded
 // whatever the header's size.
 func readFields(r io.Reader, names map[string]bool) ([]field, error) {
-	p := &mimeParser{br: bufio.NewReaderSize(r, 64<<10), keep: names, repeats: true}
+	// A header limited to a few hundred bytes gets a buffer its size:
+	// SORT and SEARCH read one per message, and 64 KiB each would be
+	// gigabytes allocated over a large mailbox.
+	size := 64 << 10
+	if lr, ok := r.(*io.LimitedReader); ok && lr.N < int64(size) {
+		size = int(max(lr.N, 16))
+	}
+	p := &mimeParser{br: bufio.NewReaderSize(r, size), keep: names, repeats: true}
 	var pt part
 	p.readHeader(&pt)
 	return pt.fields, p.err

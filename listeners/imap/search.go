@@ -15,8 +15,20 @@ import (
 	"github.com/rookery/rookery/store/mailstore"
 )
 
+// criteria is a search program: go-imap's keys, with NOT and OR over
+// this type (the embedded Not and Or stay empty) so that they can hold
+// WITHIN's keys (RFC 5032), which go-imap lacks.
+type criteria struct {
+	imap.SearchCriteria
+	not []criteria
+	or  [][2]criteria
+	// OLDER and YOUNGER as instants taken when the command is read: the
+	// internal date must not be after notAfter nor before notBefore.
+	notAfter, notBefore time.Time
+}
+
 // searchKeys reads search keys until the end of the line or ')' into c.
-func (r *reader) searchKeys(c *imap.SearchCriteria, v *selected) {
+func (r *reader) searchKeys(c *criteria, v *selected) {
 	for r.err == nil {
 		r.searchKey(c, v)
 		if r.atEOL() || r.peek() == ')' {
@@ -26,7 +38,7 @@ func (r *reader) searchKeys(c *imap.SearchCriteria, v *selected) {
 	}
 }
 
-func (r *reader) searchKey(c *imap.SearchCriteria, v *selected) {
+func (r *reader) searchKey(c *criteria, v *selected) {
 	defer r.leave()
 	if !r.enter() {
 		return
@@ -65,7 +77,7 @@ func (r *reader) searchKey(c *imap.SearchCriteria, v *selected) {
 		}
 		switch key {
 		case "OLD":
-			c.Not = append(c.Not, imap.SearchCriteria{UID: []imap.UIDSet{recent}})
+			c.not = append(c.not, criteria{SearchCriteria: imap.SearchCriteria{UID: []imap.UIDSet{recent}}})
 		case "NEW":
 			flag(`\Seen`, true)
 			fallthrough
@@ -122,16 +134,16 @@ func (r *reader) searchKey(c *imap.SearchCriteria, v *selected) {
 		c.UID = append(c.UID, r.uidSet(v, true))
 	case "NOT":
 		r.sp()
-		var n imap.SearchCriteria
+		var n criteria
 		r.searchKey(&n, v)
-		c.Not = append(c.Not, n)
+		c.not = append(c.not, n)
 	case "OR":
-		var a, b imap.SearchCriteria
+		var a, b criteria
 		r.sp()
 		r.searchKey(&a, v)
 		r.sp()
 		r.searchKey(&b, v)
-		c.Or = append(c.Or, [2]imap.SearchCriteria{a, b})
+		c.or = append(c.or, [2]criteria{a, b})
 	case "MODSEQ":
 		r.sp()
 		ms := &imap.SearchCriteriaModSeq{}
@@ -143,12 +155,28 @@ func (r *reader) searchKey(c *imap.SearchCriteria, v *selected) {
 		}
 		ms.ModSeq = r.number(false)
 		c.ModSeq = ms
+	case "OLDER", "YOUNGER":
+		// Internal dates have whole seconds: so has the instant they are
+		// compared with, and a message n seconds old is both OLDER n and
+		// YOUNGER n.
+		r.sp()
+		ago := time.Duration(min(r.number(true), maxInterval)) * time.Second
+		t := time.Now().Truncate(time.Second).Add(-ago)
+		if key == "OLDER" && (c.notAfter.IsZero() || t.Before(c.notAfter)) {
+			c.notAfter = t
+		} else if key == "YOUNGER" && t.After(c.notBefore) {
+			c.notBefore = t
+		}
 	default:
 		if r.err == nil {
 			r.fail(badf("Invalid search key %s", key))
 		}
 	}
 }
+
+// maxInterval caps a WITHIN interval (seconds) where a time.Duration
+// still holds it: some 290 years, longer than any mail has lived.
+const maxInterval = 1 << 33
 
 // laterOf combines two date bounds: the later of two "since" bounds or the
 // earlier of two "before" bounds.
@@ -166,7 +194,7 @@ func (r *reader) uidSet(v *selected, uid bool) imap.UIDSet {
 	if r.err != nil {
 		return nil
 	}
-	uids, err := v.resolve(text, uid)
+	uids, err := v.resolveSet(text, uid, true)
 	if err != nil {
 		r.fail(err)
 		return nil
@@ -181,68 +209,40 @@ func (r *reader) uidSet(v *selected, uid bool) imap.UIDSet {
 	return s
 }
 
-func cmdSearch(sess *session, _ string, uid bool) (string, error) {
+func cmdSearch(sess *session, tag string, uid bool) (string, error) {
 	r := sess.r
 	r.sp()
+	ret := r.returnOptions()
 	if strings.EqualFold(string(r.line[r.pos:min(len(r.line), r.pos+7)]), "CHARSET") {
 		r.atom()
 		r.sp()
-		cs := strings.ToUpper(r.astring())
-		if cs != "US-ASCII" && cs != "UTF-8" && r.err == nil {
-			r.fail(noCode("BADCHARSET (US-ASCII UTF-8)", "Unsupported charset"))
-		}
+		r.charset()
 		r.sp()
 	}
-	var c imap.SearchCriteria
-	v := sess.sel
-	r.searchKeys(&c, v)
+	var c criteria
+	r.searchKeys(&c, sess.sel)
 	if err := r.end(); err != nil {
+		sess.searchFailed(ret)
 		return "", err
 	}
 	if c.ModSeq != nil {
-		sess.condstore = true
+		sess.enableCondstore()
 	}
-	names := map[string]bool{}
-	headerNames(&c, names)
-	// One view: the records and the bodies read agree, and messages
-	// expunged elsewhere that the client has not been told of are still
-	// searched (they keep their sequence numbers until then).
-	view := sess.srv.cfg.Store.View()
-	defer view.Close()
-	var hits []uint32
-	var highest uint64
-	var ev evaluator
-	var err error
-	serr := view.Find(v.id, v.uids, func(m *mailstore.Message, _ bool) bool {
-		seq := v.seq(m.UID)
-		if seq == 0 {
-			return true
-		}
-		ev = evaluator{view: view, m: m, names: names}
-		var ok bool
-		if ok, err = ev.match(&c, seq); err != nil {
-			return false
-		}
-		if ok {
-			if uid {
-				hits = append(hits, m.UID)
-			} else {
-				hits = append(hits, seq)
-			}
-			highest = max(highest, m.ModSeq)
-		}
-		return true
-	})
-	if serr != nil {
-		return "", serr
-	}
+	hits, err := sess.match(&c, false)
 	if err != nil {
+		sess.searchFailed(ret)
 		return "", err
 	}
+	if ret != nil {
+		sess.esearch(tag, uid, ret, hits, c.ModSeq != nil)
+		return "", nil
+	}
+	var highest uint64
 	w := sess.w
 	w.raw("* SEARCH")
-	for _, h := range hits {
-		w.raw(" ").num(uint64(h))
+	for i := range hits {
+		w.raw(" ").num(uint64(hits[i].id(uid)))
+		highest = max(highest, hits[i].modseq)
 	}
 	if c.ModSeq != nil && len(hits) > 0 {
 		w.raw(" (MODSEQ ").num(highest).raw(")")
@@ -263,19 +263,19 @@ type evaluator struct {
 
 // headerNames adds the header fields c needs, in lower case, to names:
 // only those are read from each message.
-func headerNames(c *imap.SearchCriteria, names map[string]bool) {
+func headerNames(c *criteria, names map[string]bool) {
 	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
 		names["date"] = true
 	}
 	for _, h := range c.Header {
 		names[strings.ToLower(h.Key)] = true
 	}
-	for i := range c.Not {
-		headerNames(&c.Not[i], names)
+	for i := range c.not {
+		headerNames(&c.not[i], names)
 	}
-	for i := range c.Or {
-		headerNames(&c.Or[i][0], names)
-		headerNames(&c.Or[i][1], names)
+	for i := range c.or {
+		headerNames(&c.or[i][0], names)
+		headerNames(&c.or[i][1], names)
 	}
 }
 
@@ -359,7 +359,7 @@ func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
 
-func (e *evaluator) match(c *imap.SearchCriteria, seq uint32) (bool, error) {
+func (e *evaluator) match(c *criteria, seq uint32) (bool, error) {
 	m := e.m
 	for _, s := range c.SeqNum {
 		if !s.Contains(seq) {
@@ -398,6 +398,9 @@ func (e *evaluator) match(c *imap.SearchCriteria, seq uint32) (bool, error) {
 		return false, nil
 	}
 	if !c.Before.IsZero() && !day(m.InternalDate).Before(day(c.Before)) {
+		return false, nil
+	}
+	if (!c.notAfter.IsZero() && m.InternalDate.After(c.notAfter)) || m.InternalDate.Before(c.notBefore) {
 		return false, nil
 	}
 	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() || len(c.Header) > 0 {
@@ -443,19 +446,19 @@ func (e *evaluator) match(c *imap.SearchCriteria, seq uint32) (bool, error) {
 			return false, err
 		}
 	}
-	for i := range c.Not {
-		ok, err := e.match(&c.Not[i], seq)
+	for i := range c.not {
+		ok, err := e.match(&c.not[i], seq)
 		if err != nil || ok {
 			return false, err
 		}
 	}
-	for i := range c.Or {
-		a, err := e.match(&c.Or[i][0], seq)
+	for i := range c.or {
+		a, err := e.match(&c.or[i][0], seq)
 		if err != nil {
 			return false, err
 		}
 		if !a {
-			b, err := e.match(&c.Or[i][1], seq)
+			b, err := e.match(&c.or[i][1], seq)
 			if err != nil || !b {
 				return false, err
 			}

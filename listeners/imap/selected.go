@@ -27,6 +27,7 @@ type selected struct {
 	told     uint64
 	keywords []string
 	recent   []uint32 // ascending
+	saved    []uint32 // SEARCHRES's "$": UIDs, ascending
 	pin      *mailstore.Pin
 	watch    <-chan struct{}
 	cancel   func()
@@ -284,12 +285,35 @@ func (sess *session) update(allowExpunge bool) error {
 	return nil
 }
 
+// enableCondstore turns CONDSTORE on for a command that uses it (RFC 7162
+// 3.1); the first such command on a selected mailbox is told the
+// HIGHESTMODSEQ its later MODSEQ items count from.
+func (sess *session) enableCondstore() {
+	if sess.condstore {
+		return
+	}
+	sess.condstore = true
+	if v := sess.sel; v != nil {
+		sess.w.raw("* OK [HIGHESTMODSEQ ").num(v.modseq).raw("] Ok\r\n")
+	}
+}
+
 // resolve turns a sequence or UID set into the UIDs in view, ascending.
 // "*" is the last message; a set naming none gives none.
 func (v *selected) resolve(set string, uid bool) ([]uint32, error) {
+	return v.resolveSet(set, uid, false)
+}
+
+// resolveSet is resolve; with lenient, sequence numbers past the last
+// message name none instead of being an error, as SEARCH takes them
+// (Dovecot and Cyrus do; imaptest's ESEARCH tests expect it).
+func (v *selected) resolveSet(set string, uid, lenient bool) ([]uint32, error) {
+	if set == "$" {
+		return v.savedResult(), nil
+	}
 	var out []uint32
 	if len(v.uids) == 0 {
-		if !uid && set != "" && !strings.Contains(set, "*") {
+		if !uid && !lenient && set != "" && !strings.Contains(set, "*") {
 			return nil, bad("Invalid sequence number: mailbox is empty")
 		}
 		return nil, nil
@@ -307,9 +331,14 @@ func (v *selected) resolve(set string, uid bool) ([]uint32, error) {
 			continue
 		}
 		if hi > uint32(len(v.uids)) {
-			return nil, badf("Invalid sequence number %d", hi)
+			if !lenient {
+				return nil, badf("Invalid sequence number %d", hi)
+			}
+			hi = uint32(len(v.uids))
 		}
-		out = append(out, v.uids[lo-1:hi]...)
+		if lo <= hi {
+			out = append(out, v.uids[lo-1:hi]...)
+		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil

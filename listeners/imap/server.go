@@ -92,6 +92,8 @@ type Server struct {
 	// fetchHook, set by tests only, runs inside FETCH between reading the
 	// message records and reading their bodies.
 	fetchHook func()
+
+	sortKeys keyCache // SORT's and THREAD's keys of recently sorted messages
 }
 
 // NewServer makes a server.

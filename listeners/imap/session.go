@@ -122,7 +122,8 @@ func (sess *session) capabilities() string {
 	}
 	return "IMAP4rev1 LITERAL+ ID ENABLE ACL RIGHTS=kxten QUOTA QUOTA=RES-STORAGE NAMESPACE UIDPLUS " +
 		"UNSELECT CHILDREN MULTIAPPEND IDLE MOVE SPECIAL-USE CREATE-SPECIAL-USE CONDSTORE SASL-IR " +
-		"LIST-EXTENDED LIST-STATUS XLIST"
+		"LIST-EXTENDED LIST-STATUS XLIST " +
+		"SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESEARCH ESORT SEARCHRES WITHIN"
 }
 
 // handler runs one command after its name; it parses its arguments,
@@ -180,13 +181,16 @@ func init() {
 		"FETCH":        {cmdFetch, 2, false},
 		"STORE":        {cmdStore, 2, false},
 		"SEARCH":       {cmdSearch, 2, false},
+		"SORT":         {cmdSort, 2, false},
+		"THREAD":       {cmdThread, 2, false},
 		"COPY":         {cmdCopy, 2, true},
 		"MOVE":         {cmdCopy, 2, true},
 	}
 }
 
 // uidCommands may follow "UID".
-var uidCommands = map[string]bool{"FETCH": true, "STORE": true, "SEARCH": true, "COPY": true, "MOVE": true, "EXPUNGE": true}
+var uidCommands = map[string]bool{"FETCH": true, "STORE": true, "SEARCH": true, "COPY": true, "MOVE": true, "EXPUNGE": true,
+	"SORT": true, "THREAD": true}
 
 // command reads and runs one command whose first line is in sess.r.
 func (sess *session) command() error {

@@ -107,12 +107,14 @@ func (l *Limits) setDefaults() {
 
 // DefaultPassthrough are the extensions a frontend advertises on top of
 // its own because backends implement them and the proxy only pipes them:
-// those both Rookery and Cyrus 3.6 backends offer. A murder of Cyrus
-// backends only may add theirs (ESEARCH, SORT, THREAD=REFERENCES,
-// WITHIN, ...); a backend lacking an advertised one is logged.
+// those both Rookery and Cyrus 3.6 backends offer. SEARCHRES is left out
+// although Rookery backends have it: Cyrus 3.6 does not. A murder of
+// Cyrus backends only may add theirs; a backend lacking an advertised
+// one is logged.
 var DefaultPassthrough = []string{
 	"ACL", "CONDSTORE", "MOVE", "MULTIAPPEND", "QUOTA", "RIGHTS=kxten",
 	"UIDPLUS", "UNSELECT",
+	"SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "ESEARCH", "ESORT", "WITHIN",
 }
 
 // Config is what an IMAP frontend needs.
