@@ -330,11 +330,13 @@ func TestUIDs(t *testing.T) {
 		}
 	}
 	list := func() UIDList {
-		m, _, err := s.Mailbox("user.dave")
+		v := s.View()
+		defer v.Close()
+		m, _, err := v.MailboxByID(mb.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := s.UIDs(m)
+		l, err := v.UIDs(m)
 		if err != nil {
 			t.Fatal(err)
 		}

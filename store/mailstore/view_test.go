@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -286,5 +288,54 @@ func TestHeldBelowReclaimed(t *testing.T) {
 	}
 	if n := countKeys(t, s, prefixBody); n != bodiesBefore-4 {
 		t.Fatalf("%d body keys left of %d", n, bodiesBefore)
+	}
+}
+
+// TestFloorNotForOlderViews: the floor a scan finds after an expunge
+// shortens later scans but never hides a message from a view opened
+// before that expunge.
+func TestFloorNotForOlderViews(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	mb, err := s.CreateMailbox("user.alice", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, s, "user.alice", 5)
+	uidsOf := func(v *View) []uint32 {
+		t.Helper()
+		m, _, err := v.MailboxByID(mb.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := v.UIDs(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.UIDs
+	}
+	old := s.View()
+	defer old.Close()
+	if _, err := s.Expunge(mb.ID, []uint32{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	now := s.View()
+	if got := uidsOf(now); !slices.Equal(got, []uint32{3, 4, 5}) {
+		t.Fatalf("after the expunge: %v", got)
+	}
+	now.Close()
+	if got := uidsOf(old); !slices.Equal(got, []uint32{1, 2, 3, 4, 5}) {
+		t.Errorf("view from before the expunge: %v", got)
+	}
+	deliver(t, s, "user.alice", 1)
+	var live []uint32
+	if err := s.Messages(mb.ID, 1, 10, func(m *Message) bool { live = append(live, m.UID); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(live, []uint32{3, 4, 5, 6}) {
+		t.Errorf("live messages: %v", live)
+	}
+	if s.floorAt(mb.ID, math.MaxUint64) != 3 {
+		t.Errorf("floor %d, want 3", s.floorAt(mb.ID, math.MaxUint64))
 	}
 }
