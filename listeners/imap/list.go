@@ -206,7 +206,7 @@ func (sess *session) writeStatus(view *mailstore.View, ext string, id uint64, it
 		if err != nil {
 			return false, err
 		}
-		if err := view.Messages(m.ID, 1, ^uint32(0), func(msg *mailstore.Message) bool {
+		if err := view.Messages(m, 1, ^uint32(0), func(msg *mailstore.Message) bool {
 			if !slices.Contains(msg.Flags, `\Seen`) {
 				unseen++
 			}

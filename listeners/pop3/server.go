@@ -501,12 +501,7 @@ func (ss *serverSession) retrieve(m *dropMessage, lines int) {
 	// and the body read below in agreement.
 	view := ss.srv.cfg.Store.View()
 	defer view.Close()
-	var cur mailstore.Message
-	ok := false
-	err := view.Messages(ss.drop.mailbox, m.msg.UID, m.msg.UID, func(msg *mailstore.Message) bool {
-		cur, ok = *msg, true
-		return false
-	})
+	cur, ok, err := view.Message(ss.drop.mailbox, m.msg.UID)
 	if err != nil {
 		ss.log.Error("pop3: reading message", "uid", m.msg.UID, "err", err)
 		ss.w.Err("[SYS/TEMP] Unable to read message")

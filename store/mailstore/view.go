@@ -37,9 +37,15 @@ func (v *View) MailboxByID(id uint64) (Mailbox, bool, error) { return mailboxByI
 // UIDs returns mailbox m's UID list (m read through this view).
 func (v *View) UIDs(m Mailbox) (UIDList, error) { return v.s.uids(v.snap, m) }
 
-// Messages is Store.Messages through the view.
-func (v *View) Messages(id uint64, from, to uint32, fn func(*Message) bool) error {
-	return messages(v.snap, id, from, to, fn)
+// Messages is Store.Messages through the view, for mailbox m read
+// through it.
+func (v *View) Messages(m Mailbox, from, to uint32, fn func(*Message) bool) error {
+	return messages(v.snap, m.ID, max(from, v.s.floorAt(m.ID, m.HighestModSeq)), to, fn)
+}
+
+// Message returns one message of mailbox id as the view sees it.
+func (v *View) Message(id uint64, uid uint32) (Message, bool, error) {
+	return getMessage(v.snap, id, uid)
 }
 
 // Find calls fn, in UID order, for each of uids (ascending) that mailbox
