@@ -193,12 +193,15 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 	r.sp()
 	items := r.fetchItems()
 	var changedSince uint64
+	vanished := false
 	if r.maybeSP() {
 		r.list(func() {
 			switch m := strings.ToUpper(r.atom()); m {
 			case "CHANGEDSINCE":
 				r.sp()
 				changedSince = r.number(false)
+			case "VANISHED":
+				vanished = true
 			default:
 				if r.err == nil {
 					r.fail(badf("Invalid fetch modifier %s", m))
@@ -209,10 +212,18 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 	if err := r.end(); err != nil {
 		return "", err
 	}
+	if vanished && (!uid || changedSince == 0 || !sess.qresync) {
+		return "", bad("VANISHED needs UID FETCH with CHANGEDSINCE, after ENABLE QRESYNC")
+	}
 	v := sess.sel
 	uids, err := v.resolve(set, uid)
 	if err != nil {
 		return "", err
+	}
+	if vanished {
+		if err := sess.vanishedSince(set, changedSince); err != nil {
+			return "", err
+		}
 	}
 	if uid {
 		items = append([]fetchItem{{kind: fUID}}, items...)
