@@ -94,13 +94,7 @@ func (n *Node) follow(ctx actor.Context) {
 	default:
 		return
 	}
-	c := n.cluster
-	c.mu.Lock()
-	c.members[m.Name] = m
-	master := c.pickMaster()
-	changed := master != c.master
-	c.master = master
-	c.mu.Unlock()
+	master, changed := n.cluster.observe(m)
 	if !changed || n.cfg.MUPDATEServer != "" || n.master != nil {
 		return
 	}
@@ -111,6 +105,24 @@ func (n *Node) follow(ctx actor.Context) {
 	if n.slave != nil {
 		ctx.Send(n.slave, &slave.SetMaster{Addr: master})
 	}
+}
+
+// observe records a member's news and says which master to follow now,
+// and whether that is a change. A master that gossip suspects or loses
+// is not a reason to switch: the MUPDATE connection decides whether it
+// works (it fails and reconnects by itself), so a working connection is
+// never dropped on a suspicion alone; only another master named by
+// gossip moves the node.
+func (c *cluster) observe(m membership.Member) (master string, changed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.members[m.Name] = m
+	master = c.pickMaster()
+	if master == "" || master == c.master {
+		return c.master, false
+	}
+	c.master = master
+	return master, true
 }
 
 // pickMaster is the MUPDATE address of the alive member with the master

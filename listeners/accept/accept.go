@@ -1,8 +1,10 @@
 // Package accept runs the accept loop that every Rookery listener shares:
 // the MUPDATE master's and replica's, the backend's IMAP, POP3 and LMTP
 // servers, and the frontend's proxies. It caps open connections, rides out
-// accept errors such as running out of file descriptors, and on Close stops
-// accepting and waits for every connection's handler to return.
+// accept errors such as running out of file descriptors, turns a panic in
+// a connection's handler into an error log and the end of that connection
+// only, and on Close stops accepting and waits for every connection's
+// handler to return.
 package accept
 
 import (
@@ -11,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +31,8 @@ type Config struct {
 	// CloseConns makes Close close live connections as well, for handlers
 	// that end only when their connection fails rather than on Context.
 	CloseConns bool
-	// Logger takes refusals and accept errors; nil discards them.
+	// Logger takes refusals, accept errors and handler panics; nil
+	// discards them.
 	Logger *slog.Logger
 }
 
@@ -124,6 +128,14 @@ func (l *Loop) run(c net.Conn, handle func(net.Conn)) {
 		l.conns.Add(-1)
 		_ = c.Close()
 		l.wg.Done()
+	}()
+	// A panic is a bug, but one a peer's bytes may trigger: it costs that
+	// connection, not every session of the process.
+	defer func() {
+		if p := recover(); p != nil {
+			l.cfg.Logger.Error(l.cfg.Name+": connection handler panicked", "remote", c.RemoteAddr().String(),
+				"panic", p, "stack", string(debug.Stack()))
+		}
 	}()
 	handle(c)
 }

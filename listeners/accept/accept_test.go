@@ -1,10 +1,14 @@
 package accept
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -226,5 +230,61 @@ func TestCloseDuringBackoff(t *testing.T) {
 	l.Close()
 	if err := result(t, done); err != nil {
 		t.Fatalf("Serve = %v, want nil", err)
+	}
+}
+
+// syncBuffer is a log sink the handler goroutines and the test share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestHandlerPanicCostsOneConnection: a handler that panics ends its own
+// connection, is logged with its stack at error level, and the process
+// and the listener go on serving. Without the recover the test binary
+// dies.
+func TestHandlerPanicCostsOneConnection(t *testing.T) {
+	var logs syncBuffer
+	l := New(Config{Name: "test", MaxConns: 10,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))})
+	ln := listen(t)
+	var n atomic.Int32
+	done := serve(l, ln, func(c net.Conn) {
+		if i := n.Add(1); i == 1 {
+			_ = []byte("hello")[i+8] // a real runtime panic, as a bad index on a peer's bytes
+		}
+		_, _ = c.Write([]byte("hello\r\n"))
+		<-l.Context().Done()
+	})
+	first := dial(t, ln)
+	if b, err := io.ReadAll(first); err != nil || len(b) != 0 {
+		t.Fatalf("panicked connection read %q, %v; want a plain close", b, err)
+	}
+	buf := make([]byte, len("hello\r\n"))
+	if _, err := io.ReadFull(dial(t, ln), buf); err != nil || string(buf) != "hello\r\n" {
+		t.Fatalf("next connection read %q, %v", buf, err)
+	}
+	waitFor(t, "the panicked connection to be counted out", func() bool { return l.Conns() == 1 })
+	out := logs.String()
+	for _, want := range []string{"level=ERROR", "test: connection handler panicked", "index out of range", "accept_test.go"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	l.Close()
+	if err := result(t, done); err != nil {
+		t.Errorf("Serve: %v", err)
 	}
 }

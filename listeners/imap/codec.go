@@ -484,9 +484,19 @@ func (r *reader) flag() string {
 	return r.atom()
 }
 
+// flagList reads a parenthesised list of flags. A space before the ')'
+// is let pass: a Cyrus 3.6 frontend copying a message across backends
+// sends its APPEND with one after every flag, "(\Flagged )", and its
+// own backends take it.
 func (r *reader) flagList() []string {
 	var flags []string
-	r.list(func() { flags = append(flags, r.flag()) })
+	r.expect('(')
+	for r.err == nil && !r.maybe(')') {
+		flags = append(flags, r.flag())
+		if !r.maybeSP() && r.peek() != ')' && r.err == nil {
+			r.syntax("expected a space")
+		}
+	}
 	return flags
 }
 

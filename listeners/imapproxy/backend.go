@@ -10,7 +10,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 )
 
@@ -27,10 +27,19 @@ type backend struct {
 	ntag   int
 	// enabled holds the extensions sent to this backend with ENABLE.
 	enabled map[string]bool
+	// timeout bounds each read and write of the socket; zero (during
+	// login, bounded as a whole) leaves the deadline as it is.
 	timeout time.Duration
-	// idling is set while the backend is in IDLE: its reads then have no
-	// deadline.
-	idling atomic.Bool
+	// mu guards idling and inResponse, which the session goroutine and
+	// IDLE's client reader both act on, each setting the read deadline
+	// they imply.
+	mu sync.Mutex
+	// idling is set while the backend is in IDLE: its reads between
+	// responses then have no deadline (news may take any time to come).
+	idling bool
+	// inResponse is set while a response is being read: a backend that
+	// stops inside one is dropped, in IDLE too.
+	inResponse bool
 	// broken is set once an I/O error or a BYE was seen; the connection
 	// is then only closed.
 	broken bool
@@ -58,23 +67,47 @@ func dialBackend(ctx context.Context, server, addr, user, authname, password str
 	if err != nil {
 		return nil, &backendError{server, err}
 	}
-	b := &backend{
-		server:  server,
-		conn:    conn,
-		r:       bufio.NewReaderSize(conn, bufSize),
-		w:       bufio.NewWriterSize(conn, bufSize),
-		caps:    map[string]bool{},
-		enabled: map[string]bool{},
-		timeout: ioTimeout,
-	}
-	b.pr = pieceReader{r: b.r, max: maxBackendLine}
+	b := newBackend(server, conn)
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	if err := b.login(user, authname, password); err != nil {
 		conn.Close()
 		return nil, &backendError{server, err}
 	}
 	_ = conn.SetDeadline(time.Time{})
+	b.timeout = ioTimeout
 	return b, nil
+}
+
+// newBackend wraps conn; its timeout is left for the caller to set.
+func newBackend(server string, conn net.Conn) *backend {
+	b := &backend{
+		server:  server,
+		conn:    conn,
+		caps:    map[string]bool{},
+		enabled: map[string]bool{},
+	}
+	b.r = bufio.NewReaderSize(backendIO{b}, bufSize)
+	b.w = bufio.NewWriterSize(backendIO{b}, bufSize)
+	b.pr = pieceReader{r: b.r, max: maxBackendLine}
+	return b
+}
+
+// backendIO arms the backend's deadline before every read and write of
+// its socket, so that the backend timeout counts from the last byte that
+// moved: an answer that keeps coming is never cut however long it takes,
+// and a backend that stops anywhere (inside a line, inside a literal,
+// between responses) is dropped one timeout after its last byte, not
+// waited for without bound.
+type backendIO struct{ b *backend }
+
+func (x backendIO) Read(p []byte) (int, error) {
+	x.b.readDeadline()
+	return x.b.conn.Read(p)
+}
+
+func (x backendIO) Write(p []byte) (int, error) {
+	x.b.writeDeadline()
+	return x.b.conn.Write(p)
 }
 
 // errLoginRefused is a backend's NO or BAD to the proxy's AUTHENTICATE.
@@ -190,18 +223,48 @@ func (b *backend) nextTag() string {
 	return "PROXY" + strconv.Itoa(b.ntag)
 }
 
-// readDeadline arms the read deadline for one backend read step.
+// readDeadline arms the read deadline for one read of the socket.
 func (b *backend) readDeadline() {
-	if !b.idling.Load() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.armRead()
+}
+
+func (b *backend) armRead() {
+	switch {
+	case b.timeout == 0:
+	case b.idling && !b.inResponse:
+		_ = b.conn.SetReadDeadline(time.Time{})
+	default:
 		_ = b.conn.SetReadDeadline(time.Now().Add(b.timeout))
 	}
 }
 
-func (b *backend) writeDeadline() { _ = b.conn.SetWriteDeadline(time.Now().Add(b.timeout)) }
+// setIdling says whether the backend is in IDLE, and re-arms a read
+// that may be waiting already.
+func (b *backend) setIdling(on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.idling = on
+	b.armRead()
+}
+
+// setInResponse says whether a response is being read; only the session
+// goroutine calls it.
+func (b *backend) setInResponse(on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.inResponse = on
+}
+
+func (b *backend) writeDeadline() {
+	if b.timeout > 0 {
+		_ = b.conn.SetWriteDeadline(time.Now().Add(b.timeout))
+	}
+}
 
 // flush sends what is buffered.
 func (b *backend) flush() error {
-	b.writeDeadline()
 	if err := b.w.Flush(); err != nil {
 		return b.fail(err)
 	}
@@ -223,7 +286,6 @@ func (b *backend) fail(err error) error {
 // Untagged responses are returned whole, literals inline.
 func (b *backend) simple(cmd string) (untagged []string, status, text string, err error) {
 	tag := b.nextTag()
-	b.writeDeadline()
 	b.w.WriteString(tag + " " + cmd + "\r\n")
 	if err := b.flush(); err != nil {
 		return nil, "", "", err
@@ -246,7 +308,6 @@ func (b *backend) simple(cmd string) (untagged []string, status, text string, er
 func (b *backend) readResponse() (string, error) {
 	var sb strings.Builder
 	for {
-		b.readDeadline()
 		piece, err := b.pr.next()
 		if err != nil {
 			return "", b.fail(err)
@@ -264,7 +325,6 @@ func (b *backend) readResponse() (string, error) {
 			return "", b.fail(fmt.Errorf("literal of %d bytes in a response", lit.size))
 		}
 		sb.WriteString("\r\n")
-		b.readDeadline()
 		if _, err := io.CopyN(&sb, b.r, lit.size); err != nil {
 			return "", b.fail(err)
 		}
@@ -274,7 +334,8 @@ func (b *backend) readResponse() (string, error) {
 // logout ends the connection politely, without waiting long.
 func (b *backend) logout() {
 	if !b.broken {
-		_ = b.conn.SetDeadline(time.Now().Add(time.Second))
+		// Worth a second at most, whatever the backend timeout.
+		b.timeout = time.Second
 		b.w.WriteString("Q01 LOGOUT\r\n")
 		_ = b.w.Flush()
 	}

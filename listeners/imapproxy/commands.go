@@ -3,9 +3,11 @@ package imapproxy
 import (
 	"bytes"
 	"errors"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/rookery/rookery/internal/mboxname"
 	"github.com/rookery/rookery/listeners/frontend"
@@ -62,6 +64,12 @@ func (s *session) piped(c *command) error {
 	return nil
 }
 
+// closedByPeer reports whether err is the peer having closed the
+// connection.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 // routeOpts say how routed treats a command.
 type routeOpts struct {
 	tryCreate bool // a missing mailbox is answered with [TRYCREATE] (APPEND)
@@ -92,11 +100,25 @@ func (s *session) routed(c *command, o routeOpts) error {
 		}
 		return s.refuse(c, "NO", text)
 	}
+	cached := s.backends[e.Server()]
 	b, err := s.backendFor(e.Server())
 	if err != nil {
 		return s.refuse(c, "NO", textUnavailable)
 	}
+	_, literal := literalAt(c.line)
+	answered := b.pr.pieces
 	status, text, err := s.forward(c, b, head)
+	if err != nil && b == cached && b != s.current && !literal && b.pr.pieces == answered && closedByPeer(err) {
+		// The backend closed the cached connection while it sat unused,
+		// its FIN still in flight when alive looked, and never read the
+		// command (a backend shutting down says BYE first): send it
+		// again, once, on a fresh connection.
+		s.dropBackend(b)
+		if b, err = s.backendFor(e.Server()); err != nil {
+			return s.refuse(c, "NO", textUnavailable)
+		}
+		status, text, err = s.forward(c, b, head)
+	}
 	if err != nil {
 		return s.forwardFailed(c, b, err)
 	}
@@ -145,6 +167,11 @@ func (s *session) cmdSelect(c *command) error {
 	condstore := bytes.Contains(bytes.ToUpper(c.line), []byte("CONDSTORE")) && s.passthrough("CONDSTORE")
 	status, text, err := s.forward(c, b, c.tag+" "+c.name+" "+quote(name))
 	if err != nil {
+		// A SELECT that fails, however, leaves nothing selected: the
+		// session can go on without b, unless b's answer was cut in the
+		// middle of a response.
+		s.current = nil
+		s.routes.Selected("", "")
 		return s.forwardFailed(c, b, err)
 	}
 	if status != "OK" {
@@ -170,6 +197,7 @@ func (s *session) unselect() error {
 	if b.caps["UNSELECT"] {
 		untagged, status, _, err := b.simple("UNSELECT")
 		if err != nil {
+			s.log.Warn("imapproxy: backend failed UNSELECT", "backend", b.server, "err", err)
 			s.dropBackend(b)
 		} else {
 			for _, u := range untagged {
@@ -351,7 +379,6 @@ func (s *session) listSpecialUse(c *command, selection bool, ref string, pattern
 			continue
 		}
 		tag := b.nextTag()
-		b.writeDeadline()
 		b.w.WriteString(tag + " " + cmd + "\r\n")
 		err = b.flush()
 		for err == nil {
@@ -432,6 +459,9 @@ func specialUse(attrs []string) []string {
 func (s *session) inboxBackend() (*backend, error) {
 	e, err := s.routes.LookupNoKick(frontend.UserInbox(s.user))
 	if err != nil {
+		if !errors.Is(err, frontend.ErrNoMailbox) {
+			s.log.Warn("imapproxy: INBOX lookup failed", "err", err)
+		}
 		return nil, err
 	}
 	return s.backendFor(e.Server())
@@ -478,7 +508,6 @@ func (s *session) cmdLsub(c *command) error {
 		return nil
 	}
 	tag := b.nextTag()
-	b.writeDeadline()
 	b.w.WriteString(tag + ` LSUB "" *` + "\r\n")
 	if err := b.flush(); err != nil {
 		return s.backendFailed(c.tag, b, err)

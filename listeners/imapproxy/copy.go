@@ -142,7 +142,6 @@ func (s *session) crossCopy(c *command, set, name string, src, dst *backend) err
 	uids := strings.Join(srcUIDs, ",")
 	for _, cmd := range []string{"UID STORE " + uids + ` +FLAGS.SILENT (\Deleted)`, "UID EXPUNGE " + uids} {
 		tag := src.nextTag()
-		src.writeDeadline()
 		src.w.WriteString(tag + " " + cmd + "\r\n")
 		if err := src.flush(); err != nil {
 			return err
@@ -171,7 +170,6 @@ const maxCrossCopy = 100_000
 func (s *session) fetchMeta(src *backend, cmd string) (msgs []message, status, text string, err error) {
 	tooMany := false
 	tag := src.nextTag()
-	src.writeDeadline()
 	src.w.WriteString(tag + " " + cmd + "\r\n")
 	if err := src.flush(); err != nil {
 		return nil, "", "", err
@@ -207,7 +205,6 @@ func (s *session) fetchMeta(src *backend, cmd string) (msgs []message, status, t
 // body streamed from a FETCH on src, and returns dst's answer.
 func (s *session) appendBatch(src, dst *backend, name string, msgs []message) (status, text string, err error) {
 	tag := dst.nextTag()
-	dst.writeDeadline()
 	dst.w.WriteString(tag + " APPEND " + quote(name))
 	for _, m := range msgs {
 		if err := s.streamMessage(src, dst, tag, m); err != nil {
@@ -237,7 +234,6 @@ func (s *session) appendBatch(src, dst *backend, name string, msgs []message) (s
 func (s *session) streamMessage(src, dst *backend, appendTag string, m message) error {
 	tag := src.nextTag()
 	uid := strconv.FormatUint(uint64(m.uid), 10)
-	src.writeDeadline()
 	src.w.WriteString(tag + " UID FETCH " + uid + " (BODY.PEEK[])\r\n")
 	if err := src.flush(); err != nil {
 		return err
@@ -253,7 +249,6 @@ func (s *session) streamMessage(src, dst *backend, appendTag string, m message) 
 	sent := false
 	var derr error // dst failed: keep reading src, then report
 	for {
-		src.readDeadline()
 		piece, err := src.pr.next()
 		if err != nil {
 			return src.fail(err)
@@ -287,6 +282,7 @@ func (s *session) streamMessage(src, dst *backend, appendTag string, m message) 
 		}
 		switch {
 		case state == inRelayed:
+			s.torn = true
 			s.w.Write(piece)
 			s.w.WriteString("\r\n")
 			if hasLit {
@@ -297,7 +293,6 @@ func (s *session) streamMessage(src, dst *backend, appendTag string, m message) 
 		case isBody:
 			sent = true
 			hdr := " (" + m.flags + ") " + m.date + " "
-			dst.writeDeadline()
 			dst.w.WriteString(hdr)
 			if dst.caps["LITERAL+"] {
 				dst.w.Write(appendMarker(nil, lit.size, false))
@@ -319,6 +314,7 @@ func (s *session) streamMessage(src, dst *backend, appendTag string, m message) 
 		}
 		if !hasLit {
 			state = atStart
+			s.torn = false
 		}
 	}
 }
@@ -347,11 +343,9 @@ func copyBackends(src, dst *backend, n int64, derr *error) error {
 	defer copyBufs.Put(bufp)
 	buf := *bufp
 	for n > 0 {
-		src.readDeadline()
 		k, err := src.r.Read(buf[:min(int64(len(buf)), n)])
 		if k > 0 {
 			if *derr == nil {
-				dst.writeDeadline()
 				if _, werr := dst.w.Write(buf[:k]); werr != nil {
 					*derr = dst.fail(werr)
 				}

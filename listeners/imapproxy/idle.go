@@ -23,7 +23,6 @@ func (s *session) cmdIdle(c *command) error {
 	if !b.caps["IDLE"] {
 		return s.pollIdle(c, b)
 	}
-	b.writeDeadline()
 	b.w.WriteString(c.tag + " IDLE\r\n")
 	if err := b.flush(); err != nil {
 		return err
@@ -45,8 +44,7 @@ func (s *session) cmdIdle(c *command) error {
 	if err := s.flush(); err != nil {
 		return err
 	}
-	b.idling.Store(true)
-	_ = b.conn.SetReadDeadline(time.Time{})
+	b.setIdling(true)
 	done := make(chan idleEnd, 1)
 	// Armed here, not in the reader: a stop (a deadline in the past) set
 	// below must not be overwritten by a reader that starts late.
@@ -54,11 +52,9 @@ func (s *session) cmdIdle(c *command) error {
 	go func() {
 		line, err := s.pr.next()
 		end := idleEnd{line: string(line), err: err}
-		b.idling.Store(false)
-		b.writeDeadline()
+		b.setIdling(false)
 		b.w.WriteString("DONE\r\n")
 		_ = b.w.Flush() // a failure shows as the read below failing
-		b.readDeadline()
 		done <- end
 	}()
 	var tagged string
@@ -112,7 +108,6 @@ func (s *session) pollIdle(c *command, b *backend) error {
 	defer tick.Stop()
 	noop := func() error {
 		tag := b.nextTag()
-		b.writeDeadline()
 		b.w.WriteString(tag + " NOOP\r\n")
 		if err := b.flush(); err != nil {
 			return err

@@ -25,7 +25,6 @@ func (s *session) forward(c *command, b *backend, head string) (status, text str
 	if lit, ok := literalAt(c.line); ok && lit.size > s.srv.cfg.Limits.MaxLiteral {
 		return "", "", s.refuseLiteral(lit, s.srv.cfg.Limits.MaxLiteral)
 	}
-	b.writeDeadline()
 	b.w.WriteString(head)
 	rejected, err := s.pipeRest(c, b)
 	if err != nil {
@@ -52,7 +51,6 @@ func (s *session) pipeRest(c *command, b *backend) (rejected string, err error) 
 	var berr error
 	write := func(p []byte) {
 		if berr == nil {
-			b.writeDeadline()
 			if _, err := b.w.Write(p); err != nil {
 				berr = b.fail(err)
 			}
@@ -187,19 +185,24 @@ func (s *session) relayTagged(b *backend, tag string) (status, text string, err 
 // ending) and, from a backend that is not the selected one, updates about
 // messages, which belong to no mailbox the client has selected. A
 // continuation request or the tagged response is returned, not relayed.
+//
+// Every byte read here is the backend's to choose: nothing is indexed
+// without a length check, and a line that fits no response (an empty
+// one, say) fails b instead of the session's goroutine.
 func (s *session) relayOne(b *backend, tag string) (kind int, line string, err error) {
-	b.readDeadline()
 	head, err := b.r.Peek(1)
 	if err != nil {
 		return 0, "", b.fail(err)
 	}
+	b.setInResponse(true)
+	defer b.setInResponse(false)
 	if head[0] != '*' {
 		piece, err := b.pr.next()
 		if err != nil {
 			return 0, "", b.fail(err)
 		}
 		switch {
-		case piece[0] == '+':
+		case len(piece) > 0 && piece[0] == '+':
 			return respContinue, string(piece), nil
 		case len(piece) > len(tag) && string(piece[:len(tag)]) == tag && piece[len(tag)] == ' ':
 			return respTagged, string(piece), nil
@@ -255,29 +258,38 @@ func truncate(b []byte) []byte {
 }
 
 // streamResponse copies one untagged response from b to dst without
-// holding it: pieces chunk by chunk, literals in bounded steps.
+// holding it: pieces chunk by chunk, literals in bounded steps. While a
+// response to the client is under way s.torn is set: from its first
+// byte to its last, a failing backend leaves the client's stream broken.
 func (s *session) streamResponse(b *backend, dst io.Writer) error {
+	toClient := dst == io.Writer(s.w)
 	var tail tailBuf
 	for {
 		tail.reset()
 		for {
-			b.readDeadline()
 			chunk, err := b.r.ReadSlice('\n')
-			if len(chunk) > 0 {
-				tail.add(chunk)
-				if _, werr := dst.Write(chunk); werr != nil {
-					return werr
-				}
+			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+				// The unterminated rest is not passed on: if it is all
+				// the client would have had of this response, the
+				// client's stream is still whole.
+				return b.fail(err)
+			}
+			tail.add(chunk)
+			if toClient {
+				s.torn = true
+			}
+			if _, werr := dst.Write(chunk); werr != nil {
+				return werr
 			}
 			if err == nil {
 				break
 			}
-			if !errors.Is(err, bufio.ErrBufferFull) {
-				return b.fail(err)
-			}
 		}
 		lit, ok := literalAt(trimEOL(tail.bytes()))
 		if !ok {
+			if toClient {
+				s.torn = false
+			}
 			return nil
 		}
 		if err := s.copyToClient(b, dst, lit.size); err != nil {
@@ -320,7 +332,6 @@ func (s *session) copyToClient(b *backend, dst io.Writer, n int64) error {
 	defer copyBufs.Put(bufp)
 	buf := *bufp
 	for n > 0 {
-		b.readDeadline()
 		k, err := b.r.Read(buf[:min(int64(len(buf)), n)])
 		if k > 0 {
 			if _, werr := dst.Write(buf[:k]); werr != nil {
@@ -355,7 +366,6 @@ func (s *session) copyFromClient(b *backend, n int64, berr *error) error {
 		k, err := s.r.Read(buf[:min(int64(len(buf)), n)])
 		if k > 0 {
 			if *berr == nil {
-				b.writeDeadline()
 				if _, werr := b.w.Write(buf[:k]); werr != nil {
 					*berr = b.fail(werr)
 				}
@@ -421,7 +431,6 @@ func (s *session) spliceFromClient(b *backend, n int64) (done bool, err error) {
 	// What the client's reader holds already goes first, through b's writer.
 	if k := min(int64(s.r.Buffered()), n); k > 0 {
 		buf, _ := s.r.Peek(int(k))
-		b.writeDeadline()
 		if _, err := b.w.Write(buf); err != nil {
 			return true, b.fail(err)
 		}

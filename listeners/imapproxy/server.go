@@ -21,6 +21,15 @@
 // with bounded buffers, and only the tag, the command name and mailbox
 // arguments are parsed. Commands the proxy answers itself (LOGIN, LIST,
 // ...) are parsed whole, their literals bounded by Limits.MaxLine.
+//
+// # When a backend breaks
+//
+// A backend that fails (hangs up, stalls past Limits.BackendTimeout,
+// sends what is not IMAP) is dropped. The client's command gets NO
+// [UNAVAILABLE] if the session can go on; if the backend held the
+// selected mailbox, or part of a response had already been relayed (the
+// client's stream cannot be repaired), the session ends with BYE. The
+// cause is logged, never sent to the client.
 package imapproxy
 
 import (
@@ -60,7 +69,9 @@ type Limits struct {
 	// (Cyrus's client_timeout). Default 10 s.
 	ConnectTimeout time.Duration
 	// BackendTimeout drops a backend that stays silent this long in the
-	// middle of a command or a response. Default 5 minutes.
+	// middle of a command or a response, counted from its last byte (a
+	// slow answer that keeps moving is not cut). Default 5 minutes; a
+	// Cyrus frontend has no such bound once logged in to a backend.
 	BackendTimeout time.Duration
 	// WriteTimeout drops a client that stops reading for this long.
 	// Default 2 minutes.

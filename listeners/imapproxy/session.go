@@ -23,9 +23,10 @@ import (
 // that an idle session costs little.
 const bufSize = 4096
 
-// copyStep is how much of a literal is copied between two deadline
-// refreshes.
-const copyStep = 1 << 20
+// copyStep is how much of a literal is moved socket to socket (or
+// skipped) between two deadline refreshes: a literal that moves at least
+// this much per timeout is never cut.
+const copyStep = 64 << 10
 
 // optimistMax is the largest synchronising client literal the proxy
 // accepts itself ("+ go ahead") instead of relaying the backend's
@@ -62,6 +63,10 @@ type session struct {
 	backends map[string]*backend // by server name
 	current  *backend            // the selected mailbox's backend
 	enabled  []string            // extensions the client enabled
+	// torn is set while a backend's response is partly relayed to the
+	// client: a backend failing then leaves the client's stream broken
+	// beyond repair, so the session ends, whichever backend it was.
+	torn bool
 
 	// closing is set by Server.Close; bconns lets it close backend
 	// sockets a session goroutine may be blocked on.
@@ -163,9 +168,20 @@ func (s *session) end(err error) {
 	case errors.Is(err, errFatalLiteral):
 		s.bye("[TOOBIG] Literal too large")
 	case errors.As(err, &be):
-		s.log.Warn("imapproxy: lost the selected backend", "backend", be.server, "user", s.user, "err", be.err)
-		s.bye("Fatal error: Lost connection to selected backend")
+		if s.torn {
+			// Ends the half-relayed line, so that a client has a chance
+			// to read the BYE; inside a literal it cannot.
+			s.w.WriteString("\r\n")
+		}
+		if s.current != nil && s.current.server == be.server {
+			s.log.Warn("imapproxy: lost the selected backend", "backend", be.server, "err", be.err)
+			s.bye("Fatal error: Lost connection to selected backend")
+			return
+		}
+		s.log.Warn("imapproxy: backend failed in the middle of a response", "backend", be.server, "err", be.err)
+		s.bye("Fatal error: Lost connection to backend in the middle of a response")
 	case isTimeout(err):
+		s.log.Debug("imapproxy: client timed out", "err", err)
 		s.bye("Autologout; idle for too long")
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		s.log.Debug("imapproxy: client went away", "user", s.user)
@@ -619,6 +635,7 @@ func (s *session) backendFor(server string) (*backend, error) {
 	}
 	addr, _, _, ok := s.srv.cfg.Resolve(server)
 	if !ok {
+		s.log.Warn("imapproxy: backend unavailable", "backend", server, "err", "no address known")
 		return nil, &backendError{server, errors.New("unknown server")}
 	}
 	cfg := &s.srv.cfg
@@ -667,15 +684,15 @@ func (s *session) dropBackend(b *backend) {
 
 // backendFailed answers a command that b could not complete. Losing the
 // selected backend ends the session (the client's view of the mailbox is
-// gone); any other costs only the command.
+// gone), as does one failing while its response was half relayed (the
+// client's stream is); any other costs only the command, and the cause
+// goes to the log, not to the client.
 func (s *session) backendFailed(tag string, b *backend, err error) error {
-	if b != nil && b == s.current {
+	if b == s.current || s.torn {
 		return err
 	}
-	if b != nil {
-		s.dropBackend(b)
-	}
-	s.log.Warn("imapproxy: backend failed", "err", err)
+	s.dropBackend(b)
+	s.log.Warn("imapproxy: backend failed", "backend", b.server, "err", err)
 	s.tagged(tag, "NO", textUnavailable)
 	return nil
 }

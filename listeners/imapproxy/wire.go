@@ -26,6 +26,9 @@ type pieceReader struct {
 	r   *bufio.Reader
 	buf []byte // assembles a piece longer than r's buffer
 	max int
+	// pieces counts the pieces returned, so a caller can tell whether
+	// anything at all came back since it last looked.
+	pieces int
 }
 
 // next returns the next piece without its line ending (CRLF or a bare LF).
@@ -47,6 +50,7 @@ func (p *pieceReader) next() ([]byte, error) {
 			if len(line) > p.max {
 				return nil, errLineTooLong
 			}
+			p.pieces++
 			return line, nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			if len(p.buf)+len(chunk) > p.max+2 {

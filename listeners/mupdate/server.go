@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -67,6 +68,13 @@ type ServerConfig struct {
 	WriteTimeout time.Duration
 	// MaxConns caps concurrent connections.
 	MaxConns int
+	// MaxUnauthenticated caps connections that have not authenticated yet
+	// (default half of MaxConns), so strangers can never take the slots
+	// the murder's own peers need.
+	MaxUnauthenticated int
+	// LoginTimeout closes a connection that has not authenticated within
+	// it (default 1 minute, or IdleTimeout if shorter).
+	LoginTimeout time.Duration
 	// FailedLoginPause delays the reply to a failed authentication.
 	FailedLoginPause time.Duration
 	// TLS, if set, offers STARTTLS (section 3.13). Cyrus clients, which
@@ -106,6 +114,7 @@ type Server struct {
 	ctx     context.Context // acc's, cancelled by Close
 	streams atomic.Int64
 	nextID  atomic.Uint64
+	unauth  atomic.Int64 // connections not yet authenticated
 }
 
 // NewServer makes a server; zero durations and limits take defaults.
@@ -122,6 +131,13 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 128
 	}
+	if cfg.MaxUnauthenticated <= 0 {
+		cfg.MaxUnauthenticated = max(cfg.MaxConns/2, 1)
+	}
+	if cfg.LoginTimeout <= 0 {
+		cfg.LoginTimeout = time.Minute
+	}
+	cfg.LoginTimeout = min(cfg.LoginTimeout, cfg.IdleTimeout)
 	if cfg.Software == "" {
 		cfg.Software = "Rookery"
 	}
@@ -168,9 +184,12 @@ type session struct {
 	items  chan *item
 	closed chan struct{}
 
-	user      string // set by the reader before any item that reads it
-	tls       bool   // the connection runs over TLS
-	streaming bool   // reader's copy of streamTag != ""
+	user string // set by the reader before any item that reads it
+	// unauthCounted: the session counts in Server.unauth (reader only,
+	// and the handler once the reader is done).
+	unauthCounted bool
+	tls           bool // the connection runs over TLS
+	streaming     bool // reader's copy of streamTag != ""
 
 	// Streaming state, owned by the writer goroutine.
 	streamTag string
@@ -194,12 +213,22 @@ func (s *Server) serveConn(c net.Conn) {
 		wake:   make(chan struct{}, 1),
 	}
 	ss.log.Debug("mupdate: connected")
+	if n := s.unauth.Add(1); n > int64(s.cfg.MaxUnauthenticated) {
+		s.unauth.Add(-1)
+		ss.log.Warn("mupdate: too many connections not authenticated, refusing one", "limit", s.cfg.MaxUnauthenticated)
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = io.WriteString(c, "* BYE \"Server Unable\"\r\n")
+		_ = c.Close()
+		return
+	}
+	ss.unauthCounted = true
 	ss.r.SetContinuation(ss.continuation)
 	defer func() {
 		if ss.cancel != nil {
 			ss.cancel()
 		}
 		_ = c.Close()
+		ss.authenticated()
 		ss.log.Debug("mupdate: closed", "user", ss.user)
 	}()
 	defer func() {
@@ -325,12 +354,25 @@ func (ss *session) writeLoop() {
 	}
 }
 
+// authenticated takes the session out of the count of connections not
+// yet authenticated (at authentication or at its end).
+func (ss *session) authenticated() {
+	if ss.unauthCounted {
+		ss.unauthCounted = false
+		ss.s.unauth.Add(-1)
+	}
+}
+
 // readLoop parses commands until the peer leaves or breaks the protocol
 // beyond repair; closing items tells the writer to finish.
 func (ss *session) readLoop() {
 	defer close(ss.items)
 	for {
-		_ = ss.conn.SetReadDeadline(time.Now().Add(ss.s.cfg.IdleTimeout))
+		timeout := ss.s.cfg.IdleTimeout
+		if ss.user == "" {
+			timeout = ss.s.cfg.LoginTimeout
+		}
+		_ = ss.conn.SetReadDeadline(time.Now().Add(timeout))
 		tag, name, err := ss.r.ReadHead()
 		if err != nil {
 			if !ss.readFailed(err) {
@@ -789,6 +831,7 @@ func (ss *session) authenticate(tag string, args []string) bool {
 		}
 		if done {
 			ss.user = user
+			ss.authenticated()
 			ss.log = ss.log.With("user", user)
 			ss.log.Info("mupdate: authenticated")
 			ss.status(tag, "OK", "Authenticated")
