@@ -23,6 +23,8 @@ type qresyncArgs struct {
 }
 
 // qresyncArgs reads "(uidvalidity modseq [known-uids] [(seq-set uid-set)])".
+// None of the sets may use "*", and the seq-match sets must pair up
+// (RFC 7162 3.2.5).
 func (r *reader) qresyncArgs() *qresyncArgs {
 	q := &qresyncArgs{}
 	r.expect('(')
@@ -32,27 +34,52 @@ func (r *reader) qresyncArgs() *qresyncArgs {
 	}
 	q.uidValidity = uint32(uv)
 	r.sp()
-	q.modseq = r.number(true)
+	if q.modseq = r.number(true); q.modseq > math.MaxInt64 {
+		r.syntax("mod-sequence out of range")
+	}
 	more := r.maybeSP()
 	if more && r.peek() != '(' {
-		q.known = r.uidRanges()
+		q.known = r.knownUIDs()
 		more = r.maybeSP()
 	}
 	if more {
 		// seq-match data helps servers that forget expunges; the change
 		// index does not, so it is only checked.
 		r.expect('(')
-		r.uidRanges()
+		seqs := r.knownUIDs()
 		r.sp()
-		r.uidRanges()
+		uids := r.knownUIDs()
 		r.expect(')')
+		if r.err == nil && seqs.count() != uids.count() {
+			r.fail(bad("QRESYNC sequence match data pairs unequal sets"))
+		}
 	}
 	r.expect(')')
 	return q
 }
 
+// knownUIDs reads a set the client builds from what it knows, which
+// cannot hold "*" (RFC 7162 3.2.5).
+func (r *reader) knownUIDs() uidRanges {
+	start := r.pos
+	s := r.uidRanges()
+	if r.err == nil && strings.Contains(string(r.line[start:r.pos]), "*") {
+		r.fail(bad(`QRESYNC sets cannot use "*"`))
+	}
+	return s
+}
+
 // uidRanges is a set of UIDs as ranges, "*" standing for the largest.
 type uidRanges [][2]uint32
+
+// count is how many UIDs s names, each range once.
+func (s uidRanges) count() uint64 {
+	var n uint64
+	for _, rg := range s {
+		n += uint64(rg[1]-rg[0]) + 1
+	}
+	return n
+}
 
 func (s uidRanges) contains(uid uint32) bool {
 	for _, rg := range s {

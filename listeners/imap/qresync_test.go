@@ -154,6 +154,23 @@ func TestQresyncVanished(t *testing.T) {
 	if len(got) != 3 || got[0] != "* VANISHED 3" || !strings.HasPrefix(got[1], "* OK [HIGHESTMODSEQ ") {
 		t.Errorf("NOOP after another session's expunge: %q", got)
 	}
+	// So is an expunge reaching a session in IDLE.
+	a.send("idle IDLE\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	b.cmd("6b", `UID STORE 6 +FLAGS.SILENT (\Deleted)`, "OK")
+	b.cmd("6c", "UID EXPUNGE 6", "OK")
+	// The flag change may come first, in its own wake-up.
+	l := a.line()
+	if strings.Contains(l, " FETCH ") {
+		l = a.line()
+	}
+	if l != "* VANISHED 6" {
+		t.Errorf("IDLE after another session's expunge: %q", l)
+	}
+	a.send("DONE\r\n")
+	a.until("idle ")
 	// MOVE is told as VANISHED too.
 	a.cmd("9", "CREATE INBOX.Other", "OK")
 	got = a.cmd("10", "UID MOVE 4:5 INBOX.Other", "OK")
@@ -170,9 +187,13 @@ func TestQresyncBad(t *testing.T) {
 	a.cmd("1", "LOGIN alice alicepw", "OK")
 	a.cmd("2", "SELECT INBOX (QRESYNC (1 1))", "BAD") // not enabled
 	a.cmd("3", "ENABLE QRESYNC", "OK")
-	for _, args := range []string{"(QRESYNC)", "(QRESYNC (1))", "(QRESYNC (0 1))", "(QRESYNC (1 1 x))", "(QRESYNC (1 1 1:2 (1)))", "(QRESYNC (1 1 4294967296))"} {
+	for _, args := range []string{"(QRESYNC)", "(QRESYNC (1))", "(QRESYNC (0 1))", "(QRESYNC (1 1 x))", "(QRESYNC (1 1 1:2 (1)))", "(QRESYNC (1 1 4294967296))",
+		"(QRESYNC (1 9223372036854775808))", "(QRESYNC (1 1 1:*))", "(QRESYNC (1 1 (1:* 1:2)))",
+		"(QRESYNC (1 1 1:9 (1:3 2,4)))"} {
 		a.cmd("4", "SELECT INBOX "+args, "BAD")
 	}
+	// Well-formed seq-match data is accepted.
+	a.cmd("4a", "SELECT INBOX (QRESYNC (1 1 1:9 (1,3:4 2,5:6)))", "OK")
 	a.cmd("5", "SELECT INBOX", "OK")
 	a.cmd("6", "UID FETCH 1:* (FLAGS) (VANISHED)", "BAD")
 	a.cmd("7", "FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)", "BAD")

@@ -108,6 +108,8 @@ func cmdSelect(sess *session, _ string, _ bool) (string, error) {
 			case m == "QRESYNC" && sess.qresync:
 				r.sp()
 				q = r.qresyncArgs()
+			case m == "QRESYNC" && r.err == nil:
+				r.fail(bad("QRESYNC parameter needs ENABLE QRESYNC first"))
 			case r.err == nil:
 				r.fail(badf("Invalid modifier %s", m))
 			}
