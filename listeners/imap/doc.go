@@ -1,5 +1,5 @@
 // Package imap is a backend's IMAP server: IMAP4rev1 with IDLE, UIDPLUS,
-// MOVE, LITERAL+, MULTIAPPEND, NAMESPACE, ID, ENABLE, CONDSTORE,
+// MOVE, LITERAL+, MULTIAPPEND, NAMESPACE, ID, ENABLE, CONDSTORE, QRESYNC,
 // SPECIAL-USE, UNSELECT, ACL (RFC 4314 with Cyrus's rights) and QUOTA,
 // plus Cyrus's LOCALAPPEND, over a mailstore.Store, in the namespace a
 // default Cyrus backend presents (internal "user.alice" is the user's

@@ -111,7 +111,7 @@ func (l *Limits) setDefaults() {
 // backends only may add theirs (ESEARCH, SORT, THREAD=REFERENCES,
 // WITHIN, ...); a backend lacking an advertised one is logged.
 var DefaultPassthrough = []string{
-	"ACL", "CONDSTORE", "MOVE", "MULTIAPPEND", "QUOTA", "RIGHTS=kxten",
+	"ACL", "CONDSTORE", "MOVE", "MULTIAPPEND", "QRESYNC", "QUOTA", "RIGHTS=kxten",
 	"UIDPLUS", "UNSELECT",
 }
 
