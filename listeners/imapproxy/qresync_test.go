@@ -96,6 +96,16 @@ func switchScenario(t *testing.T, addr string) {
 			t.Errorf("SELECT %s (QRESYNC) from modseq 1: no VANISHED (EARLIER):\n%s", box, strings.Join(got, "\n"))
 		}
 	}
+	// A MOVE across backends, which the frontend ends with UID EXPUNGE on
+	// the source, is told as VANISHED, from Cyrus and from Rookery.
+	for _, mv := range [][2]string{{"INBOX", "rook"}, {"rook", "INBOX"}} {
+		c.ok("SELECT %s", mv[0])
+		uid := fetchUIDs(t, c)[0]
+		got := c.ok("UID MOVE %s %s", uid, mv[1])
+		if !slices.Contains(got, "* VANISHED "+uid) || has(got, "EXPUNGE") {
+			t.Errorf("UID MOVE %s from %s to %s:\n%s", uid, mv[0], mv[1], strings.Join(got, "\n"))
+		}
+	}
 }
 
 func resyncScenario(t *testing.T, addr, box string) {
@@ -193,6 +203,8 @@ func TestQresyncFakeBackends(t *testing.T) {
 			c.send("* OK [HIGHESTMODSEQ 20] x")
 			c.send("* VANISHED (EARLIER) 5")
 			c.send(tag + " OK [READ-WRITE] selected")
+		case strings.HasPrefix(up, "FETCH "):
+			c.send(tag + " OK done")
 		case strings.HasPrefix(up, "STATUS "):
 			// Updates of the mailbox the backend still thinks selected.
 			c.send("* VANISHED 3")
@@ -208,6 +220,15 @@ func TestQresyncFakeBackends(t *testing.T) {
 	f1, f2 := startFake(t, "LITERAL+ UNSELECT QRESYNC", handle), startFake(t, "LITERAL+ UNSELECT QRESYNC", handle)
 	addr := fakeMurder(t, map[string]string{"fake1": f1.ln.Addr().String(), "fake2": f2.ln.Addr().String()})
 	c := login(t, addr, "alice", "alicepw")
+	// Before ENABLE QRESYNC the parameter is refused, and the selected
+	// mailbox stays selected.
+	c.ok("SELECT INBOX")
+	if got, tagged := c.cmd("SELECT other (QRESYNC (7 10))"); !strings.HasPrefix(tagged, "BAD") || has(got, "CLOSED") {
+		t.Errorf("SELECT (QRESYNC) before ENABLE QRESYNC: %s\n%s", tagged, strings.Join(got, "\n"))
+	}
+	if got := c.ok("FETCH 1 (FLAGS)"); len(got) != 0 {
+		t.Errorf("FETCH on the mailbox still selected: %q", got)
+	}
 	if got := c.ok("ENABLE QRESYNC"); !has(got, "* ENABLED ") || !has(got, "QRESYNC") {
 		t.Errorf("ENABLE QRESYNC: %q", got)
 	}
@@ -223,18 +244,19 @@ func TestQresyncFakeBackends(t *testing.T) {
 	for _, f := range []*fakeBackend{f1, f2} {
 		lines := f.received()
 		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "ENABLE ") })
-		j := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "SELECT ") })
+		j := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "SELECT ") && strings.Contains(l, "QRESYNC") })
 		if i < 0 || j < i || !strings.Contains(lines[i], "QRESYNC") {
 			t.Errorf("backend did not get ENABLE QRESYNC before SELECT: %q", lines)
 		}
 	}
 	sel := func(f *fakeBackend) string {
+		var last string
 		for _, l := range f.received() {
 			if strings.HasPrefix(l, "SELECT ") {
-				return l
+				last = l
 			}
 		}
-		return ""
+		return last
 	}
 	if got := sel(f1); !strings.HasSuffix(got, " (QRESYNC (7 10 1:3))") {
 		t.Errorf("fake1 got %q", got)
