@@ -225,7 +225,9 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 			return "", err
 		}
 	}
-	if uid {
+	// Once QRESYNC is on every FETCH response carries the UID (RFC 7162
+	// 3.2.4), so the client can key it without sequence numbers.
+	if uid || sess.qresync {
 		items = append([]fetchItem{{kind: fUID}}, items...)
 	}
 	if changedSince > 0 {

@@ -177,6 +177,13 @@ func TestQresyncVanished(t *testing.T) {
 	if all := strings.Join(got, "\n"); !strings.Contains(all, "* VANISHED 4:5") || strings.Contains(all, "EXPUNGE") {
 		t.Errorf("MOVE under QRESYNC: %q", got)
 	}
+	// Every FETCH response carries the UID (RFC 7162 3.2.4), STORE's too.
+	for _, c := range []string{"FETCH 1 (FLAGS)", `STORE 1 +FLAGS (\Seen)`, `STORE 1 -FLAGS.SILENT (\Seen)`} {
+		got = a.cmd("11", c, "OK")
+		if len(got) != 2 || !strings.HasPrefix(got[0], "* 1 FETCH (UID 7 ") {
+			t.Errorf("%s under QRESYNC: %q", c, got)
+		}
+	}
 }
 
 // TestQresyncBad: QRESYNC syntax a server must refuse with BAD.
