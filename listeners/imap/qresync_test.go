@@ -184,6 +184,15 @@ func TestQresyncVanished(t *testing.T) {
 			t.Errorf("%s under QRESYNC: %q", c, got)
 		}
 	}
+	// CLOSE expunges silently, with no HIGHESTMODSEQ, which the client
+	// could not tie to what it was told (RFC 7162 3.2.8).
+	a.cmd("12", `STORE 1 +FLAGS.SILENT (\Deleted)`, "OK")
+	if got = a.cmd("13", "CLOSE", "OK"); len(got) != 1 || strings.Contains(got[0], "HIGHESTMODSEQ") {
+		t.Errorf("CLOSE under QRESYNC: %q", got)
+	}
+	if got = a.cmd("14", "SELECT INBOX", "OK"); strings.Contains(strings.Join(got, "\n"), "CLOSED") || !slices.Contains(got, "* 1 EXISTS") {
+		t.Errorf("SELECT after CLOSE: %q", got)
+	}
 }
 
 // TestQresyncBad: QRESYNC syntax a server must refuse with BAD.
