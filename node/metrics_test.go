@@ -120,6 +120,9 @@ func TestMailMetrics(t *testing.T) {
 	imapCmd(t, c, "a", "LOGIN alice alicepw", "OK")
 	imapCmd(t, c, "b", "SELECT INBOX", "OK")
 	imapCmd(t, c, "c", "XYZZY", "BAD")
+	// The proxy-session actor counts the backend connection when its
+	// message arrives, not before SELECT's reply.
+	waitMetric(t, fe, proxied("be1.test", "imap", 1))
 	checkMetrics(t, fe, "during an IMAP session",
 		cmd("LOGIN", 1, "imap"), cmd("SELECT", 1, "imap"), cmd("OTHER", 1, "imap"),
 		proxied("be1.test", "imap", 1), want{"rookery_imap_connections", nil, 1})

@@ -602,6 +602,13 @@ func (ss *serverSession) quit() {
 		}
 	}
 	left := len(d.msgs) - len(del)
+	// The maildrop is free once the store is written and before the
+	// reply goes out: a client that logs in again the moment it reads
+	// the reply must not find it locked.
+	defer func() {
+		ss.srv.unlock(d.mailbox)
+		ss.drop = nil
+	}()
 	if len(del) > 0 {
 		if _, err := store.Expunge(d.mailbox, del); err != nil {
 			ss.log.Error("pop3: removing deleted messages", "err", err)
