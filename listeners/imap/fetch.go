@@ -220,8 +220,14 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	st := sess.srv.cfg.Store
+	// One view for the whole command: records, summaries and bodies agree,
+	// and messages expunged elsewhere that this session has not yet
+	// announced are still found (its pin keeps them).
+	view := st.View()
+	defer view.Close()
 	if vanished {
-		if err := sess.vanishedSince(set, changedSince); err != nil {
+		if err := sess.vanishedSince(view, set, changedSince); err != nil {
 			return "", err
 		}
 	}
@@ -247,13 +253,7 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 	if len(uids) == 0 {
 		return "", nil
 	}
-	st := sess.srv.cfg.Store
 	setSeen := !v.readOnly && v.rights&rSeen != 0 && slices.ContainsFunc(items, func(it fetchItem) bool { return it.setsSeen })
-	// One view for the whole command: records, summaries and bodies agree,
-	// and messages expunged elsewhere that this session has not yet
-	// announced are still found (its pin keeps them).
-	view := st.View()
-	defer view.Close()
 	var msgs []mailstore.Message
 	if err := view.Find(v.id, uids, func(m *mailstore.Message, _ bool) bool {
 		if m.ModSeq > changedSince {

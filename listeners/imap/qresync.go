@@ -158,14 +158,12 @@ func (sess *session) resync(view *mailstore.View, m mailstore.Mailbox, q *qresyn
 // the UIDs of set expunged after since, as VANISHED (EARLIER). UIDs still
 // in the session's view are left out: the client has not been told they
 // are gone, and will be by VANISHED.
-func (sess *session) vanishedSince(set string, since uint64) error {
+func (sess *session) vanishedSince(view *mailstore.View, set string, since uint64) error {
 	in, ok := parseUIDRanges(set)
 	if !ok {
 		return badf("Invalid UID set %q", set)
 	}
 	v := sess.sel
-	view := sess.srv.cfg.Store.View()
-	defer view.Close()
 	var gone []uint32
 	if err := view.Changes(v.id, since, func(c mailstore.Change) bool {
 		if c.Expunged && in.contains(c.UID) && v.seq(c.UID) == 0 {
