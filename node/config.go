@@ -142,6 +142,10 @@ type Config struct {
 
 	// UsersFile is a passwd-style file of "name:{SCHEME}secret" lines.
 	UsersFile string
+	// UsersPoll is how often the users file is checked for changes, which
+	// are then loaded without a restart ("users_poll"); 0 turns the
+	// check off (SIGHUP still reloads).
+	UsersPoll time.Duration
 	// Admins may authenticate to MUPDATE and administer mailboxes ("admins").
 	Admins []string
 	// PasswordCheck is how a frontend checks client passwords, in order,
@@ -190,6 +194,7 @@ func DefaultConfig() Config {
 		POP3IdleTimeout:       10 * time.Minute,
 		ProxyAuthname:         "proxy",
 		PasswordCheck:         []string{"users"},
+		UsersPoll:             2 * time.Second,
 		MUPDATETLS:            true,
 		AdminListen:           "127.0.0.1:9905",
 		ClusterName:           "rookery",
@@ -423,6 +428,12 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 			c.AllowAllSubscribe = b
 		case "users", "users_file":
 			c.UsersFile = v
+		case "users_poll":
+			d, err := parseSeconds(v)
+			if err != nil {
+				bad(k, v, err.Error())
+			}
+			c.UsersPoll = d
 		case "admins":
 			c.Admins = strings.Fields(v)
 		case "password_check":
@@ -531,7 +542,7 @@ func (c *Config) Validate() error {
 	}
 	if c.MUPDATEListen != "" {
 		if _, _, err := net.SplitHostPort(c.MUPDATEListen); err != nil {
-			problems = append(problems, fmt.Sprintf("mupdate: %q: want host:port", c.MUPDATEListen))
+			problems = append(problems, fmt.Sprintf("mupdate_listen: %q: want host:port", c.MUPDATEListen))
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -557,7 +568,7 @@ func (c *Config) Validate() error {
 	}
 	if c.Has(RoleBackend) {
 		if c.IMAPListen == "" {
-			problems = append(problems, "imap: the backend role needs an IMAP listener")
+			problems = append(problems, "imap_listen: the backend role needs an IMAP listener")
 		}
 		if c.Partition == "" || strings.ContainsAny(c.Partition, "! \t") {
 			problems = append(problems, fmt.Sprintf("defaultpartition: %q: must be a non-empty word without '!'", c.Partition))
@@ -599,7 +610,7 @@ func (c *Config) Validate() error {
 	}
 	if c.IMAPListen != "" {
 		if _, _, err := net.SplitHostPort(c.IMAPListen); err != nil {
-			problems = append(problems, fmt.Sprintf("imap: %q: want host:port", c.IMAPListen))
+			problems = append(problems, fmt.Sprintf("imap_listen: %q: want host:port", c.IMAPListen))
 		}
 	}
 	if c.Has(RoleReplica) {
@@ -620,7 +631,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Has(RoleMaster) && c.MUPDATEListen == "" {
-		problems = append(problems, "mupdate: the master role needs an MUPDATE listener")
+		problems = append(problems, "mupdate_listen: the master role needs an MUPDATE listener")
+	}
+	if c.UsersPoll < 0 {
+		problems = append(problems, "users_poll: must not be negative")
 	}
 	if c.FailedLoginPause < 0 {
 		problems = append(problems, "failedloginpause: must not be negative")

@@ -171,6 +171,24 @@ func TestCyrusFrontendCopiesAcrossRookeryBackends(t *testing.T) {
 			t.Errorf("LSUB after SUBSCRIBE shared: %q %v", lsub, err)
 		}
 	})
+
+	// The frontend asks the INBOX's backend the same LIST-EXTENDED
+	// commands (it needs the backend to have LIST-EXTENDED).
+	t.Run("LIST (SUBSCRIBED)", func(t *testing.T) {
+		c := cyrustest.DialIMAP(t, fe.IMAPAddr(), "alice", "alicepw")
+		for _, cmd := range []string{`LIST (SUBSCRIBED) "" "*"`, `LIST "" "*" RETURN (SUBSCRIBED)`} {
+			list, _, err := c.Cmd("%s", cmd)
+			var shared []string
+			for _, l := range list {
+				if strings.HasSuffix(l, `"." shared`) {
+					shared = append(shared, l)
+				}
+			}
+			if err != nil || len(shared) != 1 || !strings.Contains(shared[0], `\Subscribed`) {
+				t.Errorf("%s through the Cyrus frontend: %v\n%s", cmd, err, strings.Join(list, "\n"))
+			}
+		}
+	})
 }
 
 // bySeq turns "COPY|MOVE <uid> dest" into the same command with the

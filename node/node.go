@@ -80,6 +80,11 @@ type Node struct {
 	adminLn    net.Listener
 	metrics    *admin.Metrics
 
+	// users is the users file every listener checks passwords against;
+	// a reload swaps its content under them.
+	users    *auth.Users
+	stopPoll chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -95,7 +100,7 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 	}
 	// The listeners count into these from their start; /metrics serves
 	// them when admin_listen is set.
-	n := &Node{cfg: cfg, log: logger, metrics: admin.NewMetrics()}
+	n := &Node{cfg: cfg, log: logger, metrics: admin.NewMetrics(), stopPoll: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -107,6 +112,7 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.users = policy.Users
 	secret := make([]byte, 16)
 	_, _ = rand.Read(secret)
 	policy.Internal = hex.EncodeToString(secret)
@@ -185,6 +191,10 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 		if err := n.startAdmin(policy.Internal); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.UsersPoll > 0 {
+		n.servers.Add(1)
+		go n.pollUsers(cfg.UsersPoll)
 	}
 	logger.Info("node started", "roles", cfg.Roles, "data", cfg.DataDir,
 		"mupdate", n.MUPDATEAddr(), "imap", n.IMAPAddr(), "pop3", n.POP3Addr(), "lmtp", n.LMTPAddr(), "gossip", n.gossipAddr, "admin", n.AdminAddr(), "mailboxes", n.store.Count(), "seq", n.store.LastSeq())
@@ -414,6 +424,7 @@ func (n *Node) close() error {
 			_ = l.Close()
 		}
 	}
+	close(n.stopPoll)
 	n.poison(n.pusher, n.slave)
 	if n.mupdate != nil {
 		_ = n.mupdate.Close()

@@ -15,6 +15,7 @@
 //
 //	go run ./cmd/imaptestbench                     # 10 and 50 clients, 30 s each: 4 to 6 minutes
 //	go run ./cmd/imaptestbench -secs 20 -clients 10
+//	go run ./cmd/imaptestbench -targets frontend -cpuprofile fe.prof
 package main
 
 import (
@@ -25,6 +26,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -36,7 +38,18 @@ func main() {
 	secs := flag.Int("secs", 30, "seconds each stress run lasts")
 	clients := flag.String("clients", "10,50", "comma-separated numbers of concurrent clients, one run each per target")
 	msgs := flag.Int("msgs", 200, "messages in the generated mbox APPEND takes from")
+	only := flag.String("targets", "backend,frontend,cyrus", "comma-separated targets to run: backend, frontend, cyrus")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (Rookery runs in it) to this file")
 	flag.Parse()
+	var targets []targetKind
+	for _, f := range strings.Split(*only, ",") {
+		k, ok := targetNames[strings.TrimSpace(f)]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "imaptestbench: bad -targets %q\n", *only)
+			os.Exit(2)
+		}
+		targets = append(targets, k)
+	}
 	var counts []int
 	for _, f := range strings.Split(*clients, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -54,9 +67,21 @@ func main() {
 		fmt.Fprintf(os.Stderr, "imaptestbench: needs the shared imaptest build: %v\n", err)
 		os.Exit(2)
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "imaptestbench: %v\n", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+	}
 	ctx, cancel := benchutil.Start("imaptestbench")
-	err := run(ctx, os.Stdout, os.Stderr, counts, *secs, *msgs, allTargets)
+	err := run(ctx, os.Stdout, os.Stderr, counts, *secs, *msgs, targets)
 	cancel()
+	pprof.StopCPUProfile()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -116,22 +141,30 @@ type result struct {
 }
 
 func writeTable(w io.Writer, results []result, secs int) {
-	head := []string{"target", "clients", "ops", "ops/s", "vs Cyrus", "Error lines", "stalled clients"}
+	head := []string{"target", "clients", "ops", "ops/s", "vs Cyrus", "vs backend", "Error lines", "stalled clients"}
 	cells := [][]string{head}
+	// against is r's operations as a multiple of those of the run of
+	// target base with as many clients, "-" if there is none.
+	against := func(r result, base targetKind) string {
+		for _, c := range results {
+			if c.target == base && c.clients == r.clients && c.res.TotalOps() > 0 && r.target != base {
+				return fmt.Sprintf("%.2fx", float64(r.res.TotalOps())/float64(c.res.TotalOps()))
+			}
+		}
+		return "-"
+	}
 	for _, r := range results {
 		ops := r.res.TotalOps()
-		ratio := "-"
-		for _, c := range results {
-			if c.target == cyrusBackend && c.clients == r.clients && c.res.TotalOps() > 0 && r.target != cyrusBackend {
-				ratio = fmt.Sprintf("%.2fx", float64(ops)/float64(c.res.TotalOps()))
-			}
+		ratio, toBackend := against(r, cyrusBackend), "-"
+		if r.target == rookeryFrontend {
+			toBackend = against(r, rookeryBackend)
 		}
 		done := strconv.Itoa(ops)
 		if r.res.Totals == nil {
 			done = "did not finish"
 		}
 		cells = append(cells, []string{r.target.String(), strconv.Itoa(r.clients), done,
-			fmt.Sprintf("%.0f", float64(ops)/float64(secs)), ratio,
+			fmt.Sprintf("%.0f", float64(ops)/float64(secs)), ratio, toBackend,
 			strconv.Itoa(len(r.res.Errors)), strconv.Itoa(r.res.StalledClients())})
 	}
 	width := make([]int, len(head))

@@ -26,7 +26,8 @@ const (
 	cyrusBackend
 )
 
-var allTargets = []targetKind{rookeryBackend, rookeryFrontend, cyrusBackend}
+// targetNames are the -targets names.
+var targetNames = map[string]targetKind{"backend": rookeryBackend, "frontend": rookeryFrontend, "cyrus": cyrusBackend}
 
 func (k targetKind) String() string {
 	switch k {

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -16,20 +19,42 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
+const usageHead = `Usage:
+  node [flags]                      run a node with the flags below
+  node status [--admin H:P]         members, roles, health, master, replica lag
+  node where MAILBOX [--admin H:P]  a mailbox's entry on the master and here, its backend, up or not
+  node check-config FILE            parse and validate a config file as a start would;
+                                    exit 0: it would start, 1: problems (listed), 2: unreadable
+  node --version                    version, VCS revision and Go version
+
+Signals: SIGINT and SIGTERM stop the node; SIGHUP reloads the users file and
+re-reads the config file, logging what changed and what needs a restart.
+
+Flags:
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "status":
-			return statusCommand(args[1:])
+			return status(stdout, stderr, args[1:])
 		case "where":
-			return whereCommand(args[1:])
+			return where(stdout, stderr, args[1:])
+		case "check-config":
+			return checkConfig(stdout, stderr, args[1:])
 		}
 	}
 	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+	}
 	configFile := fs.String("config", "", "imapd.conf-style file (key: value); flags win over it")
+	version := fs.Bool("version", false, "print the version and exit")
 	def := node.DefaultConfig()
 	// Flags are collected as key/values so they go through the same
 	// parsing and validation as the file, and only the ones given override it.
@@ -57,53 +82,124 @@ func run(args []string) int {
 	flagVar("password-check", "password_check", "users", "how a frontend checks passwords, in order: users (the users file), backend (the user's INBOX backend)")
 	flagVar("log-level", "log_level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "node: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		fmt.Fprintf(stderr, "node: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
 		return 2
 	}
+	if *version {
+		fmt.Fprint(stdout, versionText())
+		return 0
+	}
 
-	cfg := def
-	var problems []string
-	var unknown []string
-	if *configFile != "" {
-		kv, err := node.ReadConfigFile(*configFile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "node:", err)
-			return 2
+	ld, err := loadConfig(*configFile, set)
+	if err != nil {
+		var ce *node.ConfigError
+		if !errors.As(err, &ce) {
+			fmt.Fprintln(stderr, "node:", err)
+		} else {
+			fmt.Fprintln(stderr, ce.Error())
 		}
-		u, err := cfg.Apply(kv)
-		unknown = u
-		problems = appendProblems(problems, err)
-	}
-	_, err := cfg.Apply(set)
-	problems = appendProblems(problems, err)
-	problems = appendProblems(problems, cfg.Validate())
-	if len(problems) > 0 {
-		fmt.Fprintln(os.Stderr, (&node.ConfigError{Problems: problems}).Error())
 		return 2
 	}
 
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	if len(unknown) > 0 {
-		logger.Warn("ignoring config options this node does not use", "file", *configFile, "options", unknown)
-	}
+	level := new(slog.LevelVar)
+	level.Set(ld.cfg.LogLevel)
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	warnUnknown(logger, *configFile, ld.unknown)
 	// Before Start, so a signal that comes while it runs is not fatal.
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	n, err := node.Start(cfg, logger)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	n, err := node.Start(ld.cfg, logger)
 	if err != nil {
 		logger.Error("node failed to start", "err", err)
 		return 1
 	}
-	s := <-sig
-	logger.Info("shutting down", "signal", s.String())
+	r := &reloader{n: n, log: logger, level: level, file: *configFile, flags: set, running: ld.kv}
+	for s := range sig {
+		if s == syscall.SIGHUP {
+			r.reload()
+			continue
+		}
+		logger.Info("shutting down", "signal", s.String())
+		break
+	}
 	if err := n.Close(); err != nil {
 		logger.Error("shutdown", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// loaded is a configuration as a start builds it.
+type loaded struct {
+	cfg node.Config
+	// kv is the file's key/values with the flags' over them: what a reload
+	// compares to tell which options changed.
+	kv map[string]string
+	// unknown are the file's keys this node does not use.
+	unknown []string
+}
+
+// loadConfig builds the configuration from the defaults, the file (if
+// any) and the flags' key/values over it. Every problem comes back at
+// once in a *node.ConfigError; a file that cannot be read is another
+// error.
+func loadConfig(file string, flags map[string]string) (loaded, error) {
+	ld := loaded{cfg: node.DefaultConfig(), kv: map[string]string{}}
+	var problems []string
+	if file != "" {
+		kv, err := node.ReadConfigFile(file)
+		var ce *node.ConfigError
+		if errors.As(err, &ce) {
+			problems = append(problems, ce.Problems...)
+		} else if err != nil {
+			return ld, err
+		}
+		ld.unknown, err = ld.cfg.Apply(kv)
+		problems = appendProblems(problems, err)
+		for k, v := range kv {
+			ld.kv[k] = v
+		}
+	}
+	_, err := ld.cfg.Apply(flags)
+	problems = appendProblems(problems, err)
+	for k, v := range flags {
+		ld.kv[k] = v
+	}
+	problems = appendProblems(problems, ld.cfg.Validate())
+	if len(problems) > 0 {
+		return ld, &node.ConfigError{Problems: problems}
+	}
+	return ld, nil
+}
+
+// unknownHints pairs each unknown key that is close to a known one with
+// that one, as "imap_lissten -> imap_listen".
+func unknownHints(unknown []string) []string {
+	var hints []string
+	for _, k := range unknown {
+		if s := node.SuggestKey(k); s != "" {
+			hints = append(hints, k+" -> "+s)
+		}
+	}
+	return hints
+}
+
+func warnUnknown(logger *slog.Logger, file string, unknown []string) {
+	if len(unknown) == 0 {
+		return
+	}
+	attrs := []any{"file", file, "options", unknown}
+	if hints := unknownHints(unknown); len(hints) > 0 {
+		attrs = append(attrs, "did_you_mean", strings.Join(hints, ", "))
+	}
+	logger.Warn("ignoring config options this node does not use", attrs...)
 }
 
 func appendProblems(problems []string, err error) []string {
@@ -115,4 +211,29 @@ func appendProblems(problems []string, err error) []string {
 		return append(problems, ce.Problems...)
 	}
 	return append(problems, err.Error())
+}
+
+// versionText is what --version prints: the release, then what the Go
+// toolchain stamped into the binary (module version, VCS revision).
+func versionText() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rookery node %s\n", node.Version)
+	goVersion := runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		fmt.Fprintf(&b, "module %s %s\n", bi.Main.Path, bi.Main.Version)
+		vcs := map[string]string{}
+		for _, s := range bi.Settings {
+			vcs[s.Key] = s.Value
+		}
+		if rev := vcs["vcs.revision"]; rev != "" {
+			fmt.Fprintf(&b, "%s %s %s", vcs["vcs"], rev, vcs["vcs.time"])
+			if vcs["vcs.modified"] == "true" {
+				b.WriteString(" (modified)")
+			}
+			b.WriteString("\n")
+		}
+		goVersion = bi.GoVersion
+	}
+	fmt.Fprintf(&b, "%s %s/%s\n", goVersion, runtime.GOOS, runtime.GOARCH)
+	return b.String()
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,15 +19,8 @@ import (
 // the master and dials a backend, each with timeouts of their own.
 const adminTimeout = 30 * time.Second
 
-// statusCommand is "node status [--admin host:port]": members, roles,
-// health, master and replica state, as the node at --admin sees them.
-func statusCommand(args []string) int { return status(os.Stdout, os.Stderr, args) }
-
-// whereCommand is "node where MAILBOX [--admin host:port]": the mailbox's
-// entry on the master and in the node's list, its backend and whether that
-// is up. It exits 1 when neither list has the mailbox.
-func whereCommand(args []string) int { return where(os.Stdout, os.Stderr, args) }
-
+// status is "node status [--admin host:port]": members, roles, health,
+// master and replica state, as the node at --admin sees them.
 func status(stdout, stderr io.Writer, args []string) int {
 	fs, addr := adminFlags("node status", stderr)
 	if err := fs.Parse(args); err != nil {
@@ -85,6 +77,9 @@ func printStatus(out io.Writer, st *admin.Status) {
 	w.Flush()
 }
 
+// where is "node where MAILBOX [--admin host:port]": the mailbox's entry
+// on the master and in the node's list, its backend and whether that is
+// up. It exits 1 when neither list has the mailbox.
 func where(stdout, stderr io.Writer, args []string) int {
 	fs, addr := adminFlags("node where", stderr)
 	fs.Usage = func() {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -111,13 +112,13 @@ func TestAdminUnreachable(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
-	if code := statusCommand([]string{"--admin", addr}); code != 1 {
+	if code := run([]string{"status", "--admin", addr}, io.Discard, io.Discard); code != 1 {
 		t.Errorf("status: exit %d", code)
 	}
-	if code := whereCommand([]string{"user.bob", "--admin", addr}); code != 1 {
+	if code := run([]string{"where", "user.bob", "--admin", addr}, io.Discard, io.Discard); code != 1 {
 		t.Errorf("where: exit %d", code)
 	}
-	if code := statusCommand([]string{"extra"}); code != 2 {
+	if code := run([]string{"status", "extra"}, io.Discard, io.Discard); code != 2 {
 		t.Errorf("status with an argument: exit %d", code)
 	}
 }

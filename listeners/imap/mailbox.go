@@ -9,6 +9,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/rookery/rookery/internal/imaplist"
 	"github.com/rookery/rookery/store/mailstore"
 )
 
@@ -366,154 +367,6 @@ func (r *reader) listMailbox() string {
 	return string(r.line[start:r.pos])
 }
 
-type listEntry struct {
-	ext      string
-	exists   bool // exists and is visible (else an implied parent)
-	children bool
-	special  string
-}
-
-// visible returns the names user can see, in the order to list them
-// (INBOX and its children first, then Cyrus order), with implied parents
-// of visible names as non-existent entries.
-func (sess *session) visible() ([]*listEntry, error) {
-	ns := sess.srv.ns
-	var own, other []*listEntry
-	byName := make(map[string]*listEntry)
-	ib := inbox(sess.id.User)
-	err := sess.srv.cfg.Store.Mailboxes("", func(m mailstore.Mailbox) bool {
-		if sess.rightsOn(&m)&rLookup == 0 {
-			return true
-		}
-		add := func(name string, exists bool, special string) {
-			if e, ok := byName[name]; ok {
-				if exists {
-					e.exists, e.special = true, special
-				}
-				return
-			}
-			e := &listEntry{ext: ns.external(sess.id.User, name), exists: exists, special: special}
-			byName[name] = e
-			if name == ib || strings.HasPrefix(name, ib+".") {
-				own = append(own, e)
-			} else {
-				other = append(other, e)
-			}
-		}
-		// Implied parents first, so they come before their children; the
-		// INBOX has none ("user" above it is not the user's).
-		mine := m.Name == ib || strings.HasPrefix(m.Name, ib+".")
-		var anc []string
-		for p := parent(m.Name); p != "" && !(mine && strings.HasPrefix(ib, p+".")); p = parent(p) {
-			anc = append(anc, p)
-		}
-		for i := len(anc) - 1; i >= 0; i-- {
-			add(anc[i], false, "")
-			byName[anc[i]].children = true
-		}
-		add(m.Name, true, m.SpecialUse)
-		return true
-	})
-	return append(own, other...), err
-}
-
-func cmdList(sess *session, _ string, _ bool) (string, error) {
-	r := sess.r
-	r.sp()
-	var selSubscribed, selSpecial, retSubscribed bool
-	if r.peek() == '(' {
-		r.list(func() {
-			switch strings.ToUpper(r.atom()) {
-			case "SUBSCRIBED":
-				selSubscribed = true
-			case "SPECIAL-USE":
-				selSpecial = true
-			case "REMOTE", "RECURSIVEMATCH":
-			default:
-				if r.err == nil {
-					r.fail(bad("Invalid list selection option"))
-				}
-			}
-		})
-		r.sp()
-	}
-	ref := r.listMailbox()
-	r.sp()
-	var patterns []string
-	if r.peek() == '(' {
-		r.list(func() { patterns = append(patterns, r.listMailbox()) })
-	} else {
-		patterns = append(patterns, r.listMailbox())
-	}
-	if r.maybeSP() {
-		if !strings.EqualFold(r.atom(), "RETURN") && r.err == nil {
-			r.syntax("expected RETURN")
-		}
-		r.sp()
-		r.list(func() {
-			switch strings.ToUpper(r.atom()) {
-			case "SUBSCRIBED":
-				retSubscribed = true
-			case "CHILDREN", "SPECIAL-USE":
-			default:
-				if r.err == nil {
-					r.fail(bad("Invalid list return option"))
-				}
-			}
-		})
-	}
-	if err := r.end(); err != nil {
-		return "", err
-	}
-	sep := string(sess.srv.ns.sep)
-	if len(patterns) == 1 && patterns[0] == "" {
-		root := ""
-		if i := strings.Index(ref, sep); i >= 0 {
-			root = ref[:i+1]
-		}
-		sess.w.raw(`* LIST (\Noselect) "` + sep + `" `).str(root).raw("\r\n")
-		return "", nil
-	}
-	entries, err := sess.visible()
-	if err != nil {
-		return "", err
-	}
-	var subs map[string]bool
-	if selSubscribed || retSubscribed {
-		if subs, err = sess.subscribed(); err != nil {
-			return "", err
-		}
-	}
-	for _, e := range entries {
-		if !matchAny(e.ext, sess.srv.ns.sep, ref, patterns) {
-			continue
-		}
-		if selSpecial && e.special == "" {
-			continue
-		}
-		if selSubscribed && !subs[e.ext] {
-			continue
-		}
-		var attrs []string
-		if !e.exists {
-			attrs = append(attrs, `\Noselect`)
-		}
-		if subs[e.ext] {
-			attrs = append(attrs, `\Subscribed`)
-		}
-		if e.children {
-			attrs = append(attrs, `\HasChildren`)
-		} else {
-			attrs = append(attrs, `\HasNoChildren`)
-		}
-		if e.special != "" {
-			attrs = append(attrs, e.special)
-		}
-		sess.writeList("LIST", attrs, e.ext)
-	}
-	return "", nil
-}
-
 func (sess *session) writeList(kind string, attrs []string, name string) {
 	w := sess.w
 	w.raw("* ").raw(kind).raw(" (").raw(strings.Join(attrs, " ")).raw(`) "`).raw(string(sess.srv.ns.sep)).raw(`" `)
@@ -537,19 +390,6 @@ func canonicalInbox(s string, sep byte) string {
 		return "INBOX" + s[5:]
 	}
 	return s
-}
-
-// subscribed returns the user's subscriptions by external name.
-func (sess *session) subscribed() (map[string]bool, error) {
-	names, err := sess.srv.cfg.Store.Subscriptions(sess.id.User)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]bool, len(names))
-	for _, n := range names {
-		out[sess.srv.ns.external(sess.id.User, n)] = true
-	}
-	return out, nil
 }
 
 func cmdLsub(sess *session, _ string, _ bool) (string, error) {
@@ -609,7 +449,7 @@ func cmdStatus(sess *session, _ string, _ bool) (string, error) {
 		return "", err
 	}
 	for _, it := range items {
-		if !slices.Contains([]string{"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "HIGHESTMODSEQ"}, it) {
+		if !slices.Contains(imaplist.StatusItems, it) {
 			return "", badf("Invalid status attribute %s", it)
 		}
 	}
@@ -626,55 +466,12 @@ func cmdStatus(sess *session, _ string, _ bool) (string, error) {
 	// One view, so the counts agree with each other.
 	view := sess.srv.cfg.Store.View()
 	defer view.Close()
-	m, ok, err := view.MailboxByID(m.ID)
+	ok, err := sess.writeStatus(view, ext, m.ID, items)
 	if err != nil {
 		return "", err
 	}
 	if !ok {
 		return "", no("Mailbox does not exist")
 	}
-	var unseen, recent uint32
-	if slices.Contains(items, "UNSEEN") || slices.Contains(items, "RECENT") {
-		recentUID, err := view.RecentUID(m.ID)
-		if err != nil {
-			return "", err
-		}
-		if err := view.Messages(m.ID, 1, ^uint32(0), func(msg *mailstore.Message) bool {
-			if !slices.Contains(msg.Flags, `\Seen`) {
-				unseen++
-			}
-			if msg.UID > recentUID {
-				recent++
-			}
-			return true
-		}); err != nil {
-			return "", err
-		}
-	}
-	w := sess.w
-	w.raw("* STATUS ").astr(ext).raw(" (")
-	for i, it := range items {
-		if i > 0 {
-			w.raw(" ")
-		}
-		w.raw(it).raw(" ")
-		switch it {
-		case "MESSAGES":
-			w.num(uint64(m.Exists))
-		case "RECENT":
-			w.num(uint64(recent))
-		case "UIDNEXT":
-			w.num(uint64(m.UIDNext))
-		case "UIDVALIDITY":
-			w.num(uint64(m.UIDValidity))
-		case "UNSEEN":
-			w.num(uint64(unseen))
-		case "SIZE":
-			w.num(uint64(m.Size))
-		case "HIGHESTMODSEQ":
-			w.num(m.HighestModSeq)
-		}
-	}
-	w.raw(")\r\n")
 	return "", nil
 }

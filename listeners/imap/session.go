@@ -122,7 +122,8 @@ func (sess *session) capabilities() string {
 		return "IMAP4rev1 LITERAL+ ID ENABLE SASL-IR AUTH=PLAIN"
 	}
 	return "IMAP4rev1 LITERAL+ ID ENABLE ACL RIGHTS=kxten QUOTA QUOTA=RES-STORAGE NAMESPACE UIDPLUS " +
-		"UNSELECT CHILDREN MULTIAPPEND IDLE MOVE SPECIAL-USE CREATE-SPECIAL-USE CONDSTORE QRESYNC SASL-IR"
+		"UNSELECT CHILDREN MULTIAPPEND IDLE MOVE SPECIAL-USE CREATE-SPECIAL-USE CONDSTORE QRESYNC SASL-IR " +
+		"LIST-EXTENDED LIST-STATUS XLIST"
 }
 
 // handler runs one command after its name; it parses its arguments,
@@ -160,6 +161,7 @@ func init() {
 		"UNSUBSCRIBE":  {cmdSubscribe, 1, true},
 		"LIST":         {cmdList, 1, true},
 		"LSUB":         {cmdLsub, 1, true},
+		"XLIST":        {cmdList, 1, true},
 		"STATUS":       {cmdStatus, 1, true},
 		"APPEND":       {cmdAppend, 1, true},
 		"LOCALAPPEND":  {cmdAppend, 1, true},

@@ -62,7 +62,7 @@ func (s *session) parseHead(piece []byte) (*command, error) {
 func commandLabel(name string) string {
 	switch name {
 	case "CAPABILITY", "NOOP", "LOGOUT", "ID", "LOGIN", "AUTHENTICATE", "STARTTLS", "CHECK",
-		"ENABLE", "NAMESPACE", "SELECT", "EXAMINE", "LIST", "LSUB", "CREATE", "APPEND", "STATUS",
+		"ENABLE", "NAMESPACE", "SELECT", "EXAMINE", "LIST", "XLIST", "LSUB", "CREATE", "APPEND", "STATUS",
 		"GETACL", "MYRIGHTS", "LISTRIGHTS", "GETQUOTAROOT", "GETQUOTA", "DELETE", "SETACL",
 		"DELETEACL", "SETQUOTA", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "CLOSE", "UNSELECT",
 		"EXPUNGE", "FETCH", "STORE", "SEARCH", "SORT", "THREAD", "IDLE", "COPY", "MOVE",

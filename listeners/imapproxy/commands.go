@@ -223,242 +223,6 @@ func (s *session) unselect() error {
 	return nil
 }
 
-// cmdList answers LIST from the mailbox list, except when special-use
-// attributes are asked for (RFC 6154: a SPECIAL-USE selection or return
-// option), which only backends know: then, as a Cyrus frontend does, the
-// command goes once to each backend holding a matching mailbox and their
-// answers are relayed. The SUBSCRIBED options of LIST-EXTENDED, which is
-// not advertised, are refused: LSUB gives subscriptions.
-func (s *session) cmdList(c *command) error {
-	var sel, ret []string
-	var ref string
-	var patterns []string
-	err := c.sp()
-	if err == nil && !c.atEnd() && c.line[0] == '(' {
-		if sel, err = c.optionList(); err == nil {
-			err = c.sp()
-		}
-	}
-	if err == nil {
-		ref, err = c.astring()
-	}
-	if err == nil {
-		err = c.sp()
-	}
-	if err == nil {
-		if !c.atEnd() && c.line[0] == '(' {
-			c.line = c.line[1:]
-			for err == nil {
-				var p string
-				if p, err = c.listMailbox(); err == nil {
-					patterns = append(patterns, p)
-					if !c.atEnd() && c.line[0] == ')' {
-						c.line = c.line[1:]
-						break
-					}
-					err = c.sp()
-				}
-			}
-		} else {
-			var p string
-			p, err = c.listMailbox()
-			patterns = append(patterns, p)
-		}
-	}
-	if err == nil && !c.atEnd() {
-		err = c.sp()
-		var word string
-		if err == nil {
-			word, err = c.atom()
-		}
-		if err == nil && !strings.EqualFold(word, "RETURN") {
-			err = errSyntax
-		}
-		if err == nil {
-			err = c.sp()
-		}
-		if err == nil {
-			ret, err = c.optionList()
-		}
-	}
-	if err == nil {
-		err = c.end()
-	}
-	if err != nil {
-		return s.argError(c, err)
-	}
-	special, selection := false, false
-	for _, o := range sel {
-		switch o {
-		case "SPECIAL-USE":
-			special, selection = true, true
-		case "REMOTE":
-		default:
-			s.tagged(c.tag, "BAD", "Unsupported list selection option "+o)
-			return nil
-		}
-	}
-	for _, o := range ret {
-		switch o {
-		case "SPECIAL-USE":
-			special = true
-		case "CHILDREN": // always given
-		default:
-			s.tagged(c.tag, "BAD", "Unsupported list return option "+o)
-			return nil
-		}
-	}
-	if !quotable(ref) || slices.ContainsFunc(patterns, func(p string) bool { return !quotable(p) }) {
-		s.tagged(c.tag, "BAD", "Invalid arguments")
-		return nil
-	}
-	if special && !(len(patterns) == 1 && patterns[0] == "") {
-		return s.listSpecialUse(c, selection, ref, patterns)
-	}
-	if err := s.list(ref, patterns); err != nil {
-		s.log.Error("imapproxy: reading the mailbox list", "err", err)
-		s.tagged(c.tag, "NO", "[SERVERBUG] Mailbox list unavailable")
-		return nil
-	}
-	s.tagged(c.tag, "OK", "Completed")
-	return nil
-}
-
-// optionList reads a parenthesised list of atoms, upper-cased.
-func (c *command) optionList() ([]string, error) {
-	if c.atEnd() || c.line[0] != '(' {
-		return nil, errSyntax
-	}
-	c.line = c.line[1:]
-	var opts []string
-	for {
-		if !c.atEnd() && c.line[0] == ')' {
-			c.line = c.line[1:]
-			return opts, nil
-		}
-		if len(opts) > 0 {
-			if err := c.sp(); err != nil {
-				return nil, err
-			}
-		}
-		a, err := c.atom()
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, strings.ToUpper(a))
-	}
-}
-
-// listSpecialUse answers a LIST that asks for special-use attributes:
-// the names, children and \Noselect parents come from the mailbox list as
-// for any LIST, and each backend holding a listed mailbox is asked once
-// for the special-use attributes of its own mailboxes, which are added.
-// With the SPECIAL-USE selection option only mailboxes having one are
-// listed. A backend that cannot be asked makes the answer NO after the
-// list.
-func (s *session) listSpecialUse(c *command, selection bool, ref string, patterns []string) error {
-	items, err := s.listItems(ref, patterns)
-	if err != nil {
-		s.log.Error("imapproxy: reading the mailbox list", "err", err)
-		s.tagged(c.tag, "NO", "[SERVERBUG] Mailbox list unavailable")
-		return nil
-	}
-	byName := map[string]*listItem{}
-	var servers []string
-	for _, it := range items {
-		byName[it.name] = it
-		if it.server != "" && !slices.Contains(servers, it.server) {
-			servers = append(servers, it.server)
-		}
-	}
-	quoted := make([]string, len(patterns))
-	for i, p := range patterns {
-		quoted[i] = quote(p)
-	}
-	cmd := "LIST " + quote(ref) + " (" + strings.Join(quoted, " ") + ") RETURN (SPECIAL-USE)"
-	failed := false
-	for _, server := range servers {
-		b, err := s.backendFor(server)
-		if err != nil {
-			failed = true
-			continue
-		}
-		tag := b.nextTag()
-		b.w.WriteString(tag + " " + cmd + "\r\n")
-		err = b.flush()
-		for err == nil {
-			var resp string
-			if resp, err = b.readResponse(); err != nil {
-				break
-			}
-			if rest, ok := strings.CutPrefix(resp, tag+" "); ok {
-				if status, text := splitStatus(rest); status != "OK" {
-					s.log.Warn("imapproxy: backend refused LIST", "backend", server, "status", status, "text", text)
-					failed = true
-				}
-				break
-			}
-			if name, attrs, ok := parseListLine(resp); ok {
-				// Only a backend's own mailboxes: another's placeholder
-				// for a parent says nothing of it.
-				if it := byName[name]; it != nil && it.server == server {
-					it.special = specialUse(attrs)
-				}
-				continue
-			}
-			if b == s.current && isMessageUpdate([]byte(resp)) {
-				s.w.WriteString(resp + "\r\n")
-			}
-		}
-		if err != nil {
-			if b == s.current {
-				return s.backendFailed(c.tag, b, err)
-			}
-			s.log.Warn("imapproxy: backend failed", "backend", server, "err", err)
-			s.dropBackend(b)
-			failed = true
-		}
-	}
-	for _, it := range items {
-		if !selection || len(it.special) > 0 {
-			s.writeListItem(it)
-		}
-	}
-	if failed {
-		s.tagged(c.tag, "NO", textUnavailable)
-		return nil
-	}
-	s.tagged(c.tag, "OK", "Completed")
-	return nil
-}
-
-// parseListLine reads a backend's "* LIST (attrs) delim name" line.
-func parseListLine(resp string) (name string, attrs []string, ok bool) {
-	rest, ok := strings.CutPrefix(resp, "* LIST (")
-	if !ok {
-		return "", nil, false
-	}
-	flags, after, ok := strings.Cut(rest, ")")
-	if !ok {
-		return "", nil, false
-	}
-	name, ok = lsubName(after)
-	return name, strings.Fields(flags), ok
-}
-
-// specialUse keeps the special-use attributes (RFC 6154, RFC 8457's
-// \Important) of a LIST line's attributes.
-func specialUse(attrs []string) []string {
-	var out []string
-	for _, a := range attrs {
-		switch strings.ToLower(a) {
-		case `\all`, `\archive`, `\drafts`, `\flagged`, `\junk`, `\sent`, `\trash`, `\important`:
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
 // inboxBackend returns the backend of the user's INBOX, where Cyrus keeps
 // subscriptions.
 func (s *session) inboxBackend() (*backend, error) {
@@ -502,34 +266,53 @@ func (s *session) cmdLsub(c *command) error {
 		s.tagged(c.tag, "BAD", "Invalid arguments")
 		return nil
 	}
-	b, err := s.inboxBackend()
+	subs, lines, b, err := s.lsubAll()
+	var refused *refusedError
+	switch {
+	case errors.As(err, &refused):
+		s.tagged(c.tag, refused.status, refused.text)
+		return nil
+	case err != nil:
+		return s.backendFailed(c.tag, b, err)
+	}
+	s.writeLsub(canonicalPattern(ref+pat), subs, lines)
+	s.tagged(c.tag, "OK", "Completed")
+	return nil
+}
+
+// refusedError is a backend's NO or BAD to a command the proxy made up,
+// or the NO for a backend that cannot be reached.
+type refusedError struct{ status, text string }
+
+func (e *refusedError) Error() string { return "imapproxy: backend said " + e.status + " " + e.text }
+
+// lsubAll asks the INBOX's backend for every subscription: the names and
+// its LSUB lines for them, in its order. A user without an INBOX has no
+// subscriptions. On an error b is the backend that failed, if any.
+func (s *session) lsubAll() (subs, lines []string, b *backend, err error) {
+	b, err = s.inboxBackend()
 	switch {
 	case errors.Is(err, frontend.ErrNoMailbox):
 		// No INBOX, nowhere to keep subscriptions: there are none.
-		s.tagged(c.tag, "OK", "Completed")
-		return nil
+		return nil, nil, nil, nil
 	case err != nil:
-		s.tagged(c.tag, "NO", textUnavailable)
-		return nil
+		return nil, nil, nil, &refusedError{"NO", textUnavailable}
 	}
 	tag := b.nextTag()
 	b.w.WriteString(tag + ` LSUB "" *` + "\r\n")
 	if err := b.flush(); err != nil {
-		return s.backendFailed(c.tag, b, err)
+		return nil, nil, b, err
 	}
-	var subs, lines []string // names and the backend's lines, in its order
 	for {
 		resp, err := b.readResponse()
 		if err != nil {
-			return s.backendFailed(c.tag, b, err)
+			return nil, nil, b, err
 		}
 		if rest, ok := strings.CutPrefix(resp, tag+" "); ok {
-			status, text := splitStatus(rest)
-			if status == "OK" {
-				s.writeLsub(canonicalPattern(ref+pat), subs, lines)
+			if status, text := splitStatus(rest); status != "OK" {
+				return nil, nil, b, &refusedError{status, text}
 			}
-			s.tagged(c.tag, status, text)
-			return nil
+			return subs, lines, b, nil
 		}
 		if b != s.current && isMessageUpdate([]byte(resp)) || strings.HasPrefix(resp, "* BYE") {
 			continue

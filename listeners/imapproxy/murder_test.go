@@ -62,7 +62,9 @@ func startMurder(t testing.TB) *murder {
 			POP3Port: cyrustest.FreePort(t),
 			LMTPPort: cyrustest.FreePort(t),
 			// Without idled, Cyrus's IDLE polls; the default is 60 s.
-			Conf: map[string]string{"imapidlepoll": "1"},
+			// allowallsubscribe: as murder backends are set up, so that
+			// subscriptions may name mailboxes on the other backend.
+			Conf: map[string]string{"imapidlepoll": "1", "allowallsubscribe": "1"},
 		})
 		port := func(p int) string { return net.JoinHostPort(be.Addr, strconv.Itoa(p)) }
 		m.addrs[be.ServerName] = [3]string{port(be.IMAPPort), port(be.POP3Port), port(be.LMTPPort)}

@@ -86,18 +86,12 @@ func (s *session) rights(e *store.Entry) string {
 // listItem is one line of a LIST answer.
 type listItem struct {
 	name     string
-	server   string // where the mailbox is; "" for a parent that is none
 	noselect bool
 	children bool
-	special  []string // special-use attributes, from its backend
 }
 
 // list answers LIST from the mailbox list.
 func (s *session) list(ref string, patterns []string) error {
-	if len(patterns) == 1 && patterns[0] == "" {
-		s.untagged(`LIST (\Noselect) "." ""`)
-		return nil
-	}
 	items, err := s.listItems(ref, patterns)
 	if err != nil {
 		return err
@@ -140,7 +134,7 @@ func (s *session) listItems(ref string, patterns []string) ([]*listItem, error) 
 	var out []*listItem
 	for _, n := range names {
 		if matches(n) {
-			out = append(out, &listItem{name: n, server: server[n], children: parents[n]})
+			out = append(out, &listItem{name: n, children: parents[n]})
 		}
 	}
 	for p := range parents {
@@ -170,7 +164,6 @@ func (s *session) writeListItem(it *listItem) {
 	} else {
 		attrs = append(attrs, `\HasNoChildren`)
 	}
-	attrs = append(attrs, it.special...)
 	s.untagged("LIST (" + strings.Join(attrs, " ") + `) "." ` + astring(it.name))
 }
 

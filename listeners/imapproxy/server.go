@@ -252,6 +252,8 @@ func (s *Server) capabilities(full, tlsActive, authed bool) string {
 	caps := []string{"IMAP4rev1", "LITERAL+", "ID", "ENABLE"}
 	if full {
 		caps = append(caps, "IDLE", "NAMESPACE", "CHILDREN", "SPECIAL-USE")
+		// Answered here from the mailbox list and each backend (listext.go).
+		caps = append(caps, "LIST-EXTENDED", "LIST-STATUS", "XLIST")
 		caps = append(caps, s.cfg.Passthrough...)
 		caps = append(caps, "APPENDLIMIT="+strconv.FormatInt(s.cfg.Limits.MaxLiteral, 10))
 	}

@@ -315,7 +315,7 @@ func (s *session) authenticated(c *command) error {
 		return s.noArgs(c, func() { s.untagged(`NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))`) })
 	case "SELECT", "EXAMINE":
 		return s.cmdSelect(c)
-	case "LIST":
+	case "LIST", "XLIST":
 		return s.cmdList(c)
 	case "LSUB":
 		return s.cmdLsub(c)

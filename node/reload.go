@@ -1,0 +1,91 @@
+package node
+
+import (
+	"errors"
+	"maps"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/rookery/rookery/listeners/auth"
+)
+
+// ReloadUsers re-reads the users file now (SIGHUP) and logs what changed.
+// A file that does not load leaves the users in effect; every problem in
+// it is logged.
+func (n *Node) ReloadUsers() {
+	c, err := n.users.Reload()
+	n.logUsersReload(c, err)
+}
+
+// pollUsers picks up a changed users file without a signal.
+func (n *Node) pollUsers(every time.Duration) {
+	defer n.servers.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stopPoll:
+			return
+		case <-t.C:
+			if c, changed, err := n.users.ReloadIfChanged(); changed {
+				n.logUsersReload(c, err)
+			}
+		}
+	}
+}
+
+func (n *Node) logUsersReload(c auth.UsersChange, err error) {
+	file := n.users.Path()
+	if err == nil {
+		n.log.Info("users file reloaded", "file", file, "users", c.Total,
+			"added", len(c.Added), "removed", len(c.Removed), "changed", len(c.Changed))
+		return
+	}
+	var fe *auth.UsersFileError
+	if errors.As(err, &fe) {
+		for _, p := range fe.Problems {
+			n.log.Error("users file problem", "file", file, "problem", p)
+		}
+	}
+	n.log.Error("users file not reloaded; the users loaded before stay in effect", "file", file, "users", n.users.Len(), "err", err)
+}
+
+// ChangedOptions names, by their config-file keys and sorted, the options
+// whose value differs between two sets of key/values (a config file with
+// the flags over it, as read at start and again at a reload). A key
+// counts only if changing it alone changes the configuration: rewriting
+// "timeout: 30" as "timeout: 30 " or adding a key with its default value
+// does not, and neither do keys the node does not use.
+func ChangedOptions(before, after map[string]string) []string {
+	base := DefaultConfig()
+	_, _ = base.Apply(before)
+	var changed []string
+	for _, k := range slices.Sorted(maps.Keys(union(before, after))) {
+		v0, in0 := before[k]
+		v1, in1 := after[k]
+		if in0 == in1 && v0 == v1 {
+			continue
+		}
+		kv := maps.Clone(before)
+		delete(kv, k)
+		if in1 {
+			kv[k] = v1
+		}
+		c := DefaultConfig()
+		_, _ = c.Apply(kv)
+		if !reflect.DeepEqual(base, c) {
+			changed = append(changed, k)
+		}
+	}
+	return changed
+}
+
+func union(a, b map[string]string) map[string]string {
+	u := maps.Clone(a)
+	if u == nil {
+		u = map[string]string{}
+	}
+	maps.Copy(u, b)
+	return u
+}
