@@ -93,6 +93,9 @@ type Config struct {
 	Mbox    string
 	Clients int
 	Secs    int
+	// QResync makes the stress clients ENABLE QRESYNC and reselect with
+	// it, checking the VANISHED and FETCH they are told.
+	QResync bool
 	// Timeout bounds the whole run; it is killed when it expires.
 	Timeout time.Duration
 }
@@ -114,7 +117,11 @@ func (c Config) args() ([]string, error) {
 	}
 	// Only the size of the run is given: imaptest's default mix (with
 	// EXPUNGE) is what the reference figures were measured with.
-	return append(a, "mbox="+c.Mbox, "clients="+strconv.Itoa(c.Clients), "secs="+strconv.Itoa(c.Secs)), nil
+	a = append(a, "mbox="+c.Mbox, "clients="+strconv.Itoa(c.Clients), "secs="+strconv.Itoa(c.Secs))
+	if c.QResync {
+		a = append(a, "qresync")
+	}
+	return a, nil
 }
 
 // Run runs imaptest and parses its output. A non-zero exit status is not

@@ -116,6 +116,10 @@ func TestConfigArgs(t *testing.T) {
 	if err != nil || !slices.Equal(a[4:], []string{"mbox=/m", "clients=10", "secs=30"}) {
 		t.Errorf("stress args %q %v", a, err)
 	}
+	a, err = Config{Addr: "127.0.0.1:1143", Mbox: "/m", Clients: 10, Secs: 30, QResync: true}.args()
+	if err != nil || a[len(a)-1] != "qresync" {
+		t.Errorf("stress args with QRESYNC %q %v", a, err)
+	}
 	if _, err := (Config{Addr: "127.0.0.1:1143", Mbox: "/m"}).args(); err == nil {
 		t.Error("a stress run without clients and secs was accepted")
 	}

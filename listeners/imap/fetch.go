@@ -193,12 +193,15 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 	r.sp()
 	items := r.fetchItems()
 	var changedSince uint64
+	vanished := false
 	if r.maybeSP() {
 		r.list(func() {
 			switch m := strings.ToUpper(r.atom()); m {
 			case "CHANGEDSINCE":
 				r.sp()
 				changedSince = r.number(false)
+			case "VANISHED":
+				vanished = true
 			default:
 				if r.err == nil {
 					r.fail(badf("Invalid fetch modifier %s", m))
@@ -209,12 +212,28 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 	if err := r.end(); err != nil {
 		return "", err
 	}
+	if vanished && (!uid || changedSince == 0 || !sess.qresync) {
+		return "", bad("VANISHED needs UID FETCH with CHANGEDSINCE, after ENABLE QRESYNC")
+	}
 	v := sess.sel
 	uids, err := v.resolve(set, uid)
 	if err != nil {
 		return "", err
 	}
-	if uid {
+	st := sess.srv.cfg.Store
+	// One view for the whole command: records, summaries and bodies agree,
+	// and messages expunged elsewhere that this session has not yet
+	// announced are still found (its pin keeps them).
+	view := st.View()
+	defer view.Close()
+	if vanished {
+		if err := sess.vanishedSince(view, set, changedSince); err != nil {
+			return "", err
+		}
+	}
+	// Once QRESYNC is on every FETCH response carries the UID (RFC 7162
+	// 3.2.4), so the client can key it without sequence numbers.
+	if uid || sess.qresync {
 		items = append([]fetchItem{{kind: fUID}}, items...)
 	}
 	if changedSince > 0 || slices.ContainsFunc(items, func(it fetchItem) bool { return it.kind == fModSeq }) {
@@ -236,13 +255,7 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 	if len(uids) == 0 {
 		return "", nil
 	}
-	st := sess.srv.cfg.Store
 	setSeen := !v.readOnly && v.rights&rSeen != 0 && slices.ContainsFunc(items, func(it fetchItem) bool { return it.setsSeen })
-	// One view for the whole command: records, summaries and bodies agree,
-	// and messages expunged elsewhere that this session has not yet
-	// announced are still found (its pin keeps them).
-	view := st.View()
-	defer view.Close()
 	var msgs []mailstore.Message
 	if err := view.Find(v.id, uids, func(m *mailstore.Message, _ bool) bool {
 		if m.ModSeq > changedSince {

@@ -110,7 +110,7 @@ func cmdStore(sess *session, _ string, uid bool) (string, error) {
 			continue
 		}
 		w.raw("* ").num(uint64(seq)).raw(" FETCH (")
-		if uid {
+		if uid || sess.qresync { // RFC 7162 3.2.4
 			w.raw("UID ").num(uint64(m.UID)).raw(" ")
 		}
 		w.raw("FLAGS ")

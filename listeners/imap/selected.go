@@ -100,11 +100,18 @@ func cmdSelect(sess *session, _ string, _ bool) (string, error) {
 	examine := sess.cmd == "EXAMINE"
 	r.sp()
 	_, name := sess.mailboxArg()
+	var q *qresyncArgs
 	if r.maybeSP() {
 		r.list(func() {
-			if m := strings.ToUpper(r.atom()); m == "CONDSTORE" {
+			switch m := strings.ToUpper(r.atom()); {
+			case m == "CONDSTORE":
 				sess.condstore = true
-			} else if r.err == nil {
+			case m == "QRESYNC" && sess.qresync:
+				r.sp()
+				q = r.qresyncArgs()
+			case m == "QRESYNC" && r.err == nil:
+				r.fail(bad("QRESYNC parameter needs ENABLE QRESYNC first"))
+			case r.err == nil:
 				r.fail(badf("Invalid modifier %s", m))
 			}
 		})
@@ -172,6 +179,11 @@ func cmdSelect(sess *session, _ string, _ bool) (string, error) {
 	w.raw("* OK [UIDNEXT ").num(uint64(m.UIDNext)).raw("] Ok\r\n")
 	w.raw("* OK [HIGHESTMODSEQ ").num(m.HighestModSeq).raw("] Ok\r\n")
 	w.raw("* OK [MYRIGHTS \"").raw(rt.String()).raw("\"] Ok\r\n")
+	if q != nil {
+		if err := sess.resync(view, m, q); err != nil {
+			return "", err
+		}
+	}
 	if examine {
 		return "READ-ONLY", nil
 	}
@@ -207,7 +219,11 @@ func (sess *session) takeRecent(v *selected, view *mailstore.View, added []uint3
 // follows what changed.
 func (sess *session) update(allowExpunge bool) error {
 	v := sess.sel
-	if v == nil {
+	// SELECT has just told its view's state; what changed since comes
+	// with the next command, not inside SELECT's reply, where a QRESYNC
+	// client is still merging its cache with VANISHED (EARLIER) and the
+	// EXISTS it was given (imaptest miscounted otherwise).
+	if v == nil || sess.cmd == "SELECT" || sess.cmd == "EXAMINE" {
 		return nil
 	}
 	st := sess.srv.cfg.Store
@@ -228,6 +244,7 @@ func (sess *session) update(allowExpunge bool) error {
 	}
 	var gone []uint32
 	var changed []uint32 // live messages changed after v.modseq
+	var firstGone uint64 // modseq of the first expunge in gone
 	last := uint32(0)
 	if len(v.uids) > 0 {
 		last = v.uids[len(v.uids)-1]
@@ -236,6 +253,9 @@ func (sess *session) update(allowExpunge bool) error {
 		switch {
 		case c.Expunged && c.ModSeq > v.told && v.seq(c.UID) != 0:
 			gone = append(gone, c.UID)
+			if firstGone == 0 {
+				firstGone = c.ModSeq
+			}
 		case !c.Expunged && c.ModSeq > v.modseq:
 			changed = append(changed, c.UID)
 		}
@@ -244,7 +264,8 @@ func (sess *session) update(allowExpunge bool) error {
 		return err
 	}
 	w := sess.w
-	if allowExpunge || len(gone) == 0 {
+	told := allowExpunge || len(gone) == 0
+	if told {
 		slices.Sort(gone)
 		sess.announceExpunged(gone)
 		v.told = m.HighestModSeq
@@ -280,6 +301,9 @@ func (sess *session) update(allowExpunge bool) error {
 			return err
 		}
 		w.raw("* ").num(uint64(len(v.uids))).raw(" EXISTS\r\n* ").num(uint64(len(v.recent))).raw(" RECENT\r\n")
+	}
+	if sess.qresync && len(gone) > 0 {
+		sess.noteHighestModSeq(told, firstGone, m.HighestModSeq)
 	}
 	v.modseq = m.HighestModSeq
 	return nil
@@ -433,8 +457,10 @@ func cmdExpunge(sess *session, _ string, uid bool) (string, error) {
 	if err := need(sess.sel.rights, rExpunge); err != nil {
 		return "", err
 	}
-	_, err := sess.expungeDeleted(set, false)
-	return "", err
+	if _, err := sess.expungeDeleted(set, false); err != nil || !sess.qresync {
+		return "", err
+	}
+	return sess.highestModSeqCode()
 }
 
 // expungeDeleted removes the \Deleted messages in view (only those in
@@ -469,6 +495,10 @@ func (sess *session) expungeDeleted(only []uint32, silent bool) ([]uint32, error
 // announceExpunged sends EXPUNGE for uids (ascending) and drops them from
 // the view.
 func (sess *session) announceExpunged(uids []uint32) {
+	if sess.qresync {
+		sess.announceVanished(uids)
+		return
+	}
 	v := sess.sel
 	for i := len(uids) - 1; i >= 0; i-- {
 		seq := v.seq(uids[i])

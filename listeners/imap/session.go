@@ -30,6 +30,7 @@ type session struct {
 	id        auth.Identity
 	authed    bool
 	condstore bool // CONDSTORE enabled (ENABLE or SELECT (CONDSTORE))
+	qresync   bool // QRESYNC enabled (it implies CONDSTORE)
 	sel       *selected
 	closing   bool   // LOGOUT or BYE sent
 	cmd       string // name of the command running, upper case, without UID
@@ -121,7 +122,7 @@ func (sess *session) capabilities() string {
 		return "IMAP4rev1 LITERAL+ ID ENABLE SASL-IR AUTH=PLAIN"
 	}
 	return "IMAP4rev1 LITERAL+ ID ENABLE ACL RIGHTS=kxten QUOTA QUOTA=RES-STORAGE NAMESPACE UIDPLUS " +
-		"UNSELECT CHILDREN MULTIAPPEND IDLE MOVE SPECIAL-USE CREATE-SPECIAL-USE CONDSTORE SASL-IR " +
+		"UNSELECT CHILDREN MULTIAPPEND IDLE MOVE SPECIAL-USE CREATE-SPECIAL-USE CONDSTORE QRESYNC SASL-IR " +
 		"LIST-EXTENDED LIST-STATUS XLIST " +
 		"SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESEARCH ESORT SEARCHRES WITHIN"
 }
@@ -480,6 +481,10 @@ func cmdEnable(sess *session, _ string, _ bool) (string, error) {
 	for _, c := range caps {
 		if c == "CONDSTORE" && !sess.condstore {
 			sess.condstore = true
+			enabled = append(enabled, c)
+		}
+		if c == "QRESYNC" && !sess.qresync {
+			sess.qresync, sess.condstore = true, true
 			enabled = append(enabled, c)
 		}
 	}

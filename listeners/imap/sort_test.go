@@ -15,9 +15,9 @@ func (r *raw) appendMsg(box, date string, header ...string) {
 	r.cmd("A", fmt.Sprintf("APPEND %s \"%s\" {%d+}\r\n%s", box, date, len(msg), msg), "OK")
 }
 
-// untagged returns the line of lines that starts with prefix, failing
+// untaggedLine returns the line of lines that starts with prefix, failing
 // the test when there is none.
-func untagged(t *testing.T, lines []string, prefix string) string {
+func untaggedLine(t *testing.T, lines []string, prefix string) string {
 	t.Helper()
 	for _, l := range lines {
 		if strings.HasPrefix(l, prefix) {
@@ -76,7 +76,7 @@ func TestSort(t *testing.T) {
 		{"UID SORT (REVERSE SUBJECT) UTF-8 UID 2:4", "* SORT 2 3 4"},
 	} {
 		got := a.cmd("5", tc.cmd, "OK")
-		if line := untagged(t, got, "* SORT"); line != tc.want {
+		if line := untaggedLine(t, got, "* SORT"); line != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.cmd, line, tc.want)
 		}
 	}
@@ -161,7 +161,7 @@ func TestThread(t *testing.T) {
 		{"THREAD ORDEREDSUBJECT UTF-8 SUBJECT nothing", "* THREAD"},
 	} {
 		got := a.cmd("3", tc.cmd, "OK")
-		if line := untagged(t, got, "* THREAD"); line != tc.want {
+		if line := untaggedLine(t, got, "* THREAD"); line != tc.want {
 			t.Errorf("%s:\n got %q\nwant %q", tc.cmd, line, tc.want)
 		}
 	}
@@ -190,7 +190,7 @@ func TestESearch(t *testing.T) {
 		{"SEARCH RETURN (PARTIAL 6:9) ALL", `* ESEARCH (TAG "5") PARTIAL (6:9 NIL)`},
 	} {
 		got := a.cmd("5", tc.cmd, "OK")
-		if line := untagged(t, got, "* ESEARCH"); line != tc.want {
+		if line := untaggedLine(t, got, "* ESEARCH"); line != tc.want {
 			t.Errorf("%s:\n got %q\nwant %q", tc.cmd, line, tc.want)
 		}
 	}
@@ -227,11 +227,11 @@ func TestSearchRes(t *testing.T) {
 		t.Errorf("after SORT RETURN (SAVE MIN MAX): $ is %q, want 4 6", got)
 	}
 	got = a.cmd("4", "UID SEARCH RETURN (ALL) $", "OK")
-	if line := untagged(t, got, "* ESEARCH"); line != `* ESEARCH (TAG "4") UID ALL 4,6` {
+	if line := untaggedLine(t, got, "* ESEARCH"); line != `* ESEARCH (TAG "4") UID ALL 4,6` {
 		t.Errorf("UID SEARCH $: %q", line)
 	}
 	got = a.cmd("4", "SEARCH UID $ SUBJECT beta", "OK")
-	if line := untagged(t, got, "* SEARCH"); line != "* SEARCH 5" {
+	if line := untaggedLine(t, got, "* SEARCH"); line != "* SEARCH 5" {
 		t.Errorf("SEARCH UID $ SUBJECT beta: %q", line)
 	}
 	a.cmd("5", "STORE $ +FLAGS.SILENT (\\Deleted)", "OK")
@@ -241,14 +241,14 @@ func TestSearchRes(t *testing.T) {
 	}
 	a.cmd("7", "SEARCH RETURN (SAVE) FOO", "BAD")
 	got = a.cmd("8", "SEARCH $", "OK")
-	if line := untagged(t, got, "* SEARCH"); line != "* SEARCH" {
+	if line := untaggedLine(t, got, "* SEARCH"); line != "* SEARCH" {
 		t.Errorf("after a failed SAVE, $ is not empty: %q", line)
 	}
 	// "$" is for the selected mailbox only: a new selection forgets it.
 	a.cmd("9", "SEARCH RETURN (SAVE) ALL", "OK")
 	a.cmd("10", "SELECT INBOX", "OK")
 	got = a.cmd("11", "SEARCH $", "OK")
-	if line := untagged(t, got, "* SEARCH"); line != "* SEARCH" {
+	if line := untaggedLine(t, got, "* SEARCH"); line != "* SEARCH" {
 		t.Errorf("after SELECT, $ is not empty: %q", line)
 	}
 }
@@ -277,7 +277,7 @@ func TestWithin(t *testing.T) {
 		{"SEARCH OLDER 99999999999999", "* SEARCH"},
 	} {
 		got := a.cmd("3", tc.cmd, "OK")
-		if line := untagged(t, got, "* SEARCH"); line != tc.want {
+		if line := untaggedLine(t, got, "* SEARCH"); line != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.cmd, line, tc.want)
 		}
 	}
@@ -299,7 +299,7 @@ func TestSearchPastLastMessage(t *testing.T) {
 		{"SEARCH RETURN (COUNT) 1000", `* ESEARCH (TAG "1") COUNT 0`},
 	} {
 		got := a.cmd("1", tc.cmd, "OK")
-		if line := untagged(t, got, "* "); line != tc.want {
+		if line := untaggedLine(t, got, "* "); line != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.cmd, line, tc.want)
 		}
 	}

@@ -137,6 +137,11 @@ func (s *session) cmdSelect(c *command) error {
 	if err != nil {
 		return s.argError(c, err)
 	}
+	// Refused here, as a backend would, but before the selected mailbox
+	// is closed for a switch.
+	if bytes.Contains(bytes.ToUpper(c.line), []byte("QRESYNC")) && !slices.Contains(s.enabled, "QRESYNC") {
+		return s.refuse(c, "BAD", "QRESYNC parameter needs ENABLE QRESYNC first")
+	}
 	e, lerr := s.routes.Lookup(s.srv.ctx, s.internal(name))
 	var b *backend
 	if lerr == nil {

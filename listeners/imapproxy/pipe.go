@@ -238,13 +238,17 @@ func peekHead(r *bufio.Reader) ([]byte, error) {
 }
 
 // isMessageUpdate reports whether an untagged response is about messages
-// of the selected mailbox (EXISTS, RECENT, EXPUNGE, FETCH, VANISHED).
+// of the selected mailbox (EXISTS, RECENT, EXPUNGE, FETCH, VANISHED), or
+// its HIGHESTMODSEQ, from which a QRESYNC client would resynchronise.
+// head may be as short as peekHead's 12 bytes, which "* OK [HIGHES"
+// fills.
 func isMessageUpdate(head []byte) bool {
 	rest, ok := bytes.CutPrefix(head, []byte("* "))
 	if !ok {
 		return false
 	}
-	if bytes.HasPrefix(bytes.ToUpper(rest), []byte("VANISHED")) {
+	up := bytes.ToUpper(rest)
+	if bytes.HasPrefix(up, []byte("VANISHED")) || bytes.HasPrefix(up, []byte("OK [HIGHES")) {
 		return true
 	}
 	return len(rest) > 0 && rest[0] >= '0' && rest[0] <= '9'

@@ -112,7 +112,7 @@ func (l *Limits) setDefaults() {
 // Cyrus backends only may add theirs; a backend lacking an advertised
 // one is logged.
 var DefaultPassthrough = []string{
-	"ACL", "CONDSTORE", "MOVE", "MULTIAPPEND", "QUOTA", "RIGHTS=kxten",
+	"ACL", "CONDSTORE", "MOVE", "MULTIAPPEND", "QRESYNC", "QUOTA", "RIGHTS=kxten",
 	"UIDPLUS", "UNSELECT",
 	"SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "ESEARCH", "ESORT", "WITHIN",
 }
