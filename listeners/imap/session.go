@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,7 +125,8 @@ func (sess *session) capabilities() string {
 	return "IMAP4rev1 LITERAL+ ID ENABLE ACL RIGHTS=kxten QUOTA QUOTA=RES-STORAGE NAMESPACE UIDPLUS " +
 		"UNSELECT CHILDREN MULTIAPPEND IDLE MOVE SPECIAL-USE CREATE-SPECIAL-USE CONDSTORE QRESYNC SASL-IR " +
 		"LIST-EXTENDED LIST-STATUS XLIST " +
-		"SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESEARCH ESORT SEARCHRES WITHIN"
+		"SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESEARCH ESORT SEARCHRES WITHIN " +
+		"STATUS=SIZE APPENDLIMIT=" + strconv.FormatInt(sess.srv.cfg.MaxMessageSize, 10)
 }
 
 // handler runs one command after its name; it parses its arguments,
