@@ -21,34 +21,7 @@ import (
 // in the source's answers ends the session or trips an assertion, so the
 // answers must look like a Cyrus backend's.
 func TestCyrusFrontendCopiesAcrossRookeryBackends(t *testing.T) {
-	cyrustest.Require(t)
-	cm := cyrustest.Start(t, cyrustest.RoleMupdateMaster, cyrustest.Options{MupdatePort: cyrustest.FreePort(t)})
-	// Cyrus frontends reach a backend at its server name, host:port.
-	var be [2]*Node
-	for i := range be {
-		name := fmt.Sprintf("127.0.0.1:%d", cyrustest.FreePort(t))
-		be[i] = backendNode(t, t.TempDir(), name, cm.MupdateAddr(), func(c *Config) { c.IMAPListen = name })
-	}
-	admin1 := cyrustest.DialIMAP(t, be[0].IMAPAddr(), "admin", "secret")
-	waitFor(t, "CREATE user.alice on be1", func() bool { _, _, err := admin1.Cmd("CREATE user.alice"); return err == nil })
-	admin2 := cyrustest.DialIMAP(t, be[1].IMAPAddr(), "admin", "secret")
-	waitFor(t, "CREATE shared on be2", func() bool { _, _, err := admin2.Cmd("CREATE shared"); return err == nil })
-	if _, _, err := admin2.Cmd("SETACL shared alice lrswipkxtecda"); err != nil {
-		t.Fatal(err)
-	}
-
-	fe := cyrustest.Start(t, cyrustest.RoleFrontend, cyrustest.Options{
-		Master:   cm.MupdateAddr(),
-		IMAPPort: cyrustest.FreePort(t),
-		Conf:     map[string]string{"mupdate_retry_delay": "2"},
-	})
-	fe.AddUser(t, "alice", "alicepw", false)
-	fe.Sync(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("Cyrus frontend log:\n%s", lastLines(fe.Syslog(), 40))
-		}
-	})
+	be, fe := cyrusFrontendMurder(t)
 
 	alice := cyrustest.DialIMAP(t, fe.IMAPAddr(), "alice", "alicepw")
 	for i := 1; i <= 8; i++ {
@@ -215,4 +188,41 @@ func bySeq(t *testing.T, c *cyrustest.IMAP, cmd string) string {
 func lastLines(s string, n int) string {
 	lines := strings.Split(s, "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// cyrusFrontendMurder starts a real Cyrus 3.6 mupdate master, two Rookery
+// backends pushing to it (user.alice on the first, "shared" on the second,
+// alice may do anything there) and a real Cyrus 3.6 frontend that knows
+// alice; it returns the backends and the frontend. The frontend's log is
+// printed if the test fails.
+func cyrusFrontendMurder(t *testing.T) ([2]*Node, *cyrustest.Instance) {
+	t.Helper()
+	cyrustest.Require(t)
+	cm := cyrustest.Start(t, cyrustest.RoleMupdateMaster, cyrustest.Options{MupdatePort: cyrustest.FreePort(t)})
+	// Cyrus frontends reach a backend at its server name, host:port.
+	var be [2]*Node
+	for i := range be {
+		name := fmt.Sprintf("127.0.0.1:%d", cyrustest.FreePort(t))
+		be[i] = backendNode(t, t.TempDir(), name, cm.MupdateAddr(), func(c *Config) { c.IMAPListen = name })
+	}
+	admin1 := cyrustest.DialIMAP(t, be[0].IMAPAddr(), "admin", "secret")
+	waitFor(t, "CREATE user.alice on be1", func() bool { _, _, err := admin1.Cmd("CREATE user.alice"); return err == nil })
+	admin2 := cyrustest.DialIMAP(t, be[1].IMAPAddr(), "admin", "secret")
+	waitFor(t, "CREATE shared on be2", func() bool { _, _, err := admin2.Cmd("CREATE shared"); return err == nil })
+	if _, _, err := admin2.Cmd("SETACL shared alice lrswipkxtecda"); err != nil {
+		t.Fatal(err)
+	}
+	fe := cyrustest.Start(t, cyrustest.RoleFrontend, cyrustest.Options{
+		Master:   cm.MupdateAddr(),
+		IMAPPort: cyrustest.FreePort(t),
+		Conf:     map[string]string{"mupdate_retry_delay": "2"},
+	})
+	fe.AddUser(t, "alice", "alicepw", false)
+	fe.Sync(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("Cyrus frontend log:\n%s", lastLines(fe.Syslog(), 40))
+		}
+	})
+	return be, fe
 }

@@ -18,32 +18,7 @@ import (
 // source, works in that session, though QRESYNC adds UID to every FETCH
 // response.
 func TestCyrusFrontendQresyncToRookeryBackends(t *testing.T) {
-	cyrustest.Require(t)
-	cm := cyrustest.Start(t, cyrustest.RoleMupdateMaster, cyrustest.Options{MupdatePort: cyrustest.FreePort(t)})
-	var be [2]*Node
-	for i := range be {
-		name := fmt.Sprintf("127.0.0.1:%d", cyrustest.FreePort(t))
-		be[i] = backendNode(t, t.TempDir(), name, cm.MupdateAddr(), func(c *Config) { c.IMAPListen = name })
-	}
-	admin1 := cyrustest.DialIMAP(t, be[0].IMAPAddr(), "admin", "secret")
-	waitFor(t, "CREATE user.alice on be1", func() bool { _, _, err := admin1.Cmd("CREATE user.alice"); return err == nil })
-	admin2 := cyrustest.DialIMAP(t, be[1].IMAPAddr(), "admin", "secret")
-	waitFor(t, "CREATE shared on be2", func() bool { _, _, err := admin2.Cmd("CREATE shared"); return err == nil })
-	if _, _, err := admin2.Cmd("SETACL shared alice lrswipkxtecda"); err != nil {
-		t.Fatal(err)
-	}
-	fe := cyrustest.Start(t, cyrustest.RoleFrontend, cyrustest.Options{
-		Master:   cm.MupdateAddr(),
-		IMAPPort: cyrustest.FreePort(t),
-		Conf:     map[string]string{"mupdate_retry_delay": "2"},
-	})
-	fe.AddUser(t, "alice", "alicepw", false)
-	fe.Sync(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("Cyrus frontend log:\n%s", lastLines(fe.Syslog(), 40))
-		}
-	})
+	_, fe := cyrusFrontendMurder(t)
 	cmd := func(c *cyrustest.IMAP, format string, args ...any) []string {
 		t.Helper()
 		untagged, _, err := c.Cmd(format, args...)
