@@ -185,9 +185,8 @@ type session struct {
 	closed chan struct{}
 
 	user string // set by the reader before any item that reads it
-	// unauthCounted: the session counts in Server.unauth (reader only,
-	// and the handler once the reader is done).
-	unauthCounted bool
+	// unauthCounted: the session counts in Server.unauth.
+	unauthCounted atomic.Bool
 	tls           bool // the connection runs over TLS
 	streaming     bool // reader's copy of streamTag != ""
 
@@ -221,7 +220,7 @@ func (s *Server) serveConn(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	ss.unauthCounted = true
+	ss.unauthCounted.Store(true)
 	ss.r.SetContinuation(ss.continuation)
 	defer func() {
 		if ss.cancel != nil {
@@ -357,8 +356,7 @@ func (ss *session) writeLoop() {
 // authenticated takes the session out of the count of connections not
 // yet authenticated (at authentication or at its end).
 func (ss *session) authenticated() {
-	if ss.unauthCounted {
-		ss.unauthCounted = false
+	if ss.unauthCounted.CompareAndSwap(true, false) {
 		ss.s.unauth.Add(-1)
 	}
 }
