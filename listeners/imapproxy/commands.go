@@ -267,12 +267,7 @@ func (s *session) cmdLsub(c *command) error {
 		return nil
 	}
 	subs, lines, b, err := s.lsubAll()
-	var refused *refusedError
-	switch {
-	case errors.As(err, &refused):
-		s.tagged(c.tag, refused.status, refused.text)
-		return nil
-	case err != nil:
+	if err != nil {
 		return s.backendFailed(c.tag, b, err)
 	}
 	s.writeLsub(canonicalPattern(ref+pat), subs, lines)

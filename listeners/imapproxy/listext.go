@@ -35,10 +35,7 @@ func (s *session) cmdList(c *command) error {
 		s.tagged(c.tag, "BAD", "Invalid arguments")
 		return nil
 	}
-	kind := "LIST"
-	if o.XList {
-		kind = "XLIST"
-	}
+	kind := c.name // LIST or XLIST
 	if !o.Extended && len(patterns) == 1 && patterns[0] == "" {
 		s.untagged(kind + ` (\Noselect) "." ""`)
 		s.tagged(c.tag, "OK", "Completed")
@@ -69,13 +66,7 @@ func (s *session) cmdList(c *command) error {
 	var subs []string
 	if o.WantSubscriptions() {
 		var b *backend
-		var refused *refusedError
-		subs, _, b, err = s.lsubAll()
-		switch {
-		case errors.As(err, &refused):
-			s.tagged(c.tag, refused.status, refused.text)
-			return nil
-		case err != nil:
+		if subs, _, b, err = s.lsubAll(); err != nil {
 			return s.backendFailed(c.tag, b, err)
 		}
 	}
@@ -87,18 +78,18 @@ func (s *session) cmdList(c *command) error {
 		if o.RecursiveMatch && o.SpecialUse {
 			ask = []string{"*"}
 		}
+		all := len(ask) == 1 && ask[0] == "*"
 		var wanted []string
 		names := map[string][]string{} // by server, what STATUS may be asked of
 		for i, m := range mailboxes {
 			if !m.Exists {
 				continue
 			}
-			if matches(m.Name) || len(ask) == 1 && ask[0] == "*" {
-				if !slices.Contains(wanted, servers[i]) {
-					wanted = append(wanted, servers[i])
-				}
+			mt := matches(m.Name)
+			if (mt || all) && !slices.Contains(wanted, servers[i]) {
+				wanted = append(wanted, servers[i])
 			}
-			if matches(m.Name) {
+			if mt {
 				names[servers[i]] = append(names[servers[i]], m.Name)
 			}
 		}
@@ -355,9 +346,8 @@ type backendList struct {
 func (s *session) askBackends(servers, pats []string, o *imaplist.Options, names map[string][]string) (answers map[string]*backendList, lost *backend, failed bool, err error) {
 	var bs []*backend
 	for _, server := range servers {
-		b, err := s.backendFor(server)
+		b, err := s.backendFor(server) // which logs why it fails
 		if err != nil {
-			s.log.Warn("imapproxy: backend unavailable", "backend", server, "err", err)
 			failed = true
 			continue
 		}

@@ -688,6 +688,13 @@ func (s *session) dropBackend(b *backend) {
 // client's stream is); any other costs only the command, and the cause
 // goes to the log, not to the client.
 func (s *session) backendFailed(tag string, b *backend, err error) error {
+	// A backend's own NO or BAD (the INBOX backend refusing LSUB) is its
+	// answer to the client, and leaves the connection as it was.
+	var refused *refusedError
+	if errors.As(err, &refused) {
+		s.tagged(tag, refused.status, refused.text)
+		return nil
+	}
 	if b == s.current || s.torn {
 		return err
 	}
