@@ -106,10 +106,11 @@ func (r *reader) uidRanges() uidRanges {
 
 func parseUIDRanges(text string) (uidRanges, bool) {
 	var s uidRanges
+	// "*" as the top of every UID: a set reaching past the largest UID in
+	// use names no more messages for it.
+	top := &selected{uids: []uint32{math.MaxUint32}}
 	for _, part := range strings.Split(text, ",") {
-		// "*" as the top of every UID: a set reaching past the largest
-		// UID in use names no more messages for it.
-		lo, hi, ok := parseRange(part, &selected{uids: []uint32{math.MaxUint32}}, true)
+		lo, hi, ok := parseRange(part, top, true)
 		if !ok {
 			return nil, false
 		}

@@ -162,10 +162,10 @@ func (r *reader) searchKey(c *criteria, v *selected) {
 		r.sp()
 		ago := time.Duration(min(r.number(true), maxInterval)) * time.Second
 		t := time.Now().Truncate(time.Second).Add(-ago)
-		if key == "OLDER" && (c.notAfter.IsZero() || t.Before(c.notAfter)) {
-			c.notAfter = t
-		} else if key == "YOUNGER" && t.After(c.notBefore) {
-			c.notBefore = t
+		if key == "OLDER" {
+			c.notAfter = laterOf(c.notAfter, t, false)
+		} else {
+			c.notBefore = laterOf(c.notBefore, t, true)
 		}
 	default:
 		if r.err == nil {

@@ -171,16 +171,18 @@ func (c *keyCache) put(box uint64, added map[uint32]*msgKeys, live func(uid uint
 		for uid, k := range b.keys {
 			if !live(uid) {
 				delete(b.keys, uid)
-				b.bytes -= k.size()
-				c.total -= k.size()
+				n := k.size()
+				b.bytes -= n
+				c.total -= n
 			}
 		}
 	}
 	for uid, k := range added {
 		if _, ok := b.keys[uid]; !ok {
 			b.keys[uid] = k
-			b.bytes += k.size()
-			c.total += k.size()
+			n := k.size()
+			b.bytes += n
+			c.total += n
 		}
 	}
 	for c.total > maxCachedBytes {

@@ -655,15 +655,21 @@ func (s *Store) floorAt(id, modseq uint64) uint32 {
 // again (read-only) meanwhile, which makes re-selecting a large unchanged
 // mailbox cheap.
 func (s *Store) uids(r pebble.Reader, m Mailbox) (UIDList, error) {
+	from := uint32(1)
 	s.uidMu.Lock()
-	if e, ok := s.uidCache[m.ID]; ok && e.modseq == m.HighestModSeq {
-		s.uidMu.Unlock()
-		return e.list, nil
+	if e, ok := s.uidCache[m.ID]; ok {
+		if e.modseq == m.HighestModSeq {
+			s.uidMu.Unlock()
+			return e.list, nil
+		}
+		if e.modseq < m.HighestModSeq { // as floorAt
+			from = max(from, e.floor)
+		}
 	}
 	s.uidMu.Unlock()
 
 	list := UIDList{UIDs: make([]uint32, 0, m.Exists)}
-	lo, hi := messageBounds(m.ID, max(1, s.floorAt(m.ID, m.HighestModSeq)), ^uint32(0))
+	lo, hi := messageBounds(m.ID, from, ^uint32(0))
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return UIDList{}, fmt.Errorf("mailstore: uids: %w", err)
