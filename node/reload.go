@@ -36,7 +36,7 @@ func (n *Node) pollUsers(every time.Duration) {
 }
 
 func (n *Node) logUsersReload(c auth.UsersChange, err error) {
-	file := n.users.Path()
+	file := n.cfg.UsersPath()
 	if err == nil {
 		n.log.Info("users file reloaded", "file", file, "users", c.Total,
 			"added", len(c.Added), "removed", len(c.Removed), "changed", len(c.Changed))

@@ -27,7 +27,7 @@ func TestUsersFileReloads(t *testing.T) {
 		c.UsersPoll = 20 * time.Millisecond
 		c.FailedLoginPause = 0
 	})
-	path := n.users.Path()
+	path := n.cfg.UsersPath()
 	before, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

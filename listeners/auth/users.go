@@ -70,7 +70,6 @@ func stampOf(fi os.FileInfo) fileStamp {
 // UsersFileError lists every malformed line of a users file, so an
 // operator can fix the file in one go.
 type UsersFileError struct {
-	Path     string
 	Problems []string // each "path:line: what is wrong"
 }
 
@@ -131,7 +130,7 @@ func readUsers(path string) (map[string]secret, fileStamp, error) {
 		return nil, fileStamp{}, fmt.Errorf("auth: reading %s: %w", path, err)
 	}
 	if len(problems) > 0 {
-		return nil, fileStamp{}, &UsersFileError{Path: path, Problems: problems}
+		return nil, fileStamp{}, &UsersFileError{Problems: problems}
 	}
 	return users, stampOf(fi), nil
 }
@@ -226,9 +225,6 @@ func (u *Users) reloadLocked() (UsersChange, error) {
 	u.stamp, u.settled = stamp, stamp.settled()
 	return c, nil
 }
-
-// Path is the file the users were loaded from ("" for the zero value).
-func (u *Users) Path() string { return u.path }
 
 func (u *Users) users() map[string]secret {
 	if p := u.set.Load(); p != nil {
