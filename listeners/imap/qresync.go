@@ -160,11 +160,19 @@ func (sess *session) resync(view *mailstore.View, m mailstore.Mailbox, q *qresyn
 // in the session's view are left out: the client has not been told they
 // are gone, and will be by VANISHED.
 func (sess *session) vanishedSince(view *mailstore.View, set string, since uint64) error {
-	in, ok := parseUIDRanges(set)
-	if !ok {
+	v := sess.sel
+	var in uidRanges
+	if set == "$" {
+		// The result as saved, expunged UIDs included: those are the
+		// ones to tell of (RFC 5182 with RFC 7162 3.2.6).
+		for _, u := range v.saved {
+			in = append(in, [2]uint32{u, u})
+		}
+	} else if s, ok := parseUIDRanges(set); ok {
+		in = s
+	} else {
 		return badf("Invalid UID set %q", set)
 	}
-	v := sess.sel
 	var gone []uint32
 	if err := view.Changes(v.id, since, func(c mailstore.Change) bool {
 		if c.Expunged && in.contains(c.UID) && v.seq(c.UID) == 0 {

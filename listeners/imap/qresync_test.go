@@ -93,6 +93,17 @@ func TestQresyncAfterReconnect(t *testing.T) {
 	if len(got) != 3 || got[0] != "* VANISHED (EARLIER) 2:3" || !strings.HasPrefix(got[1], "* 3 FETCH (UID 5 ") {
 		t.Errorf("UID FETCH (CHANGEDSINCE VANISHED): %q", got)
 	}
+	// "$" names a saved result, expunged members included.
+	c.cmd("7", "UID SEARCH RETURN (SAVE) UID 5:7", "OK")
+	b.cmd("7", "UID STORE 6 +FLAGS.SILENT (\\Deleted)", "OK")
+	b.cmd("8", "UID EXPUNGE 6", "OK")
+	if got := untagged(c.cmd("8", "NOOP", "OK")); !slices.Equal(got, []string{"* VANISHED 6"}) {
+		t.Errorf("NOOP after another session's expunge: %q", got)
+	}
+	got = c.cmd("9", "UID FETCH $ (FLAGS) (CHANGEDSINCE "+n+" VANISHED)", "OK")
+	if len(got) != 3 || got[0] != "* VANISHED (EARLIER) 6" || !strings.HasPrefix(got[1], "* 3 FETCH (UID 5 ") {
+		t.Errorf("UID FETCH $ (CHANGEDSINCE VANISHED): %q", got)
+	}
 }
 
 // modseqOf is uid's MODSEQ as s (with the mailbox selected) sees it.
