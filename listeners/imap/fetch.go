@@ -26,13 +26,19 @@ const (
 	fBodyStructure // BODYSTRUCTURE
 	fSection       // BODY[...], BODY.PEEK[...], RFC822, RFC822.HEADER, RFC822.TEXT
 	fModSeq
+	fBinary     // BINARY[...], BINARY.PEEK[...]
+	fBinarySize // BINARY.SIZE[...]
 )
+
+// hasSection tells the kinds a FETCH may ask for more than once, with
+// different sections.
+func (k fetchKind) hasSection() bool { return k == fSection || k == fBinary || k == fBinarySize }
 
 type fetchItem struct {
 	kind fetchKind
-	// For fSection: what to send and under which name.
+	// For the kinds with a section: what to send and under which name.
 	sec  imap.FetchItemBodySection
-	name string // reply name, e.g. "BODY[HEADER]", "RFC822.TEXT"
+	name string // reply name, e.g. "BODY[HEADER]", "RFC822.TEXT", "BINARY[1]<0>"
 	// setsSeen: reading it sets \Seen (not PEEK, not RFC822.HEADER)
 	setsSeen bool
 }
@@ -120,6 +126,21 @@ func (r *reader) fetchItem(macros bool) []fetchItem {
 		text := r.section(&it.sec)
 		it.name = "BODY[" + text + "]"
 		if r.maybe('<') {
+			off := r.number(false)
+			r.expect('.')
+			n := r.number(true)
+			r.expect('>')
+			it.sec.Partial = &imap.SectionPartial{Offset: int64(off), Size: int64(n)}
+			it.name += "<" + strconv.FormatUint(off, 10) + ">"
+		}
+		return []fetchItem{it}
+	case "BINARY", "BINARY.PEEK", "BINARY.SIZE":
+		it := fetchItem{kind: fBinary, setsSeen: name == "BINARY"}
+		if name == "BINARY.SIZE" {
+			it.kind = fBinarySize
+		}
+		it.name = strings.TrimSuffix(name, ".PEEK") + "[" + r.binarySection(&it) + "]"
+		if it.kind == fBinary && r.maybe('<') {
 			off := r.number(false)
 			r.expect('.')
 			n := r.number(true)
@@ -286,9 +307,15 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 			}
 		}
 		if len(unseen) > 0 {
+			before := v.modseq
 			res, err := st.SetFlags(v.id, unseen, mailstore.FlagsAdd, []string{`\Seen`}, 0)
 			if err != nil {
 				return "", err
+			}
+			// This reply shows the change: update need not again,
+			// unless someone else changed the mailbox in between.
+			if res.Changed && res.ModSeq == before+1 {
+				v.modseq = res.ModSeq
 			}
 			for _, u := range res.Messages {
 				i := slices.IndexFunc(msgs, func(m mailstore.Message) bool { return m.UID == u.UID })
@@ -311,7 +338,7 @@ func cmdFetch(sess *session, _ string, uid bool) (string, error) {
 func dedupe(items []fetchItem) []fetchItem {
 	var out []fetchItem
 	for _, it := range items {
-		if it.kind != fSection && slices.ContainsFunc(out, func(o fetchItem) bool { return o.kind == it.kind }) {
+		if !it.kind.hasSection() && slices.ContainsFunc(out, func(o fetchItem) bool { return o.kind == it.kind }) {
 			continue
 		}
 		out = append(out, it)
@@ -329,16 +356,25 @@ type fetchReply struct {
 }
 
 // fetchChunk is text followed, if body is set, by n bytes streamed from it
-// (already positioned).
+// (already positioned), or from r, which reads it, when set.
 type fetchChunk struct {
 	text []byte
 	body *mailstore.Body
+	r    io.Reader
 	n    int64
 }
 
-// stream ends the current text with a body range.
+// stream ends the current text with a body range, sent in a plain
+// literal.
 func (fr *fetchReply) stream(b *mailstore.Body, n int64) {
 	fr.chunks = append(fr.chunks, fetchChunk{text: bytes.Clone(fr.buf.Bytes()), body: b, n: n})
+	fr.buf.Reset()
+}
+
+// streamFrom ends the current text with n bytes read from r, which reads
+// b, sent as they are.
+func (fr *fetchReply) streamFrom(b *mailstore.Body, r io.Reader, n int64) {
+	fr.chunks = append(fr.chunks, fetchChunk{text: bytes.Clone(fr.buf.Bytes()), body: b, r: r, n: n})
 	fr.buf.Reset()
 }
 
@@ -370,7 +406,12 @@ func (sess *session) fetchOne(view *mailstore.View, m *mailstore.Message, items 
 		if c.body == nil {
 			continue
 		}
-		if _, err := io.CopyN(w.bw, c.body, c.n); err != nil {
+		var dst io.Writer = nulReplacer{w.bw}
+		var src io.Reader = c.body
+		if c.r != nil {
+			dst, src = w.bw, c.r
+		}
+		if _, err := io.CopyN(dst, src, c.n); err != nil {
 			return fmt.Errorf("imap: message %d body: %w: %w", m.UID, err, errClose)
 		}
 	}
@@ -421,6 +462,10 @@ func (sess *session) prepareFetch(fr *fetchReply, view *mailstore.View, seq uint
 			}
 		case fSection:
 			if err := prepareSection(fr, w, view, m, &it); err != nil {
+				return err
+			}
+		case fBinary, fBinarySize:
+			if err := prepareBinary(fr, w, view, m, &it); err != nil {
 				return err
 			}
 		}

@@ -15,6 +15,7 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"a FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (DATE FROM)] BODY[1.2.MIME]<0.100>)",
 		"a FETCH 2:4 ALL",
+		"a FETCH 1 (BINARY.PEEK[1.2]<0.10> BINARY.SIZE[] BINARY[3])",
 		"a SEARCH CHARSET UTF-8 OR (FROM \"smith\" SINCE 1-Feb-1994) NOT UID 1:3,7 TEXT {3+}\r\nabc",
 		"a STORE 1 (UNCHANGEDSINCE 5) +FLAGS.SILENT (\\Deleted $Junk)",
 		"a APPEND INBOX (\\Seen) \"17-Jul-1996 02:44:25 -0700\" {5+}\r\nhello",

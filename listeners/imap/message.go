@@ -264,6 +264,9 @@ func cmdAppend(sess *session, _ string, _ bool) (string, error) {
 			date = r.dateTime()
 			r.sp()
 		}
+		// A literal8 (RFC 3516 4.4) may carry NUL: the message is kept
+		// as sent, and BODY fetches stand in for NUL (nulReplacer).
+		r.maybe('~')
 		if r.err != nil {
 			break
 		}
