@@ -2,7 +2,7 @@
 // MOVE, LITERAL+, MULTIAPPEND, NAMESPACE, ID, ENABLE, CONDSTORE, QRESYNC,
 // SPECIAL-USE, UNSELECT, ACL (RFC 4314 with Cyrus's rights) and QUOTA,
 // SORT and SORT=DISPLAY, THREAD (ORDEREDSUBJECT, REFERENCES), ESEARCH,
-// ESORT, SEARCHRES, WITHIN, STATUS=SIZE and APPENDLIMIT, plus Cyrus's
+// ESORT, SEARCHRES, WITHIN, STATUS=SIZE, APPENDLIMIT and BINARY, plus Cyrus's
 // LOCALAPPEND, over a
 // mailstore.Store, in the namespace a
 // default Cyrus backend presents (internal "user.alice" is the user's
