@@ -1,8 +1,6 @@
 package imap
 
 import (
-	"bufio"
-	"bytes"
 	"io"
 	"mime"
 	"net/mail"
@@ -259,6 +257,7 @@ type evaluator struct {
 	names  map[string]bool // the header fields the keys need
 	fields []field
 	loaded bool
+	root   *part // the message's structure, once BODY or TEXT needed it
 }
 
 // headerNames adds the header fields c needs, in lower case, to names:
@@ -293,10 +292,7 @@ func (e *evaluator) header() ([]field, error) {
 	return e.fields, nil
 }
 
-var wordDecoder = &mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) {
-	// Unknown charsets are compared as they are.
-	return input, nil
-}}
+var wordDecoder = &mime.WordDecoder{CharsetReader: charsetReader}
 
 func decodeWords(s string) string {
 	if d, err := wordDecoder.DecodeHeader(s); err == nil {
@@ -435,13 +431,13 @@ func (e *evaluator) match(c *criteria, seq uint32) (bool, error) {
 		}
 	}
 	for _, s := range c.Body {
-		ok, err := e.bodyContains(s, e.m.HeaderSize)
+		ok, err := e.textContains(s, false)
 		if err != nil || !ok {
 			return false, err
 		}
 	}
 	for _, s := range c.Text {
-		ok, err := e.bodyContains(s, 0)
+		ok, err := e.textContains(s, true)
 		if err != nil || !ok {
 			return false, err
 		}
@@ -465,36 +461,4 @@ func (e *evaluator) match(c *criteria, seq uint32) (bool, error) {
 		}
 	}
 	return true, nil
-}
-
-// bodyContains looks for s (ASCII case-insensitively) in the message from
-// offset on, streaming it in windows that overlap by len(s).
-func (e *evaluator) bodyContains(s string, from int64) (bool, error) {
-	if s == "" {
-		return true, nil
-	}
-	needle := bytes.ToLower([]byte(s))
-	b := e.view.OpenBody(e.m)
-	defer b.Close()
-	if _, err := b.Seek(from, io.SeekStart); err != nil {
-		return false, err
-	}
-	br := bufio.NewReaderSize(b, 64<<10)
-	window := make([]byte, 0, 64<<10+len(needle))
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := io.ReadFull(br, buf)
-		window = append(window, buf[:n]...)
-		if bytes.Contains(bytes.ToLower(window), needle) {
-			return true, nil
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		keep := min(len(needle)-1, len(window))
-		window = append(window[:0], window[len(window)-keep:]...)
-	}
 }
