@@ -2,7 +2,7 @@
 // MOVE, LITERAL+, MULTIAPPEND, NAMESPACE, ID, ENABLE, CONDSTORE, QRESYNC,
 // SPECIAL-USE, UNSELECT, ACL (RFC 4314 with Cyrus's rights) and QUOTA,
 // SORT and SORT=DISPLAY, THREAD (ORDEREDSUBJECT, REFERENCES), ESEARCH,
-// ESORT, SEARCHRES, WITHIN, STATUS=SIZE, APPENDLIMIT and BINARY, plus Cyrus's
+// ESORT, CONTEXT=SEARCH, SEARCHRES, WITHIN, STATUS=SIZE, APPENDLIMIT and BINARY, plus Cyrus's
 // LOCALAPPEND, over a
 // mailstore.Store, in the namespace a
 // default Cyrus backend presents (internal "user.alice" is the user's
@@ -47,9 +47,9 @@
 // them in the server's keyCache by mailbox and UID: headers never change
 // and UIDs are never reused, so a repeated SORT of a folder view reads
 // only the message records. RETURN's PARTIAL is accepted on SEARCH and
-// SORT, but CONTEXT=SEARCH and CONTEXT=SORT are not announced: they also
-// need the UPDATE, ADDTO and REMOVEFROM notifications that keep a result
-// current, which this package does not send.
+// SORT, and SEARCH RETURN (UPDATE) is kept current (CONTEXT=SEARCH,
+// context.go). CONTEXT=SORT is not announced: a sorted result kept
+// current needs positions in sort order, tracked across changes.
 //
 // # Mailbox changes and the murder
 //

@@ -7,10 +7,10 @@ import (
 )
 
 // returnOpts are SEARCH's and SORT's RETURN options: ESEARCH (RFC 4731),
-// SEARCHRES's SAVE (RFC 5182) and CONTEXT's PARTIAL (RFC 5267).
+// SEARCHRES's SAVE (RFC 5182) and CONTEXT's PARTIAL and UPDATE (RFC 5267).
 type returnOpts struct {
 	min, max, all, count, save bool
-	partial                    bool
+	partial, update            bool
 	from, to                   uint32 // PARTIAL's positions, 1-based, from <= to
 }
 
@@ -35,6 +35,8 @@ func (r *reader) returnOptions() *returnOpts {
 			o.count = true
 		case "SAVE":
 			o.save = true
+		case "UPDATE":
+			o.update = true
 		case "PARTIAL":
 			r.sp()
 			a := r.number(true)
@@ -57,7 +59,7 @@ func (r *reader) returnOptions() *returnOpts {
 		r.fail(bad("RETURN PARTIAL and ALL exclude each other"))
 	}
 	// RFC 4731: an empty list means ALL.
-	if !o.min && !o.max && !o.all && !o.count && !o.save && !o.partial {
+	if !o.min && !o.max && !o.all && !o.count && !o.save && !o.partial && !o.update {
 		o.all = true
 	}
 	r.sp()
@@ -100,7 +102,7 @@ func (sess *session) esearch(tag string, uid bool, o *returnOpts, hits []hit, mo
 			}
 		}
 		sess.sel.setSaved(saved)
-		if !o.min && !o.max && !o.all && !o.count && !o.partial {
+		if !o.min && !o.max && !o.all && !o.count && !o.partial && !o.update {
 			return
 		}
 	}

@@ -191,6 +191,7 @@ func (sess *session) vanishedSince(view *mailstore.View, set string, since uint6
 // for the uids in view instead of an EXPUNGE each (RFC 7162 3.2.10).
 func (sess *session) announceVanished(uids []uint32) {
 	v := sess.sel
+	sess.contextsExpunged(uids)
 	uids = slices.Sorted(slices.Values(uids))
 	var gone []uint32
 	kept := v.uids[:0]

@@ -232,6 +232,11 @@ func cmdSearch(sess *session, tag string, uid bool) (string, error) {
 		return "", err
 	}
 	if ret != nil {
+		if ret.update {
+			if err := sess.keepUpdated(tag, uid, &c, hits); err != nil {
+				return "", err
+			}
+		}
 		sess.esearch(tag, uid, ret, hits, c.ModSeq != nil)
 		return "", nil
 	}

@@ -28,6 +28,7 @@ type selected struct {
 	keywords []string
 	recent   []uint32 // ascending
 	saved    []uint32 // SEARCHRES's "$": UIDs, ascending
+	contexts []*contextSearch
 	pin      *mailstore.Pin
 	watch    <-chan struct{}
 	cancel   func()
@@ -240,7 +241,7 @@ func (sess *session) update(allowExpunge bool) error {
 	}
 	if m.HighestModSeq == v.modseq && v.told == v.modseq {
 		sess.announceKeywords(m.Keywords)
-		return nil
+		return sess.refreshContexts(view, m)
 	}
 	var gone []uint32
 	var changed []uint32 // live messages changed after v.modseq
@@ -306,7 +307,7 @@ func (sess *session) update(allowExpunge bool) error {
 		sess.noteHighestModSeq(told, firstGone, m.HighestModSeq)
 	}
 	v.modseq = m.HighestModSeq
-	return nil
+	return sess.refreshContexts(view, m)
 }
 
 // enableCondstore turns CONDSTORE on for a command that uses it (RFC 7162
@@ -500,6 +501,7 @@ func (sess *session) announceExpunged(uids []uint32) {
 		return
 	}
 	v := sess.sel
+	sess.contextsExpunged(uids)
 	for i := len(uids) - 1; i >= 0; i-- {
 		seq := v.seq(uids[i])
 		if seq == 0 {

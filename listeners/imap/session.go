@@ -125,7 +125,7 @@ func (sess *session) capabilities() string {
 	return "IMAP4rev1 LITERAL+ ID ENABLE ACL RIGHTS=kxten QUOTA QUOTA=RES-STORAGE NAMESPACE UIDPLUS " +
 		"UNSELECT CHILDREN MULTIAPPEND IDLE MOVE SPECIAL-USE CREATE-SPECIAL-USE CONDSTORE QRESYNC SASL-IR " +
 		"LIST-EXTENDED LIST-STATUS XLIST " +
-		"SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESEARCH ESORT SEARCHRES WITHIN " +
+		"SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH " +
 		"STATUS=SIZE BINARY APPENDLIMIT=" + strconv.FormatInt(sess.srv.cfg.MaxMessageSize, 10)
 }
 
@@ -184,6 +184,7 @@ func init() {
 		"FETCH":        {cmdFetch, 2, false},
 		"STORE":        {cmdStore, 2, false},
 		"SEARCH":       {cmdSearch, 2, false},
+		"CANCELUPDATE": {cmdCancelUpdate, 2, true},
 		"SORT":         {cmdSort, 2, false},
 		"THREAD":       {cmdThread, 2, false},
 		"COPY":         {cmdCopy, 2, true},

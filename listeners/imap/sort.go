@@ -178,6 +178,12 @@ func cmdSort(sess *session, tag string, uid bool) (string, error) {
 		sess.searchFailed(ret)
 		return "", err
 	}
+	if ret != nil && ret.update {
+		// CONTEXT=SORT is not announced: a sorted result kept current
+		// needs positions in sort order, which this server does not
+		// track.
+		return "", bad("RETURN (UPDATE) is for SEARCH only")
+	}
 	hits, err := sess.match(&c, needsKeys(keys))
 	if err != nil {
 		sess.searchFailed(ret)
