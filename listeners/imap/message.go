@@ -252,6 +252,7 @@ func cmdAppend(sess *session, _ string, _ bool) (string, error) {
 		}
 	}
 	var total int64
+	maxSize := sess.srv.cfg.MaxMessageSize
 	for r.err == nil {
 		r.sp()
 		var flags []string
@@ -267,6 +268,7 @@ func cmdAppend(sess *session, _ string, _ bool) (string, error) {
 		// A literal8 (RFC 3516 4.4) may carry NUL: the message is kept
 		// as sent, and BODY fetches stand in for NUL (nulReplacer).
 		r.maybe('~')
+		catenate := hasPrefixFold(string(r.line[r.pos:]), "CATENATE ")
 		if r.err != nil {
 			break
 		}
@@ -274,6 +276,33 @@ func cmdAppend(sess *session, _ string, _ bool) (string, error) {
 			if flags, err = storableFlags(flags); err != nil {
 				refusal = err
 			}
+		}
+		if catenate {
+			if refusal != nil {
+				// The rest, literals too, is skipped with the command.
+				r.fail(refusal)
+				break
+			}
+			body, err := sess.catenate(maxSize)
+			if err != nil {
+				discard()
+				if isConnError(err) {
+					return "", err
+				}
+				r.fail(err)
+				break
+			}
+			if hasQuota && quota.Limit >= 0 && quota.Used+total+body.Size() > quota.Limit*1024 {
+				_ = body.Discard()
+				discard()
+				return "", noCode("OVERQUOTA", "Over quota")
+			}
+			total += body.Size()
+			staged = append(staged, mailstore.NewMessage{Flags: flags, InternalDate: date, Body: body})
+			if r.atEOL() {
+				break
+			}
+			continue
 		}
 		if refusal != nil {
 			// Refuse the literal itself: a synchronising one is never
@@ -289,7 +318,7 @@ func cmdAppend(sess *session, _ string, _ bool) (string, error) {
 			}
 			break
 		}
-		lit, n := r.literal(sess.srv.cfg.MaxMessageSize)
+		lit, n := r.literal(maxSize)
 		if r.err != nil {
 			break
 		}
