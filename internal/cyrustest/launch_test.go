@@ -6,8 +6,9 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"slices"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -27,9 +28,6 @@ func TestLaunch(t *testing.T) {
 			i.Close()
 		}
 	}()
-	if !slices.Contains(i.args, "--timeout") || !slices.Contains(i.args, "45") {
-		t.Errorf("harness arguments %q do not carry the ready timeout", i.args)
-	}
 	greets(t, i.MupdateAddr())
 
 	first := i.MasterPID
@@ -83,5 +81,59 @@ func TestLaunchUnknownRole(t *testing.T) {
 	Require(t)
 	if _, err := Launch("replica", Options{}); err == nil || !strings.Contains(err.Error(), "unknown role") {
 		t.Fatalf("Launch(replica) = %v, want an unknown role error", err)
+	}
+}
+
+// TestLaunchAt checks the life cycle the example topologies use: an
+// instance in a chosen directory below a 0700 parent, found again by Open
+// from its instance.env, and StopDir stopping it, also the services left
+// behind when its master was SIGKILLed.
+func TestLaunchAt(t *testing.T) {
+	Require(t)
+	dir := filepath.Join(t.TempDir(), "mm")
+	t.Cleanup(func() {
+		if err := StopDir(dir); err != nil {
+			t.Error(err)
+		}
+	})
+	i, err := LaunchAt(dir, RoleMupdateMaster, Options{MupdatePort: FreePort(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	greets(t, i.MupdateAddr())
+	o, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.MasterPID != i.MasterPID || o.MupdateAddr() != i.MupdateAddr() || o.ServerName != i.ServerName || o.Role != i.Role {
+		t.Fatalf("Open found %+v, want %+v", o, i)
+	}
+	if _, err := LaunchAt(dir, RoleMupdateMaster, Options{MupdatePort: FreePort(t)}); err == nil {
+		t.Fatal("a second LaunchAt on a running instance worked")
+	}
+
+	services := instancePIDs(dir, 0)
+	if len(services) < 2 {
+		t.Fatalf("processes of the instance: %v, want the master and its mupdate", services)
+	}
+	if err := syscall.Kill(i.MasterPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); alive(i.MasterPID); time.Sleep(pollEvery) {
+		if time.Now().After(deadline) {
+			t.Fatalf("master %d survives SIGKILL", i.MasterPID)
+		}
+	}
+	if left := instancePIDs(dir, 0); len(left) == 0 {
+		t.Fatal("no service outlived its master; the test proves nothing")
+	}
+	if err := StopDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if left := instancePIDs(dir, 0); len(left) > 0 {
+		t.Fatalf("processes %v left after StopDir", left)
+	}
+	if _, err := net.DialTimeout("tcp", i.MupdateAddr(), time.Second); err == nil {
+		t.Fatalf("something still answers on %s", i.MupdateAddr())
 	}
 }
