@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -135,5 +137,51 @@ func TestLaunchAt(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", i.MupdateAddr(), time.Second); err == nil {
 		t.Fatalf("something still answers on %s", i.MupdateAddr())
+	}
+}
+
+// TestLaunchFailures checks that a start that cannot work fails quickly
+// with its reason and leaves neither processes nor a directory behind:
+// a port someone else holds, and a backend whose mupdate master does not
+// answer (Cyrus's master exits when the START push fails).
+func TestLaunchFailures(t *testing.T) {
+	Require(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := taken.Addr().(*net.TCPAddr).Port
+	nobody := FreePort(t)
+
+	for _, c := range []struct {
+		name, want string
+		opt        Options
+	}{
+		{"port taken", "not available", Options{Master: "127.0.0.1:1", IMAPPort: busy}},
+		{"master unreachable", "exited", Options{Master: net.JoinHostPort("127.0.0.1", strconv.Itoa(nobody)), IMAPPort: FreePort(t)}},
+		{"bad options", "needs Master", Options{IMAPPort: FreePort(t)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before, _ := filepath.Glob(filepath.Join(baseDir, dirPrefix+"*"))
+			start := time.Now()
+			i, err := Launch(RoleBackend, c.opt)
+			if err == nil {
+				i.Close()
+				t.Fatal("Launch worked")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Launch: %v; want an error with %q", err, c.want)
+			}
+			if d := time.Since(start); d > 15*time.Second {
+				t.Errorf("Launch took %v to fail", d)
+			}
+			after, _ := filepath.Glob(filepath.Join(baseDir, dirPrefix+"*"))
+			for _, d := range after {
+				if !slices.Contains(before, d) {
+					t.Errorf("%s left behind", d)
+				}
+			}
+		})
 	}
 }
