@@ -72,6 +72,14 @@ func TestCyrusMurder(t *testing.T) {
 		t.Fatalf("backend syslog does not mention alice:\n%s", be.Syslog())
 	}
 
+	// AddUser with inbox makes the INBOX, also when it exists already.
+	be.AddUser(t, "bob", "bobpw", true)
+	be.AddUser(t, "bob", "bobpw2", true)
+	bob := DialIMAP(t, be.IMAPAddr(), "bob", "bobpw2")
+	if _, _, err := bob.Cmd("SELECT INBOX"); err != nil {
+		t.Fatal(err)
+	}
+
 	// Restart keeps the data.
 	oldPID := be.MasterPID
 	be.Restart(t)
