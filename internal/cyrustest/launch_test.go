@@ -3,6 +3,7 @@ package cyrustest
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -183,5 +184,33 @@ func TestLaunchFailures(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// failedTB is a testing.TB whose test has failed; it records what is
+// logged.
+type failedTB struct {
+	testing.TB
+	logged strings.Builder
+}
+
+func (f *failedTB) Failed() bool                   { return true }
+func (f *failedTB) Log(a ...any)                   { fmt.Fprintln(&f.logged, a...) }
+
+// TestCleanupShowsLogs checks that the cleanup of a failed test shows the
+// instance's own Cyrus log, then removes the instance.
+func TestCleanupShowsLogs(t *testing.T) {
+	Require(t)
+	i, err := Launch(RoleMupdateMaster, Options{MupdatePort: FreePort(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &failedTB{TB: t}
+	i.cleanup(f)
+	if !strings.Contains(f.logged.String(), i.Name+"/ctl_cyrusdb[") || !strings.Contains(f.logged.String(), "log/syslog") {
+		t.Errorf("cleanup of a failed test logged:\n%s\nwant the tail of %s", f.logged.String(), i.logFile())
+	}
+	if _, err := os.Stat(i.Dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s still there after cleanup: %v", i.Dir, err)
 	}
 }

@@ -22,72 +22,82 @@ const shimEnv = "ROOKERY_CYRUS_SYSLOG"
 
 var (
 	shimOnce  sync.Once
-	shimBuilt string // compiled shim in the user's cache, "" if none
+	shimBuilt string // compiled shim in root's cache
 	shimErr   error
 )
 
-// buildShim compiles the syslog shim once per process, into a
-// root-owned cache keyed by the source's hash, so that parallel test
-// binaries share one build.
-func buildShim() (string, error) {
+// shimName is the compiled shim's file name, keyed by the source's hash so
+// that a changed shim is never taken for an old build.
+func shimName() string {
+	sum := sha256.Sum256(shimSource)
+	return "syslog-" + hex.EncodeToString(sum[:8]) + ".so"
+}
+
+// compileShim compiles the shim into dir unless it is there already. The
+// build goes to a temporary name first: rename is atomic, so a parallel
+// test binary sees the whole file or none.
+func compileShim(dir string) (string, error) {
+	out := filepath.Join(dir, shimName())
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		return "", fmt.Errorf("cyrustest: no C compiler for the syslog shim: %w", err)
+	}
+	src, err := os.CreateTemp(dir, "shim-*.c")
+	if err != nil {
+		return "", fmt.Errorf("cyrustest: syslog shim: %w", err)
+	}
+	defer os.Remove(src.Name())
+	_, err = src.Write(shimSource)
+	if err = errors.Join(err, src.Close()); err != nil {
+		return "", fmt.Errorf("cyrustest: syslog shim: %w", err)
+	}
+	tmp := src.Name() + ".so"
+	defer os.Remove(tmp)
+	if b, err := exec.Command(cc, "-shared", "-fPIC", "-O2", "-o", tmp, src.Name()).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("cyrustest: compiling the syslog shim: %w\n%s", err, b)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", fmt.Errorf("cyrustest: syslog shim: %w", err)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return "", fmt.Errorf("cyrustest: syslog shim: %w", err)
+	}
+	return out, nil
+}
+
+// cachedShim compiles the shim once per process into root's cache, which
+// parallel test binaries share.
+func cachedShim() (string, error) {
 	shimOnce.Do(func() {
-		cc, err := exec.LookPath("cc")
-		if err != nil {
-			shimErr = fmt.Errorf("cyrustest: no C compiler for the syslog shim: %w", err)
-			return
-		}
 		cache, err := os.UserCacheDir()
 		if err != nil {
-			shimErr = fmt.Errorf("cyrustest: syslog shim: %w", err)
+			shimErr = fmt.Errorf("cyrustest: %w", err)
 			return
 		}
-		sum := sha256.Sum256(shimSource)
 		dir := filepath.Join(cache, "rookery-cyrustest")
-		out := filepath.Join(dir, "syslog-"+hex.EncodeToString(sum[:8])+".so")
-		if _, err := os.Stat(out); err == nil {
-			shimBuilt = out
-			return
-		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			shimErr = fmt.Errorf("cyrustest: syslog shim: %w", err)
+			shimErr = fmt.Errorf("cyrustest: %w", err)
 			return
 		}
-		src, err := os.CreateTemp(dir, "shim-*.c")
-		if err != nil {
-			shimErr = fmt.Errorf("cyrustest: syslog shim: %w", err)
-			return
-		}
-		defer os.Remove(src.Name())
-		_, err = src.Write(shimSource)
-		if err = errors.Join(err, src.Close()); err != nil {
-			shimErr = fmt.Errorf("cyrustest: syslog shim: %w", err)
-			return
-		}
-		tmp := src.Name() + ".so"
-		defer os.Remove(tmp)
-		if b, err := exec.Command(cc, "-shared", "-fPIC", "-O2", "-o", tmp, src.Name()).CombinedOutput(); err != nil {
-			shimErr = fmt.Errorf("cyrustest: compiling the syslog shim: %w\n%s", err, b)
-			return
-		}
-		// rename is atomic: another process sees the whole file or none.
-		if err := os.Rename(tmp, out); err != nil {
-			shimErr = fmt.Errorf("cyrustest: syslog shim: %w", err)
-			return
-		}
-		shimBuilt = out
+		shimBuilt, shimErr = compileShim(dir)
 	})
 	return shimBuilt, shimErr
 }
 
-// installShim copies the shim into DIR/lib, where user cyrus can load it
-// (the cache is root's). DIR/lib stays root's: the master loads the shim
-// as root, so user cyrus must not be able to replace it.
+// installShim puts the shim into DIR/lib, where user cyrus can load it
+// (root's cache is closed to it), copied from the cache or, without one,
+// compiled there. DIR/lib stays root's: the master loads the shim as root,
+// so user cyrus must not be able to replace it.
 func (i *Instance) installShim() (string, error) {
-	built, err := buildShim()
+	lib := filepath.Join(i.Dir, "lib")
+	built, err := cachedShim()
 	if err != nil {
-		return "", err
+		return compileShim(lib)
 	}
-	dst := filepath.Join(i.Dir, "lib", filepath.Base(built))
+	dst := filepath.Join(lib, filepath.Base(built))
 	if _, err := os.Stat(dst); err == nil {
 		return dst, nil
 	}
