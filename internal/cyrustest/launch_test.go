@@ -194,8 +194,8 @@ type failedTB struct {
 	logged strings.Builder
 }
 
-func (f *failedTB) Failed() bool                   { return true }
-func (f *failedTB) Log(a ...any)                   { fmt.Fprintln(&f.logged, a...) }
+func (f *failedTB) Failed() bool { return true }
+func (f *failedTB) Log(a ...any) { fmt.Fprintln(&f.logged, a...) }
 
 // TestCleanupShowsLogs checks that the cleanup of a failed test shows the
 // instance's own Cyrus log, then removes the instance.
