@@ -161,15 +161,15 @@ func LaunchAt(dir, role string, opt Options) (*Instance, error) {
 	if alive := instancePIDs(dir, 0); len(alive) > 0 {
 		return nil, fmt.Errorf("cyrustest: Cyrus processes %v of %s still run; StopDir it first", alive, dir)
 	}
+	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
+	i, err := prepare(dir, role, opt, logf)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cyrustest: %w", err)
 	}
-	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
 	if err := traversable(dir, logf); err != nil {
-		return nil, err
-	}
-	i, err := prepare(dir, role, opt, logf)
-	if err != nil {
 		return nil, err
 	}
 	if err := i.start(); err != nil {
