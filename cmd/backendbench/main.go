@@ -3,10 +3,10 @@
 // the ratio of the two: APPEND rates (10 KiB and 1 MiB messages), FETCH of
 // a 1 MiB body, SELECT of a big mailbox and LMTP delivery rates.
 //
-// It needs root and the Cyrus murder packages (see shared/cyrus/README.md):
+// It needs root and the Cyrus murder packages (sudo internal/cyrustest/install-cyrus.sh):
 // everything is started fresh by the run and removed again on every way
 // out, Ctrl-C included. Rookery runs in-process as one master+backend node;
-// Cyrus runs through the shared harness as a backend with its own
+// Cyrus runs through internal/cyrustest as a backend with its own
 // `mupdate -m` master. Both keep their data on the same file system, and
 // both are measured the same way, with the go-imap v2 client and a small
 // LMTP client, one after the other so they never compete for the CPU.
@@ -90,7 +90,7 @@ func run(ctx context.Context, out, logw io.Writer, sz sizes, delayedACK bool) (e
 
 	fmt.Fprintln(out, benchutil.Machine(loadBefore))
 	fmt.Fprintf(out, "Rookery: %s (in-process master+backend node)\n", s.rookeryVersion)
-	fmt.Fprintf(out, "Cyrus:   %s (backend and mupdate -m master via shared/cyrus)\n", s.cyrusVersion)
+	fmt.Fprintf(out, "Cyrus:   %s (backend and mupdate -m master via cyrustest)\n", s.cyrusVersion)
 	fmt.Fprintf(out, "data: both backends under %s (%s); client: this process, go-imap v2 imapclient and a minimal LMTP client\n\n",
 		s.base, benchutil.FSType(s.base))
 	printTable(out, sz, rr, cr, delayedACK)

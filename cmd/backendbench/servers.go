@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 
@@ -146,17 +145,8 @@ func startRookery(dir string, logger *slog.Logger) (*node.Node, error) {
 	return n, nil
 }
 
-// addCyrusUser adds a SASL user to a Cyrus instance through the harness
-// (cyrustest's AddUser is for tests only); the INBOX comes later, made
-// over IMAP as on Rookery.
+// addCyrusUser adds a SASL user to a Cyrus instance; the INBOX comes
+// later, made over IMAP as on Rookery.
 func addCyrusUser(i *cyrustest.Instance, user, pass string) error {
-	harness, err := cyrustest.Dir()
-	if err != nil {
-		return err
-	}
-	out, err := exec.Command(filepath.Join(harness, "murder.sh"), "adduser", i.Dir, user, pass).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("backendbench: murder.sh adduser: %w\n%s", err, out)
-	}
-	return nil
+	return i.SetUser(user, pass, false)
 }

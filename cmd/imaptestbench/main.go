@@ -6,9 +6,9 @@
 // the duration), each Rookery figure as a multiple of Cyrus's, and the
 // "Error:" lines and stalled clients of every run.
 //
-// It needs root, real Cyrus 3.6 (shared/cyrus/README.md) and the shared
+// It needs root, real Cyrus 3.6 (sudo internal/cyrustest/install-cyrus.sh) and the shared
 // imaptest build (shared/tools/imaptest). Rookery runs in-process, Cyrus
-// through the shared harness; every run gets a fresh mailbox (a fresh
+// through internal/cyrustest; every run gets a fresh mailbox (a fresh
 // Rookery topology, a fresh Cyrus user), the runs go one after the other so
 // they never compete for the CPU, and everything is stopped and removed on
 // every way out, Ctrl-C included.

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -87,7 +85,7 @@ func (s *servers) stress(ctx context.Context, k targetKind, mbox string, clients
 	case cyrusBackend:
 		s.users++
 		user = fmt.Sprintf("bench%d", s.users)
-		if err := s.addCyrusUser(ctx, user); err != nil {
+		if err := s.addCyrusUser(user); err != nil {
 			return result{}, err
 		}
 		addr = s.cyrus.IMAPAddr()
@@ -117,18 +115,9 @@ func (s *servers) stress(ctx context.Context, k targetKind, mbox string, clients
 	return result{target: k, clients: clients, res: res}, nil
 }
 
-// addCyrusUser adds a SASL user with an INBOX to the Cyrus backend
-// (cyrustest's AddUser is for tests only).
-func (s *servers) addCyrusUser(ctx context.Context, user string) error {
-	harness, err := cyrustest.Dir()
-	if err != nil {
-		return err
-	}
-	out, err := exec.CommandContext(ctx, filepath.Join(harness, "murder.sh"), "adduser", s.cyrus.Dir, user, benchPass, "--inbox").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("imaptestbench: murder.sh adduser: %w\n%s", err, out)
-	}
-	return nil
+// addCyrusUser adds a SASL user with an INBOX to the Cyrus backend.
+func (s *servers) addCyrusUser(user string) error {
+	return s.cyrus.SetUser(user, benchPass, true)
 }
 
 // Close stops the Cyrus backend and master and removes their data.

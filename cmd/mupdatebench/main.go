@@ -4,9 +4,9 @@
 // -replica the replicas (a Rookery replica of a Rookery master against a
 // Cyrus frontend's mupdate slave of a Cyrus master).
 //
-// It needs root and the Cyrus murder packages (see shared/cyrus/README.md):
+// It needs root and the Cyrus murder packages (sudo internal/cyrustest/install-cyrus.sh):
 // everything is started fresh by the run (Rookery in-process on temporary
-// data directories, Cyrus through the shared harness) and removed again on
+// data directories, Cyrus through internal/cyrustest) and removed again on
 // every way out, Ctrl-C included.
 //
 //	go run ./cmd/mupdatebench                   # masters, about 1.5 minutes
@@ -113,7 +113,7 @@ func run(ctx context.Context, out, logw io.Writer, sz sizes, cyrusSamples int) (
 		return err
 	}
 
-	m.printHeader(out, loadBefore, "in-process master", "mupdate -m via shared/cyrus")
+	m.printHeader(out, loadBefore, "in-process master", "mupdate -m via cyrustest")
 	fmt.Fprintf(out, "data: both masters under %s (%s); client: this process, pipelined rows use %d connections x %d in flight\n\n",
 		m.base, benchutil.FSType(m.base), sz.Conns, sz.Window)
 	printTable(out, sz, csz, rr, cr)

@@ -93,7 +93,7 @@ func runReplica(ctx context.Context, out, logw io.Writer, sz replicaSizes) (err 
 	}
 
 	m.printHeader(out, loadBefore, "in-process master and in-process replica",
-		"mupdate -m master and a frontend's mupdate slave, via shared/cyrus")
+		"mupdate -m master and a frontend's mupdate slave, via cyrustest")
 	fmt.Fprintf(out, "data: everything under %s (%s); masters loaded with pipelined ACTIVATE, %d connections x %d in flight\n\n",
 		m.base, benchutil.FSType(m.base), sz.Conns, sz.Window)
 	printReplicaTable(out, sz, rr, cr)

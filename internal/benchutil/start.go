@@ -17,7 +17,7 @@ import (
 // has stopped Cyrus and removed its files.
 func Start(tool string) (context.Context, context.CancelFunc) {
 	if err := cyrustest.Available(); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: needs root and real Cyrus 3.6 (shared/cyrus/install.sh): %v\n", tool, err)
+		fmt.Fprintf(os.Stderr, "%s: needs root and real Cyrus 3.6 (sudo internal/cyrustest/install-cyrus.sh): %v\n", tool, err)
 		os.Exit(2)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -3,10 +3,10 @@ package cyrustest
 import (
 	"bufio"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -72,6 +72,14 @@ func TestCyrusMurder(t *testing.T) {
 		t.Fatalf("backend syslog does not mention alice:\n%s", be.Syslog())
 	}
 
+	// AddUser with inbox makes the INBOX, also when it exists already.
+	be.AddUser(t, "bob", "bobpw", true)
+	be.AddUser(t, "bob", "bobpw2", true)
+	bob := DialIMAP(t, be.IMAPAddr(), "bob", "bobpw2")
+	if _, _, err := bob.Cmd("SELECT INBOX"); err != nil {
+		t.Fatal(err)
+	}
+
 	// Restart keeps the data.
 	oldPID := be.MasterPID
 	be.Restart(t)
@@ -84,8 +92,8 @@ func TestCyrusMurder(t *testing.T) {
 	}
 
 	for _, inst := range []*Instance{be, master} {
-		if got := harnessStatus(t, inst); !strings.Contains(got, "RUNNING=1") {
-			t.Fatalf("status of running %s: %q", inst.Role, got)
+		if !isMaster(inst.MasterPID, inst.Dir) {
+			t.Fatalf("pid %d is not the master of running %s", inst.MasterPID, inst.Role)
 		}
 		if len(processes(inst)) == 0 {
 			t.Fatalf("no processes found for running %s (pid %d)", inst.Role, inst.MasterPID)
@@ -93,8 +101,8 @@ func TestCyrusMurder(t *testing.T) {
 		if err := inst.Stop(); err != nil {
 			t.Fatal(err)
 		}
-		if got := harnessStatus(t, inst); !strings.Contains(got, "RUNNING=0") {
-			t.Fatalf("status of stopped %s: %q", inst.Role, got)
+		if alive(inst.MasterPID) {
+			t.Fatalf("master %d of stopped %s still runs", inst.MasterPID, inst.Role)
 		}
 		if left := processes(inst); len(left) > 0 {
 			t.Fatalf("processes of stopped %s still running: %v", inst.Role, left)
@@ -147,16 +155,6 @@ func mupdateFind(t *testing.T, addr, mailbox string) []string {
 	return readUntil("F OK", "F NO", "F BAD")
 }
 
-// harnessStatus returns what murder.sh status says about inst.
-func harnessStatus(t *testing.T, inst *Instance) string {
-	t.Helper()
-	out, err := exec.Command(filepath.Join(inst.harness, "murder.sh"), "status", inst.Dir).Output()
-	if _, exit := err.(*exec.ExitError); err != nil && !exit {
-		t.Fatal(err)
-	}
-	return string(out)
-}
-
 // processes lists the live (non-zombie) processes of inst: those in its
 // master's process group, which every Cyrus service of it joins, and those
 // started with its configuration.
@@ -185,33 +183,6 @@ func processes(inst *Instance) []int {
 	return pids
 }
 
-func TestDir(t *testing.T) {
-	t.Setenv("ROOKERY_CYRUS_DIR", "")
-	root := t.TempDir()
-	deep := filepath.Join(root, "main", "a", "b")
-	if err := os.MkdirAll(deep, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "main", "go.mod"), []byte("module x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(deep)
-	if got, err := Dir(); err != nil || got != filepath.Join(root, "shared", "cyrus") {
-		t.Fatalf("Dir() = %q, %v; want %s", got, err, filepath.Join(root, "shared", "cyrus"))
-	}
-
-	t.Setenv("ROOKERY_CYRUS_DIR", "rel/harness")
-	if got, err := Dir(); err != nil || got != filepath.Join(deep, "rel", "harness") {
-		t.Fatalf("Dir() with ROOKERY_CYRUS_DIR = %q, %v", got, err)
-	}
-
-	t.Setenv("ROOKERY_CYRUS_DIR", "")
-	t.Chdir(t.TempDir())
-	if got, err := Dir(); err == nil {
-		t.Fatalf("Dir() without go.mod = %q, want an error", got)
-	}
-}
-
 // recorder is a testing.TB that records Skipf and Fatalf instead of
 // ending the test.
 type recorder struct {
@@ -223,24 +194,38 @@ func (r *recorder) Helper()                        {}
 func (r *recorder) Skipf(format string, a ...any)  { r.skipped = fmt.Sprintf(format, a...) }
 func (r *recorder) Fatalf(format string, a ...any) { r.failed = fmt.Sprintf(format, a...) }
 
-func TestRequireWithoutHarness(t *testing.T) {
-	t.Setenv("ROOKERY_CYRUS_DIR", t.TempDir()) // no murder.sh in it
-	if Available() == nil {
-		t.Fatal("Available() = nil without a harness")
-	}
+// TestRequire checks that missing Cyrus fails the first test that needs
+// it, with the set-up command, skips the later ones, and skips them all
+// with ROOKERY_SKIP_CYRUS=1.
+func TestRequire(t *testing.T) {
+	missing := errors.New("cyrustest: Cyrus not installed")
+	defer requireFailed.Store(requireFailed.Load())
 
-	t.Setenv("CI", "")
+	requireFailed.Store(false)
+	t.Setenv("ROOKERY_SKIP_CYRUS", "")
 	r := &recorder{TB: t}
-	Require(r)
+	require(r, missing)
+	if r.failed == "" || r.skipped != "" || !strings.Contains(r.failed, SetupCommand) {
+		t.Fatalf("first test: skipped %q, failed %q; want a failure naming %q", r.skipped, r.failed, SetupCommand)
+	}
+	r = &recorder{TB: t}
+	require(r, missing)
 	if r.skipped == "" || r.failed != "" {
-		t.Fatalf("outside CI: skipped %q, failed %q; want a skip", r.skipped, r.failed)
+		t.Fatalf("second test: skipped %q, failed %q; want a skip", r.skipped, r.failed)
 	}
 
-	t.Setenv("CI", "true")
+	requireFailed.Store(false)
+	t.Setenv("ROOKERY_SKIP_CYRUS", "1")
 	r = &recorder{TB: t}
-	Require(r)
-	if r.failed == "" || r.skipped != "" {
-		t.Fatalf("in CI: skipped %q, failed %q; want a failure", r.skipped, r.failed)
+	require(r, missing)
+	if r.skipped == "" || r.failed != "" {
+		t.Fatalf("ROOKERY_SKIP_CYRUS=1: skipped %q, failed %q; want a skip", r.skipped, r.failed)
+	}
+
+	r = &recorder{TB: t}
+	require(r, nil)
+	if r.skipped != "" || r.failed != "" {
+		t.Fatalf("Cyrus available: skipped %q, failed %q", r.skipped, r.failed)
 	}
 }
 

@@ -33,28 +33,41 @@ type IMAP struct {
 // connection.
 func DialIMAP(t testing.TB, addr, user, pass string) *IMAP {
 	t.Helper()
+	c, err := dialIMAP(addr, user, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// dialIMAP is DialIMAP returning its error; the caller closes the client.
+func dialIMAP(addr, user, pass string) (*IMAP, error) {
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		t.Fatalf("cyrustest: imap: %v", err)
+		return nil, fmt.Errorf("cyrustest: imap: %w", err)
 	}
 	c := &IMAP{conn: conn, r: bufio.NewReader(conn)}
-	t.Cleanup(c.Close)
 	if err := conn.SetDeadline(time.Now().Add(imapTimeout)); err != nil {
-		t.Fatalf("cyrustest: imap: %v", err)
+		c.Close()
+		return nil, fmt.Errorf("cyrustest: imap: %w", err)
 	}
 	greeting, err := c.readResponse()
 	if err != nil {
-		t.Fatalf("cyrustest: imap greeting from %s: %v", addr, err)
+		c.Close()
+		return nil, fmt.Errorf("cyrustest: imap greeting from %s: %w", addr, err)
 	}
 	if !strings.HasPrefix(greeting, "* OK") {
-		t.Fatalf("cyrustest: imap greeting from %s: %q", addr, greeting)
+		c.Close()
+		return nil, fmt.Errorf("cyrustest: imap greeting from %s: %q", addr, greeting)
 	}
 	if user != "" {
 		if _, _, err := c.Cmd("LOGIN %s %s", quote(user), quote(pass)); err != nil {
-			t.Fatalf("%v (user %s at %s)", err, user, addr)
+			c.Close()
+			return nil, fmt.Errorf("%w (user %s at %s)", err, user, addr)
 		}
 	}
-	return c
+	return c, nil
 }
 
 // Cmd sends one command, built with fmt.Sprintf(format, args...) and

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -62,19 +63,31 @@ func Available() error {
 	return nil
 }
 
-// Require skips the test when imaptest is missing, except under CI=true,
-// where it fails: CI has the shared tools, so a skip there would hide them
-// being lost.
+// requireFailed makes only the first test of a test binary that finds
+// imaptest missing fail; the later ones skip pointing at it.
+var requireFailed atomic.Bool
+
+// Require fails the test when imaptest is missing, so that "go test ./..."
+// never reports its tests as passed when they did not run; only the first
+// such test of a test binary fails, later ones skip. With
+// ROOKERY_SKIP_IMAPTEST=1 they all skip.
 func Require(t testing.TB) {
 	t.Helper()
-	err := Available()
-	if err == nil {
-		return
+	require(t, Available())
+}
+
+func require(t testing.TB, err error) {
+	t.Helper()
+	switch {
+	case err == nil:
+	case os.Getenv("ROOKERY_SKIP_IMAPTEST") == "1":
+		t.Skipf("%v (skipped: ROOKERY_SKIP_IMAPTEST=1)", err)
+	case requireFailed.Swap(true):
+		t.Skipf("%v (an earlier test of this package failed for it)", err)
+	default:
+		t.Fatalf("%v\nimaptest: these tests need Dovecot's imaptest built in ../shared/tools/imaptest"+
+			" (or ROOKERY_IMAPTEST_DIR); set ROOKERY_SKIP_IMAPTEST=1 to skip them", err)
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%v (CI=true: imaptest must be available in CI)", err)
-	}
-	t.Skipf("imaptest not available (../shared/tools/imaptest): %v", err)
 }
 
 // Config is one imaptest run.

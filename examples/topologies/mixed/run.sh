@@ -1,16 +1,36 @@
 #!/usr/bin/env bash
 # run.sh start|stop — a mixed murder: a Rookery master and a Rookery
-# frontend in front of two REAL Cyrus 3.6 backends (from ../shared/cyrus;
-# needs root and the Cyrus packages, which its install.sh installs).
+# frontend in front of two REAL Cyrus 3.6 backends, run by the repository's
+# cyrusctl (internal/cyrustest). Needs root and the packages of
+# `sudo internal/cyrustest/install-cyrus.sh`.
+#
+# start records every node's pid and every Cyrus directory in $STATE before
+# starting it, so stop stops all of them, also after a start that failed
+# half-way (start then stops them itself).
 source "$(dirname "$0")/../lib.sh"
-HARNESS=${ROOKERY_CYRUS_DIR:-$REPO/../shared/cyrus}
+CTL=$STATE/bin/cyrusctl
+
+stop_mixed() {
+    stop_all
+    if [ -e "$STATE/cyrus.dirs" ]; then
+        # shellcheck disable=SC2046 # one directory per line, no spaces
+        "$CTL" stop $(cat "$STATE/cyrus.dirs")
+        rm -f "$STATE/cyrus.dirs"
+    fi
+}
 
 case ${1:-} in
 start)
+    if [ -e "$STATE/cyrus.dirs" ] || compgen -G "$STATE/*.pid" >/dev/null; then
+        echo "$0: $STATE holds a running topology; run $0 stop first" >&2
+        exit 1
+    fi
     build
+    (cd "$REPO" && go build -o "$CTL" ./internal/cyrustest/cyrusctl)
+    trap 'echo "$0: start failed; stopping what it started" >&2; stop_mixed' ERR
     rm -f "$STATE/topology.env"
     users=$STATE/users
-    # The harness's Cyrus backends log in to the master as mupdate and
+    # cyrustest's Cyrus backends log in to the master as mupdate and
     # accept the frontend as proxy, with these passwords.
     printf '%s\n' 'admin:{PLAIN}adminpw' 'mupdate:{PLAIN}mupdatepw' 'proxy:{PLAIN}proxypw' \
         'alice:{PLAIN}alicepw' 'bob:{PLAIN}bobpw' >"$users"
@@ -20,16 +40,15 @@ start)
     wait_log master "node started"
     for b in cy1 cy2; do
         port=$(free_port)
-        "$HARNESS/murder.sh" start backend "$STATE/$b" --master "$MASTER" --imap-port "$port" >"$STATE/$b.start" \
-            || { cat "$STATE/$b.start" >&2; exit 1; }
         echo "$STATE/$b" >>"$STATE/cyrus.dirs"
+        "$CTL" start backend "$STATE/$b" -master "$MASTER" -imap-port "$port" >"$STATE/$b.env"
         env_out "$(echo "$b" | tr a-z A-Z)_IMAP=127.0.0.1:$port"
     done
-    "$HARNESS/murder.sh" adduser "$STATE/cy1" alice alicepw --inbox >/dev/null
-    "$HARNESS/murder.sh" adduser "$STATE/cy2" bob bobpw --inbox >/dev/null
+    "$CTL" adduser "$STATE/cy1" alice alicepw -inbox
+    "$CTL" adduser "$STATE/cy2" bob bobpw -inbox
     # carol exists only in cy1's sasldb: the frontend checks her password
     # there (password_check: users backend).
-    "$HARNESS/murder.sh" adduser "$STATE/cy1" carol carolpw --inbox >/dev/null
+    "$CTL" adduser "$STATE/cy1" carol carolpw -inbox
     FE_IMAP=127.0.0.1:$(free_port)
     conf=$STATE/frontend.conf
     printf '%s\n' 'mupdate_authname: mupdate' 'mupdate_password: mupdatepw' 'proxy_password: proxypw' \
@@ -41,11 +60,7 @@ start)
     env_out "MASTER=$MASTER" "FE_IMAP=$FE_IMAP" "USERS=$users"
     ;;
 stop)
-    stop_all
-    if [ -e "$STATE/cyrus.dirs" ]; then
-        while read -r d; do "$HARNESS/murder.sh" stop "$d" >/dev/null || true; done <"$STATE/cyrus.dirs"
-        rm -f "$STATE/cyrus.dirs"
-    fi
+    stop_mixed
     ;;
 *)
     echo "usage: $0 start|stop" >&2; exit 2;;
