@@ -84,6 +84,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 		MaxMessageSize:    n.cfg.MaxMessageSize,
 		IdleTimeout:       n.cfg.IMAPIdleTimeout,
 		FailedLoginPause:  n.cfg.FailedLoginPause,
+		DiskSpace:         diskSpace(filepath.Join(n.cfg.DataDir, "mail")),
 		Metrics:           n.listenerMetrics("imap", n.metrics.IMAP),
 		Logger:            n.log.With("listener", "imap"),
 	})

@@ -57,6 +57,10 @@ type Config struct {
 	// FailedLoginPause delays the reply to a failed login; zero or
 	// negative for none.
 	FailedLoginPause time.Duration
+	// DiskSpace reports the bytes free and in all where mail is stored,
+	// for the server metadata entry a Cyrus frontend places new
+	// mailboxes by; nil leaves the entry out.
+	DiskSpace func() (avail, total uint64, err error)
 	// Metrics counts commands; nil counts nothing.
 	Metrics Metrics
 	Logger  *slog.Logger

@@ -126,7 +126,7 @@ func (sess *session) capabilities() string {
 		"UNSELECT CHILDREN MULTIAPPEND IDLE MOVE SPECIAL-USE CREATE-SPECIAL-USE CONDSTORE QRESYNC SASL-IR " +
 		"LIST-EXTENDED LIST-STATUS XLIST " +
 		"SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH " +
-		"STATUS=SIZE BINARY CATENATE APPENDLIMIT=" + strconv.FormatInt(sess.srv.cfg.MaxMessageSize, 10)
+		"STATUS=SIZE BINARY CATENATE METADATA METADATA-SERVER APPENDLIMIT=" + strconv.FormatInt(sess.srv.cfg.MaxMessageSize, 10)
 }
 
 // handler runs one command after its name; it parses its arguments,
@@ -185,6 +185,8 @@ func init() {
 		"STORE":        {cmdStore, 2, false},
 		"SEARCH":       {cmdSearch, 2, false},
 		"CANCELUPDATE": {cmdCancelUpdate, 2, true},
+		"GETMETADATA":  {cmdGetMetadata, 1, true},
+		"SETMETADATA":  {cmdSetMetadata, 1, true},
 		"SORT":         {cmdSort, 2, false},
 		"THREAD":       {cmdThread, 2, false},
 		"COPY":         {cmdCopy, 2, true},

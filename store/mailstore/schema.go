@@ -35,6 +35,8 @@ import (
 //	held      'h' + mailbox id (8) + uid (4)        expunge modseq, then the message
 //	                                                record as it was (holds a body ref)
 //	recent    'r' + mailbox id (8)                  uvarint highest UID given \Recent
+//	metadata  'a' + mailbox id (8) + owner + 0x00   the entry's value (RFC 5464); id 0
+//	            + entry name                        is the server's, owner "" /shared
 //
 // System keys:
 //
@@ -72,18 +74,19 @@ import (
 // mailbox directly followed by its children ("user.bob.sub" before
 // "user.bob-x"); names holding 0x1F or 0x00 are refused.
 const (
-	prefixSys     = 's'
-	prefixMailbox = 'n'
-	prefixID      = 'i'
-	prefixMessage = 'm'
-	prefixBody    = 'b'
-	prefixChunk   = 'c'
-	prefixPending = 'p'
-	prefixSub     = 'u'
-	prefixQuota   = 'q'
-	prefixChange  = 'x'
-	prefixHeld    = 'h'
-	prefixRecent  = 'r'
+	prefixSys      = 's'
+	prefixMailbox  = 'n'
+	prefixID       = 'i'
+	prefixMessage  = 'm'
+	prefixBody     = 'b'
+	prefixChunk    = 'c'
+	prefixPending  = 'p'
+	prefixSub      = 'u'
+	prefixQuota    = 'q'
+	prefixChange   = 'x'
+	prefixHeld     = 'h'
+	prefixRecent   = 'r'
+	prefixMetadata = 'a'
 
 	changeLive     = 'l'
 	changeExpunged = 'x'

@@ -484,7 +484,20 @@ func (s *Store) SetACL(name, acl string) error {
 	})
 }
 
-// DeleteMailbox removes a mailbox and its messages.
+// SetSpecialUse sets a mailbox's special use (RFC 6154), empty for none.
+func (s *Store) SetSpecialUse(name, use string) error {
+	return s.write(func(t *txn) error {
+		m, err := s.mustMailbox(name)
+		if err != nil {
+			return err
+		}
+		m.SpecialUse = use
+		t.set(mailboxKey(name), encodeMailbox(&m))
+		return nil
+	})
+}
+
+// DeleteMailbox removes a mailbox, its messages and its metadata.
 func (s *Store) DeleteMailbox(name string) error {
 	return s.write(func(t *txn) error {
 		m, err := s.mustMailbox(name)
@@ -526,6 +539,8 @@ func (s *Store) DeleteMailbox(name string) error {
 		_, hi = changeBounds(m.ID, 0)
 		_ = t.b.DeleteRange(changeKey(m.ID, 0, 0), hi, nil)
 		t.del(recentKey(m.ID))
+		lo, hi = metadataBounds(m.ID)
+		_ = t.b.DeleteRange(lo, hi, nil)
 		t.del(mailboxKey(name))
 		t.del(idKey(m.ID))
 		t.notify = append(t.notify, m.ID)
