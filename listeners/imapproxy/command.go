@@ -67,7 +67,7 @@ func commandLabel(name string) string {
 		"DELETEACL", "SETQUOTA", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "CLOSE", "UNSELECT",
 		"EXPUNGE", "FETCH", "STORE", "SEARCH", "SORT", "THREAD", "IDLE", "COPY", "MOVE",
 		"UID FETCH", "UID STORE", "UID SEARCH", "UID SORT", "UID THREAD", "UID EXPUNGE",
-		"UID COPY", "UID MOVE":
+		"UID COPY", "UID MOVE", "GETMETADATA", "SETMETADATA":
 		return name
 	}
 	return "OTHER"

@@ -92,7 +92,13 @@ func (s *session) routed(c *command, o routeOpts) error {
 		}
 		head += " " + quote(to)
 	}
-	e, err := s.routes.Lookup(s.srv.ctx, s.internal(name))
+	return s.routeTo(c, s.internal(name), head, o)
+}
+
+// routeTo sends head and the rest of c to the backend of the mailbox in
+// (an internal name) and relays the answer.
+func (s *session) routeTo(c *command, in, head string, o routeOpts) error {
+	e, err := s.routes.Lookup(s.srv.ctx, in)
 	if err != nil {
 		text := s.lookupErrText(err)
 		if o.tryCreate && errors.Is(err, frontend.ErrNoMailbox) {

@@ -323,6 +323,8 @@ func (s *session) authenticated(c *command) error {
 		return s.cmdCreate(c)
 	case "APPEND":
 		return s.routed(c, routeOpts{tryCreate: true})
+	case "GETMETADATA", "SETMETADATA":
+		return s.cmdMetadata(c)
 	case "STATUS", "GETACL", "MYRIGHTS", "LISTRIGHTS", "GETQUOTAROOT", "GETQUOTA":
 		return s.routed(c, routeOpts{})
 	case "DELETE", "SETACL", "DELETEACL", "SETQUOTA":
