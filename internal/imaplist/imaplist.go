@@ -28,7 +28,7 @@ type Options struct {
 }
 
 // StatusItems are the STATUS items LIST-STATUS may ask for.
-var StatusItems = []string{"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "HIGHESTMODSEQ"}
+var StatusItems = []string{"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "HIGHESTMODSEQ", "MAILBOXID"}
 
 // ErrRecursiveMatch is RECURSIVEMATCH without a selection option that it
 // could apply to (RFC 5258 3).

@@ -28,6 +28,8 @@ const (
 	fModSeq
 	fBinary     // BINARY[...], BINARY.PEEK[...]
 	fBinarySize // BINARY.SIZE[...]
+	fEmailID
+	fThreadID
 )
 
 // hasSection tells the kinds a FETCH may ask for more than once, with
@@ -103,6 +105,10 @@ func (r *reader) fetchItem(macros bool) []fetchItem {
 		return simple(fBodyStructure)
 	case "MODSEQ":
 		return simple(fModSeq)
+	case "EMAILID":
+		return simple(fEmailID)
+	case "THREADID":
+		return simple(fThreadID)
 	case "RFC822":
 		return []fetchItem{{kind: fSection, name: "RFC822", setsSeen: true}}
 	case "RFC822.PEEK":
@@ -444,6 +450,10 @@ func (sess *session) prepareFetch(fr *fetchReply, view *mailstore.View, seq uint
 			w.raw("RFC822.SIZE ").num(uint64(m.Size))
 		case fModSeq:
 			w.raw("MODSEQ (").num(m.ModSeq).raw(")")
+		case fEmailID:
+			w.raw("EMAILID (").raw(emailID(m)).raw(")")
+		case fThreadID:
+			w.raw("THREADID NIL")
 		case fEnvelope, fBody, fBodyStructure:
 			if sum == nil {
 				var err error

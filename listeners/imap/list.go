@@ -240,6 +240,8 @@ func (sess *session) writeStatus(view *mailstore.View, ext string, id uint64, it
 			w.num(uint64(m.Size))
 		case "HIGHESTMODSEQ":
 			w.num(m.HighestModSeq)
+		case "MAILBOXID":
+			w.raw("(").raw(mailboxID(&m)).raw(")")
 		}
 	}
 	w.raw(")\r\n")

@@ -114,7 +114,14 @@ func cmdCreate(sess *session, _ string, _ bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "", sess.createRegistered(name, acl, specialUse)
+	if err := sess.createRegistered(name, acl, specialUse); err != nil {
+		return "", err
+	}
+	m, ok, err := srv.cfg.Store.Mailbox(name)
+	if err != nil || !ok {
+		return "", err
+	}
+	return "MAILBOXID (" + mailboxID(&m) + ")", nil
 }
 
 // createRegistered creates a mailbox through the registry; the caller

@@ -23,6 +23,8 @@ type criteria struct {
 	// OLDER and YOUNGER as instants taken when the command is read: the
 	// internal date must not be after notAfter nor before notBefore.
 	notAfter, notBefore time.Time
+	// OBJECTID's EMAILID and THREADID keys (RFC 8474 6).
+	emailIDs, threadIDs []string
 }
 
 // searchKeys reads search keys until the end of the line or ')' into c.
@@ -118,6 +120,12 @@ func (r *reader) searchKey(c *criteria, v *selected) {
 		d := date()
 		c.SentSince = laterOf(c.SentSince, d, true)
 		c.SentBefore = laterOf(c.SentBefore, d.AddDate(0, 0, 1), false)
+	case "EMAILID":
+		r.sp()
+		c.emailIDs = append(c.emailIDs, r.atom())
+	case "THREADID":
+		r.sp()
+		c.threadIDs = append(c.threadIDs, r.atom())
 	case "LARGER":
 		r.sp()
 		c.Larger = max(c.Larger, int64(r.number(false)))
@@ -361,6 +369,14 @@ func containsFold(s, sub string) bool {
 }
 
 func (e *evaluator) match(c *criteria, seq uint32) (bool, error) {
+	if len(c.threadIDs) > 0 {
+		return false, nil // no message is in a thread here
+	}
+	for _, id := range c.emailIDs {
+		if id != emailID(e.m) {
+			return false, nil
+		}
+	}
 	m := e.m
 	for _, s := range c.SeqNum {
 		if !s.Contains(seq) {

@@ -179,6 +179,7 @@ func cmdSelect(sess *session, _ string, _ bool) (string, error) {
 	w.raw("* OK [UIDVALIDITY ").num(uint64(m.UIDValidity)).raw("] Ok\r\n")
 	w.raw("* OK [UIDNEXT ").num(uint64(m.UIDNext)).raw("] Ok\r\n")
 	w.raw("* OK [HIGHESTMODSEQ ").num(m.HighestModSeq).raw("] Ok\r\n")
+	w.raw("* OK [MAILBOXID (").raw(mailboxID(&m)).raw(")] Ok\r\n")
 	w.raw("* OK [MYRIGHTS \"").raw(rt.String()).raw("\"] Ok\r\n")
 	if q != nil {
 		if err := sess.resync(view, m, q); err != nil {

@@ -115,7 +115,7 @@ var DefaultPassthrough = []string{
 	"ACL", "CONDSTORE", "MOVE", "MULTIAPPEND", "QRESYNC", "QUOTA", "RIGHTS=kxten",
 	"UIDPLUS", "UNSELECT",
 	"SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "ESEARCH", "ESORT", "WITHIN",
-	"STATUS=SIZE", "BINARY", "METADATA",
+	"STATUS=SIZE", "BINARY", "METADATA", "OBJECTID",
 }
 
 // Config is what an IMAP frontend needs.

@@ -78,6 +78,10 @@ type Message struct {
 	body         uint64
 }
 
+// BodyID is the id of the message's body: its copies share it, and no
+// other body ever gets it.
+func (m *Message) BodyID() uint64 { return m.body }
+
 // Store is an open mail store.
 type Store struct {
 	pdb       *pebble.DB
