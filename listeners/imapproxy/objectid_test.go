@@ -36,3 +36,31 @@ func TestObjectIDThroughFrontend(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateSpecialUseThroughFrontend: CREATE ... (USE (...)) (RFC 6154)
+// through the frontend makes a special-use mailbox on a real Cyrus 3.6
+// backend (under alice's INBOX) and on a Rookery one (under "rook"),
+// which LIST (SPECIAL-USE) then shows; a bad attribute is refused. The
+// frontend announces CREATE-SPECIAL-USE.
+func TestCreateSpecialUseThroughFrontend(t *testing.T) {
+	m := startMixedMurder(t)
+	_, addr := m.frontend(t)
+	// alice may create under "rook" once she has the k right there.
+	login(t, addr, "admin", "secret").ok("SETACL rook alice lrswipkxted")
+	c := login(t, addr, "alice", "alicepw")
+	if caps := c.ok("CAPABILITY"); !strings.Contains(caps[0], " CREATE-SPECIAL-USE") {
+		t.Errorf("frontend does not announce CREATE-SPECIAL-USE: %s", caps[0])
+	}
+	for _, parent := range []string{"INBOX", "rook"} {
+		t.Run(parent, func(t *testing.T) {
+			c.ok(`CREATE %s.Sent (USE (\Sent))`, parent)
+			u := c.ok(`LIST (SPECIAL-USE) "" "%s.*"`, parent)
+			if len(u) != 1 || !strings.Contains(u[0], `\Sent`) || !strings.Contains(u[0], parent+".Sent") {
+				t.Errorf("LIST (SPECIAL-USE) after CREATE (USE): %q", u)
+			}
+			if _, tagged := c.cmd(`CREATE %s.Bogus (USE (\Bogus))`, parent); !strings.HasPrefix(tagged, "NO") {
+				t.Errorf("CREATE with a bad special use: %s", tagged)
+			}
+		})
+	}
+}
