@@ -73,6 +73,7 @@ type Node struct {
 	servers sync.WaitGroup
 
 	serverTLS  *tls.Config
+	certs      *certStore // what serverTLS serves; a reload swaps it
 	gossip     *actor.PID
 	gossipAddr string
 	cluster    *cluster
