@@ -131,6 +131,13 @@ func TestBackendSTARTTLSInjection(t *testing.T) {
 	c.expect("a BAD")
 	c.expectClosed()
 
+	// A client that is no TLS client after all is let go, not served.
+	c = dialLines(t, n.IMAPAddr())
+	c.expect("* OK")
+	c.cmd("a STARTTLS", "a OK")
+	c.send("b LOGIN alice alicepw")
+	c.expectClosed()
+
 	p := dialLines(t, n.POP3Addr())
 	p.expect("+OK")
 	p.send("STLS\r\nUSER alice")
