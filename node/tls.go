@@ -78,14 +78,20 @@ func (n *Node) plaintextAllowed(remote net.Addr) bool {
 }
 
 // clientTLS is how this node's MUPDATE clients (replica, pusher) take up a
-// master's STARTTLS: verified against tls_client_ca_file when given; else
-// encrypted but unverified, since nodes' default certificates are
-// self-signed (the cluster key and the MUPDATE password still
-// authenticate the peers).
+// master's STARTTLS (nil: they do not), as peerTLS says.
 func (n *Node) clientTLS() (*tls.Config, error) {
 	if !n.cfg.MUPDATETLS {
 		return nil, nil
 	}
+	return n.peerTLS()
+}
+
+// peerTLS is how this node checks the servers it takes STARTTLS up with
+// (a master, a frontend's backends): against tls_client_ca_file when
+// given; else encrypted but unverified, since nodes' default
+// certificates are self-signed (the cluster key and the passwords still
+// authenticate the peers).
+func (n *Node) peerTLS() (*tls.Config, error) {
 	conf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if n.cfg.TLSClientCA == "" {
 		conf.InsecureSkipVerify = true
