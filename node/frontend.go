@@ -84,6 +84,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		Proxy:          proxy,
 		TLS:            tlsConf,
 		AllowPlaintext: n.cfg.AllowPlaintext,
+		BackendTLS:     backendTLS,
 		Limits: pop3.Limits{
 			IdleTimeout:      n.cfg.POP3IdleTimeout,
 			ConnectTimeout:   n.cfg.ClientTimeout,
@@ -113,6 +114,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		Proxy:          proxy,
 		TLS:            tlsConf,
 		AllowPlaintext: n.cfg.AllowPlaintext,
+		BackendTLS:     backendTLS,
 		Limits: lmtp.Limits{
 			MaxMessageSize:   n.cfg.MaxMessageSize,
 			ConnectTimeout:   n.cfg.ClientTimeout,
