@@ -17,6 +17,8 @@ import (
 	"github.com/rookery/rookery/internal/selfsigned"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/imapproxy"
+	"github.com/rookery/rookery/listeners/lmtp"
+	"github.com/rookery/rookery/listeners/pop3"
 	"github.com/rookery/rookery/node"
 )
 
@@ -53,7 +55,8 @@ func cyrusCert(t *testing.T, host string) (certFile, keyFile string, trust *tls.
 
 // TestCyrusBackendOverTLS: a real Cyrus backend with TLS on and
 // allowplaintext: no offers no plaintext login in the clear; the frontend
-// takes up its STARTTLS, verifies its certificate, and proxies over TLS.
+// takes up its STARTTLS (IMAP, LMTP) and STLS (POP3), verifies its
+// certificate, and proxies over TLS.
 // Without TLS to backends, or with a certificate it does not trust, the
 // backend is unavailable.
 func TestCyrusBackendOverTLS(t *testing.T) {
@@ -74,6 +77,8 @@ func TestCyrusBackendOverTLS(t *testing.T) {
 	be := cyrustest.Start(t, cyrustest.RoleBackend, cyrustest.Options{
 		Master:   master.MUPDATEAddr(),
 		IMAPPort: cyrustest.FreePort(t),
+		POP3Port: cyrustest.FreePort(t),
+		LMTPPort: cyrustest.FreePort(t),
 		Conf: map[string]string{
 			"tls_server_cert": certFile, "tls_server_key": keyFile, "allowplaintext": "no",
 		},
@@ -96,7 +101,8 @@ func TestCyrusBackendOverTLS(t *testing.T) {
 	if err := admin.Create("user.alice", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	m := &murder{master: master, users: u, addrs: map[string][3]string{be.ServerName: {addr, addr, addr}}}
+	hostPort := func(p int) string { return net.JoinHostPort(be.Addr, strconv.Itoa(p)) }
+	m := &murder{master: master, users: u, addrs: map[string][3]string{be.ServerName: {addr, hostPort(be.POP3Port), hostPort(be.LMTPPort)}}}
 	m.waitEntry(t, "user.alice", be.ServerName)
 
 	_, fe := m.frontend(t, func(cfg *imapproxy.Config) { cfg.BackendTLS = trust })
@@ -106,6 +112,31 @@ func TestCyrusBackendOverTLS(t *testing.T) {
 	if u := alice.ok("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])"); !has(u, "Subject: tls") {
 		t.Errorf("FETCH through TLS: %v", u)
 	}
+
+	lp, err := lmtp.NewProxy(lmtp.ProxyConfig{
+		ServerName: "frontend.test",
+		DB:         m.master.Store(),
+		Resolve:    m.resolve,
+		Users:      m.users,
+		Admins:     []string{"admin"},
+		Proxy:      auth.ProxyCredentials{Authname: cyrustest.ProxyUser, Password: cyrustest.ProxyPass},
+		BackendTLS: trust,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, data := dialLMTP(t, serve(t, lp.Serve, lp.Close)).deliver(message("lmtp", "over TLS"), "alice@example.com")
+	if len(data) != 1 || data[0].Code != 250 {
+		t.Errorf("LMTP delivery to Cyrus over TLS: %v", data)
+	}
+	pop := dialPOP3(t, m.pop3Frontend(t, func(cfg *pop3.ProxyConfig) { cfg.BackendTLS = trust }))
+	pop.must("")
+	pop.must("USER alice")
+	pop.must("PASS alicepw")
+	if st := pop.must("STAT"); !strings.HasPrefix(st.Text, "2 ") {
+		t.Errorf("POP3 STAT at Cyrus over TLS: %q", st.Text)
+	}
+	pop.must("QUIT")
 
 	_, noTLS := m.frontend(t)
 	if tagged := login(t, noTLS, "alice", "alicepw").no("SELECT INBOX"); !strings.Contains(tagged, "UNAVAILABLE") {
