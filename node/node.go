@@ -198,7 +198,7 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 		go n.pollUsers(cfg.UsersPoll)
 	}
 	logger.Info("node started", "roles", cfg.Roles, "data", cfg.DataDir,
-		"mupdate", n.MUPDATEAddr(), "imap", n.IMAPAddr(), "pop3", n.POP3Addr(), "lmtp", n.LMTPAddr(), "gossip", n.gossipAddr, "admin", n.AdminAddr(), "mailboxes", n.store.Count(), "seq", n.store.LastSeq())
+		"mupdate", n.MUPDATEAddr(), "imap", n.IMAPAddr(), "pop3", n.POP3Addr(), "lmtp", n.LMTPAddr(), "imaps", n.IMAPSAddr(), "pop3s", n.POP3SAddr(), "gossip", n.gossipAddr, "admin", n.AdminAddr(), "mailboxes", n.store.Count(), "seq", n.store.LastSeq())
 	ok = true
 	return n, nil
 }
