@@ -53,7 +53,7 @@ func (sess *session) handshake(tc *tls.Conn) error {
 	ctx, cancel := context.WithTimeout(sess.srv.ctx, sess.srv.cfg.HandshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		sess.log.Info("imap: TLS handshake failed", "err", err)
+		sess.log.Debug("imap: TLS handshake failed", "err", err)
 		return fmt.Errorf("imap: tls handshake: %w", err)
 	}
 	return nil

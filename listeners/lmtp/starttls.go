@@ -50,7 +50,7 @@ func (ss *serverSession) handshake(tc *tls.Conn) error {
 	ctx, cancel := context.WithTimeout(ss.srv.acc.Context(), ss.srv.cfg.HandshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		ss.log.Info("lmtp: TLS handshake failed", "err", err)
+		ss.log.Debug("lmtp: TLS handshake failed", "err", err)
 		return fmt.Errorf("lmtp: tls handshake: %w", err)
 	}
 	return nil

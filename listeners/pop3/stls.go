@@ -47,7 +47,7 @@ func (ss *serverSession) handshake(tc *tls.Conn) error {
 	ctx, cancel := context.WithTimeout(ss.srv.acc.Context(), ss.srv.cfg.HandshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		ss.log.Info("pop3: TLS handshake failed", "err", err)
+		ss.log.Debug("pop3: TLS handshake failed", "err", err)
 		return fmt.Errorf("pop3: tls handshake: %w", err)
 	}
 	return nil
