@@ -224,6 +224,7 @@ func (n *Node) startMUPDATE(policy *auth.Policy) error {
 		WriteTimeout:     n.cfg.MUPDATEWriteTimeout,
 		MaxConns:         n.cfg.MUPDATEConnectionsMax,
 		FailedLoginPause: n.cfg.FailedLoginPause,
+		Plaintext:        n.plaintextAllowed,
 		Metrics:          n.listenerMetrics("mupdate", n.metrics.MUPDATE),
 		Logger:           n.log.With("listener", "mupdate"),
 	}

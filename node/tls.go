@@ -65,10 +65,11 @@ func (cs *certStore) load() (*tls.Certificate, error) {
 }
 
 // plaintextAllowed says whether a client connecting from remote may log
-// in with a plaintext password before TLS on a backend listener:
-// allowplaintext, or (allowplaintext_loopback) a loopback peer, which
-// Rookery counts as secure the way Cyrus counts a UNIX-socket peer. A
-// frontend and the tests reach their backends over loopback.
+// in with a plaintext password before TLS on a backend's listeners or on
+// MUPDATE: allowplaintext, or (allowplaintext_loopback) a loopback peer,
+// which Rookery counts as secure the way Cyrus counts a UNIX-socket
+// peer. Frontends, MTAs, the tests and the examples reach these
+// listeners over loopback.
 func (n *Node) plaintextAllowed(remote net.Addr) bool {
 	if n.cfg.AllowPlaintext {
 		return true
