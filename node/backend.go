@@ -18,7 +18,8 @@ import (
 )
 
 // startBackend opens the mail store, spawns the backend-pusher (when there
-// is a master to push to) and starts the IMAP listener.
+// is a master to push to) and starts the IMAP, POP3 and LMTP listeners,
+// each with STARTTLS, and the implicit-TLS ones.
 func (n *Node) startBackend(users *auth.Users, internal string) error {
 	var err error
 	n.mail, err = mailstore.Open(filepath.Join(n.cfg.DataDir, "mail"), mailstore.Options{
@@ -72,6 +73,10 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 		n.log.Warn("backend without a master: mailbox changes are not registered anywhere", "hint", "set mupdate_server or gossip_listen")
 	}
 
+	tlsConf, err := n.tlsConfig()
+	if err != nil {
+		return err
+	}
 	policy := &auth.MailPolicy{Users: users, Admins: n.cfg.Admins, ProxyServers: n.cfg.ProxyServers}
 	n.imap, err = imap.NewServer(imap.Config{
 		ServerName:        n.cfg.ServerName,
@@ -85,6 +90,9 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 		IdleTimeout:       n.cfg.IMAPIdleTimeout,
 		FailedLoginPause:  n.cfg.FailedLoginPause,
 		DiskSpace:         diskSpace(filepath.Join(n.cfg.DataDir, "mail")),
+		TLS:               tlsConf,
+		Plaintext:         n.plaintextAllowed,
+		HandshakeTimeout:  n.cfg.ClientTimeout,
 		Metrics:           n.listenerMetrics("imap", n.metrics.IMAP),
 		Logger:            n.log.With("listener", "imap"),
 	})
@@ -94,14 +102,20 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 	if err := n.listen(n.cfg.IMAPListen, nil, "imap", &n.imapLn, n.imap.Serve); err != nil {
 		return err
 	}
+	if err := n.listen(n.cfg.IMAPSListen, tlsConf, "imaps", &n.imapsLn, n.imap.Serve); err != nil {
+		return err
+	}
 
-	if n.cfg.POP3Listen != "" {
+	if n.cfg.POP3Listen != "" || n.cfg.POP3SListen != "" {
 		n.pop3, err = pop3.NewServer(pop3.ServerConfig{
 			ServerName:       n.cfg.ServerName,
 			Store:            n.mail,
 			Login:            policy.Login,
 			IdleTimeout:      n.cfg.POP3IdleTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
+			TLS:              tlsConf,
+			Plaintext:        n.plaintextAllowed,
+			HandshakeTimeout: n.cfg.ClientTimeout,
 			Metrics:          n.listenerMetrics("pop3", n.metrics.POP3),
 			Logger:           n.log.With("listener", "pop3"),
 		})
@@ -109,6 +123,9 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 			return err
 		}
 		if err := n.listen(n.cfg.POP3Listen, nil, "pop3", &n.pop3Ln, n.pop3.Serve); err != nil {
+			return err
+		}
+		if err := n.listen(n.cfg.POP3SListen, tlsConf, "pop3s", &n.pop3sLn, n.pop3.Serve); err != nil {
 			return err
 		}
 	}
@@ -122,6 +139,9 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 			Separator:        n.cfg.Separator,
 			MaxMessageSize:   n.cfg.MaxMessageSize,
 			FailedLoginPause: n.cfg.FailedLoginPause,
+			TLS:              tlsConf,
+			Plaintext:        n.plaintextAllowed,
+			HandshakeTimeout: n.cfg.ClientTimeout,
 			Metrics:          n.listenerMetrics("lmtp", n.metrics.LMTP),
 			Logger:           n.log.With("listener", "lmtp"),
 		})
@@ -191,6 +211,12 @@ func (r *pushRegistry) Delete(ctx context.Context, name string) error {
 
 // IMAPAddr is the IMAP listener's address ("" when off).
 func (n *Node) IMAPAddr() string { return addrOf(n.imapLn) }
+
+// IMAPSAddr is the implicit-TLS IMAP listener's address ("" when off).
+func (n *Node) IMAPSAddr() string { return addrOf(n.imapsLn) }
+
+// POP3SAddr is the implicit-TLS POP3 listener's address ("" when off).
+func (n *Node) POP3SAddr() string { return addrOf(n.pop3sLn) }
 
 // Mail is the backend's mail store (nil without the backend role).
 func (n *Node) Mail() *mailstore.Store { return n.mail }

@@ -76,12 +76,13 @@ type Config struct {
 	LMTPRequireAuth bool
 	// POP3IdleTimeout ends idle POP3 sessions ("poptimeout", minutes).
 	POP3IdleTimeout time.Duration
-	// IMAPSListen and POP3SListen are a frontend's implicit-TLS listeners
-	// (993, 995); empty turns them off ("imaps_listen", "pop3s_listen").
+	// IMAPSListen and POP3SListen are the implicit-TLS listeners of a
+	// backend or frontend (993, 995); empty turns them off
+	// ("imaps_listen", "pop3s_listen").
 	IMAPSListen, POP3SListen string
-	// TLSCert and TLSKey are PEM files for a frontend's TLS; without
-	// them a self-signed certificate is made in DATA/tls
-	// ("tls_server_cert", "tls_server_key").
+	// TLSCert and TLSKey are PEM files for every TLS listener of the
+	// node, reloaded on SIGHUP; without them a self-signed certificate
+	// is made in DATA/tls ("tls_server_cert", "tls_server_key").
 	TLSCert, TLSKey string
 	// MUPDATETLS offers STARTTLS on the MUPDATE listener and takes it up
 	// as a client ("mupdate_tls", default yes); Cyrus peers ignore it.
@@ -90,9 +91,15 @@ type Config struct {
 	// without it the link is encrypted but the certificate unchecked
 	// ("tls_client_ca_file").
 	TLSClientCA string
-	// AllowPlaintext lets clients log in to a frontend without TLS
-	// ("allowplaintext").
+	// AllowPlaintext lets clients log in with a plaintext password
+	// (IMAP LOGIN and PLAIN, POP3 USER/PASS and PLAIN, LMTP AUTH) without
+	// TLS ("allowplaintext", default no as in Cyrus).
 	AllowPlaintext bool
+	// PlaintextLoopback counts a backend's connections from a loopback
+	// address as secure, as Cyrus counts UNIX-socket ones, so that
+	// plaintext logins work there without allowplaintext
+	// ("allowplaintext_loopback", default yes).
+	PlaintextLoopback bool
 	// ProxyAuthname and ProxyPassword are how a frontend logs in to
 	// backends ("proxy_authname", "proxy_password"); ServerPasswords are
 	// per-backend passwords by short host name ("<shorthost>_password").
@@ -196,6 +203,7 @@ func DefaultConfig() Config {
 		PasswordCheck:         []string{"users"},
 		UsersPoll:             2 * time.Second,
 		MUPDATETLS:            true,
+		PlaintextLoopback:     true,
 		AdminListen:           "127.0.0.1:9905",
 		ClusterName:           "rookery",
 		GossipPreset:          "lan",
@@ -355,6 +363,12 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 				bad(k, v, err.Error())
 			}
 			c.AllowPlaintext = b
+		case "allowplaintext_loopback":
+			b, err := parseBool(v)
+			if err != nil {
+				bad(k, v, err.Error())
+			}
+			c.PlaintextLoopback = b
 		case "proxy_authname":
 			c.ProxyAuthname = v
 		case "proxy_password":

@@ -3,7 +3,8 @@ package node
 // configKeys are the keys Config.Apply reads ("<shorthost>_password"
 // aside); a test keeps the list and Apply's switch in step.
 var configKeys = []string{
-	"admin_listen", "admins", "allowallsubscribe", "allowplaintext", "backend_addrs",
+	"admin_listen", "admins", "allowallsubscribe", "allowplaintext", "allowplaintext_loopback",
+	"backend_addrs",
 	"client_timeout", "cluster_key_file", "cluster_name", "data", "defaultpartition",
 	"failedloginpause", "gossip_join", "gossip_listen", "gossip_preset", "imap_listen",
 	"imaps_listen", "lmtp_listen", "lmtp_require_auth", "log_level", "maxliteral",

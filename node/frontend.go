@@ -20,6 +20,10 @@ func (n *Node) startFrontend(users *auth.Users) error {
 	if err != nil {
 		return err
 	}
+	backendTLS, err := n.peerTLS()
+	if err != nil {
+		return err
+	}
 	var kick func(context.Context) error
 	if n.slave != nil {
 		kick = n.kick
@@ -36,7 +40,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		case "users":
 			check = append(check, users)
 		case "backend":
-			check = append(check, &imapproxy.INBOXCheck{DB: n.store, Resolve: resolve, Timeout: n.cfg.ClientTimeout})
+			check = append(check, &imapproxy.INBOXCheck{DB: n.store, Resolve: resolve, Timeout: n.cfg.ClientTimeout, TLS: backendTLS})
 		}
 	}
 	sessions := n.proxySessions(&frontend.Table{DB: n.store, Kick: kick})
@@ -52,6 +56,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		Backends:       n.aliveBackends,
 		TLS:            tlsConf,
 		AllowPlaintext: n.cfg.AllowPlaintext,
+		BackendTLS:     backendTLS,
 		Limits: imapproxy.Limits{
 			MaxLiteral:       n.cfg.MaxMessageSize,
 			IdleTimeout:      n.cfg.IMAPIdleTimeout,
@@ -79,6 +84,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		Proxy:          proxy,
 		TLS:            tlsConf,
 		AllowPlaintext: n.cfg.AllowPlaintext,
+		BackendTLS:     backendTLS,
 		Limits: pop3.Limits{
 			IdleTimeout:      n.cfg.POP3IdleTimeout,
 			ConnectTimeout:   n.cfg.ClientTimeout,
@@ -108,6 +114,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		Proxy:          proxy,
 		TLS:            tlsConf,
 		AllowPlaintext: n.cfg.AllowPlaintext,
+		BackendTLS:     backendTLS,
 		Limits: lmtp.Limits{
 			MaxMessageSize:   n.cfg.MaxMessageSize,
 			ConnectTimeout:   n.cfg.ClientTimeout,

@@ -16,17 +16,17 @@ import (
 
 // cyrusMaster starts a Rookery master that Cyrus peers from the harness can
 // use: its users file has the harness's mupdate user as an admin.
-func cyrusMaster(t *testing.T, dir string) *Node {
+func cyrusMaster(t *testing.T, dir string, mutate ...func(*Config)) *Node {
 	t.Helper()
 	users := filepath.Join(t.TempDir(), "users")
 	content := "admin:{PLAIN}secret\n" + cyrustest.MupdateUser + ":{PLAIN}" + cyrustest.MupdatePass + "\n"
 	if err := os.WriteFile(users, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return testNode(t, dir, func(c *Config) {
+	return testNode(t, dir, append([]func(*Config){func(c *Config) {
 		c.UsersFile = users
 		c.Admins = []string{"admin", cyrustest.MupdateUser}
-	})
+	}}, mutate...)...)
 }
 
 // waitEntry polls the master's list until check accepts the entry for

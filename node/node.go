@@ -73,6 +73,7 @@ type Node struct {
 	servers sync.WaitGroup
 
 	serverTLS  *tls.Config
+	certs      *certStore // what serverTLS serves; a reload swaps it
 	gossip     *actor.PID
 	gossipAddr string
 	cluster    *cluster
@@ -197,7 +198,7 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 		go n.pollUsers(cfg.UsersPoll)
 	}
 	logger.Info("node started", "roles", cfg.Roles, "data", cfg.DataDir,
-		"mupdate", n.MUPDATEAddr(), "imap", n.IMAPAddr(), "pop3", n.POP3Addr(), "lmtp", n.LMTPAddr(), "gossip", n.gossipAddr, "admin", n.AdminAddr(), "mailboxes", n.store.Count(), "seq", n.store.LastSeq())
+		"mupdate", n.MUPDATEAddr(), "imap", n.IMAPAddr(), "pop3", n.POP3Addr(), "lmtp", n.LMTPAddr(), "imaps", n.IMAPSAddr(), "pop3s", n.POP3SAddr(), "gossip", n.gossipAddr, "admin", n.AdminAddr(), "mailboxes", n.store.Count(), "seq", n.store.LastSeq())
 	ok = true
 	return n, nil
 }
@@ -223,6 +224,7 @@ func (n *Node) startMUPDATE(policy *auth.Policy) error {
 		WriteTimeout:     n.cfg.MUPDATEWriteTimeout,
 		MaxConns:         n.cfg.MUPDATEConnectionsMax,
 		FailedLoginPause: n.cfg.FailedLoginPause,
+		Plaintext:        n.plaintextAllowed,
 		Metrics:          n.listenerMetrics("mupdate", n.metrics.MUPDATE),
 		Logger:           n.log.With("listener", "mupdate"),
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"errors"
 	"maps"
 	"reflect"
@@ -16,6 +17,33 @@ import (
 func (n *Node) ReloadUsers() {
 	c, err := n.users.Reload()
 	n.logUsersReload(c, err)
+}
+
+// ReloadCertificate re-reads tls_server_cert and tls_server_key (SIGHUP)
+// and serves them to every TLS handshake from now on; sessions already
+// under TLS keep theirs. Files that do not load leave the certificate in
+// effect, and the log says why.
+func (n *Node) ReloadCertificate() {
+	if n.certs == nil {
+		return
+	}
+	old := n.certs.cur.Load()
+	cert, err := n.certs.load()
+	if err != nil {
+		n.log.Error("TLS certificate not reloaded; the one loaded before stays in effect",
+			"file", n.certs.certFile, "key", n.certs.keyFile, "err", err)
+		return
+	}
+	leaf := cert.Leaf // set by LoadX509KeyPair since Go 1.23
+	if old != nil && bytes.Equal(old.Certificate[0], cert.Certificate[0]) {
+		n.log.Info("TLS certificate unchanged", "file", n.certs.certFile, "serial", leaf.SerialNumber.String())
+		return
+	}
+	n.log.Info("TLS certificate reloaded", "file", n.certs.certFile, "subject", leaf.Subject.String(),
+		"serial", leaf.SerialNumber.String(), "not_after", leaf.NotAfter)
+	if time.Now().After(leaf.NotAfter) {
+		n.log.Warn("TLS certificate has expired", "file", n.certs.certFile, "not_after", leaf.NotAfter)
+	}
 }
 
 // pollUsers picks up a changed users file without a signal.

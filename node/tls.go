@@ -5,8 +5,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/rookery/rookery/internal/selfsigned"
@@ -14,7 +16,10 @@ import (
 
 // tlsConfig loads tls_server_cert/tls_server_key, or makes a self-signed
 // certificate in DATA/tls on first start so STARTTLS works out of the box.
-// It is made once per node.
+// It is made once per node and shared by every TLS listener (MUPDATE,
+// IMAP, POP3, LMTP, imaps, pop3s), which get the certificate of the
+// moment from it, so a reload reaches them all, sessions already under
+// TLS keeping theirs.
 func (n *Node) tlsConfig() (*tls.Config, error) {
 	if n.serverTLS != nil {
 		return n.serverTLS, nil
@@ -30,23 +35,64 @@ func (n *Node) tlsConfig() (*tls.Config, error) {
 			n.log.Warn("made a self-signed TLS certificate; set tls_server_cert and tls_server_key for a real one", "file", certFile)
 		}
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("node: tls: %w", err)
+	cs := &certStore{certFile: certFile, keyFile: keyFile}
+	if _, err := cs.load(); err != nil {
+		return nil, err
 	}
-	n.serverTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	n.certs = cs
+	n.serverTLS = &tls.Config{
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cs.cur.Load(), nil },
+		MinVersion:     tls.VersionTLS12,
+	}
 	return n.serverTLS, nil
 }
 
+// certStore holds the node's server certificate.
+type certStore struct {
+	certFile, keyFile string
+	cur               atomic.Pointer[tls.Certificate]
+}
+
+// load reads the certificate and key files and, when they make a pair,
+// serves them from now on; otherwise the certificate served stays.
+func (cs *certStore) load() (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(cs.certFile, cs.keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("node: tls: %w", err)
+	}
+	cs.cur.Store(&cert)
+	return &cert, nil
+}
+
+// plaintextAllowed says whether a client connecting from remote may log
+// in with a plaintext password before TLS on a backend's listeners or on
+// MUPDATE: allowplaintext, or (allowplaintext_loopback) a loopback peer,
+// which Rookery counts as secure the way Cyrus counts a UNIX-socket
+// peer. Frontends, MTAs, the tests and the examples reach these
+// listeners over loopback.
+func (n *Node) plaintextAllowed(remote net.Addr) bool {
+	if n.cfg.AllowPlaintext {
+		return true
+	}
+	a, ok := remote.(*net.TCPAddr)
+	return ok && n.cfg.PlaintextLoopback && a.IP.IsLoopback()
+}
+
 // clientTLS is how this node's MUPDATE clients (replica, pusher) take up a
-// master's STARTTLS: verified against tls_client_ca_file when given; else
-// encrypted but unverified, since nodes' default certificates are
-// self-signed (the cluster key and the MUPDATE password still
-// authenticate the peers).
+// master's STARTTLS (nil: they do not), as peerTLS says.
 func (n *Node) clientTLS() (*tls.Config, error) {
 	if !n.cfg.MUPDATETLS {
 		return nil, nil
 	}
+	return n.peerTLS()
+}
+
+// peerTLS is how this node checks the servers it takes STARTTLS up with
+// (a master, a frontend's backends): against tls_client_ca_file when
+// given; else encrypted but unverified, since nodes' default
+// certificates are self-signed (the cluster key and the passwords still
+// authenticate the peers).
+func (n *Node) peerTLS() (*tls.Config, error) {
 	conf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if n.cfg.TLSClientCA == "" {
 		conf.InsecureSkipVerify = true

@@ -31,7 +31,8 @@ const usageHead = `Usage:
   node --version                    version, VCS revision and Go version
 
 Signals: SIGINT and SIGTERM stop the node; SIGHUP reloads the users file and
-re-reads the config file, logging what changed and what needs a restart.
+the TLS certificate and re-reads the config file, logging what changed and
+what needs a restart.
 
 Flags:
 `

@@ -21,12 +21,13 @@ type reloader struct {
 	running map[string]string
 }
 
-// reload re-reads the users file, then the config file: the options that
-// can change live (log_level) take effect, the others are named as
-// needing a restart. A config file with problems changes nothing.
+// reload re-reads the users file and the TLS certificate, then the
+// config file: the options that can change live (log_level) take effect,
+// the others are named as needing a restart. A config file with problems changes nothing.
 func (r *reloader) reload() {
 	r.log.Info("reloading", "signal", "hangup")
 	r.n.ReloadUsers()
+	r.n.ReloadCertificate()
 	if r.file == "" {
 		r.log.Info("reload done", "restart_needed", 0)
 		return

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/rookery/rookery/store"
@@ -28,10 +29,19 @@ const (
 
 // CyrusResolve follows the Cyrus convention for server names
 // ("host[:port][/tls][/noauth]"): "host:port" sends every protocol to that
-// one port, a bare "host" uses the standard ports. Options after '/' are
-// not supported (implicit TLS to backends, no authentication) and neither
-// are UNIX socket paths; such names resolve to nothing.
+// one port, a bare "host" uses the standard ports. As in Cyrus, options
+// follow a port: "/tls" (STARTTLS before logging in, see WantsTLS) is
+// understood, "/noauth" is not; names with it, and UNIX socket paths,
+// resolve to nothing.
 func CyrusResolve(server string) (imap, pop3, lmtp string, ok bool) {
+	if name, opts, found := strings.Cut(server, "/"); found && name != "" && strings.Contains(name, ":") {
+		for _, o := range strings.Split(opts, "/") {
+			if o != "tls" {
+				return "", "", "", false
+			}
+		}
+		server = name
+	}
 	if server == "" || strings.Contains(server, "/") {
 		return "", "", "", false
 	}
@@ -45,6 +55,14 @@ func CyrusResolve(server string) (imap, pop3, lmtp string, ok bool) {
 		server = "[" + strings.Trim(server, "[]") + "]"
 	}
 	return server + ":" + IMAPPort, server + ":" + POP3Port, server + ":" + LMTPPort, true
+}
+
+// WantsTLS reports whether a server name asks for TLS to the server
+// ("host:port/tls", Cyrus's spelling): the frontend then takes up the
+// backend's STARTTLS before logging in, and does not log in without it.
+func WantsTLS(server string) bool {
+	name, opts, found := strings.Cut(server, "/")
+	return found && strings.Contains(name, ":") && slices.Contains(strings.Split(opts, "/"), "tls")
 }
 
 // Lookup errors. Listeners show clients Cyrus's texts for them

@@ -20,6 +20,8 @@ func TestCyrusResolve(t *testing.T) {
 		{"::1", "[::1]:143", "[::1]:110", "[::1]:2003", true},
 		{"[::1]:1143", "[::1]:1143", "[::1]:1143", "[::1]:1143", true},
 		{"mail1/tls", "", "", "", false},
+		{"127.0.0.1:11143/tls", "127.0.0.1:11143", "127.0.0.1:11143", "127.0.0.1:11143", true},
+		{"127.0.0.1:11143/noauth", "", "", "", false},
 		{"/var/run/lmtp", "", "", "", false},
 		{":143", "", "", "", false},
 		{"", "", "", "", false},
@@ -28,6 +30,17 @@ func TestCyrusResolve(t *testing.T) {
 		i, p, l, ok := CyrusResolve(c.server)
 		if ok != c.ok || i != c.imap || p != c.pop3 || l != c.lmtp {
 			t.Errorf("CyrusResolve(%q) = %q %q %q %v", c.server, i, p, l, ok)
+		}
+	}
+}
+
+func TestWantsTLS(t *testing.T) {
+	for server, want := range map[string]bool{
+		"127.0.0.1:143/tls": true, "mail1:143/noauth/tls": true,
+		"mail1/tls": false, "127.0.0.1:143": false, "mail1": false,
+	} {
+		if got := WantsTLS(server); got != want {
+			t.Errorf("WantsTLS(%q) = %v", server, got)
 		}
 	}
 }

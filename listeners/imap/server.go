@@ -2,6 +2,7 @@ package imap
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,6 +62,15 @@ type Config struct {
 	// for the server metadata entry a Cyrus frontend places new
 	// mailboxes by; nil leaves the entry out.
 	DiskSpace func() (avail, total uint64, err error)
+	// TLS enables STARTTLS; connections from a tls.Listener (imaps) are
+	// under TLS from their start. Nil: no TLS at all.
+	TLS *tls.Config
+	// Plaintext says whether LOGIN and AUTHENTICATE PLAIN may be used
+	// before TLS on a connection from remote (allowplaintext, or a peer
+	// that counts as secure); nil allows them on every connection.
+	Plaintext func(remote net.Addr) bool
+	// HandshakeTimeout bounds a TLS handshake; default 30 s.
+	HandshakeTimeout time.Duration
 	// Metrics counts commands; nil counts nothing.
 	Metrics Metrics
 	Logger  *slog.Logger
@@ -138,6 +148,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 60 * time.Second
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 30 * time.Second
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 1000

@@ -3,6 +3,7 @@ package imap
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -24,15 +25,20 @@ import (
 type session struct {
 	srv  *Server
 	conn net.Conn
-	r    *reader
-	w    *writer
-	log  *slog.Logger
+	// timed is conn with the idle and write timeouts; STARTTLS layers
+	// TLS over it.
+	timed net.Conn
+	r     *reader
+	w     *writer
+	log   *slog.Logger
 
 	id        auth.Identity
 	authed    bool
 	condstore bool // CONDSTORE enabled (ENABLE or SELECT (CONDSTORE))
 	qresync   bool // QRESYNC enabled (it implies CONDSTORE)
 	sel       *selected
+	tls       bool   // under TLS (STARTTLS done, or an implicit-TLS listener)
+	plainOK   bool   // LOGIN and AUTHENTICATE PLAIN allowed now
 	closing   bool   // LOGOUT or BYE sent
 	cmd       string // name of the command running, upper case, without UID
 }
@@ -47,10 +53,11 @@ var errBroken = errors.New("imap: response broken off")
 func (s *Server) serveConn(c net.Conn) {
 	tc := accept.Timeouts(s.ctx, c, s.cfg.IdleTimeout, s.cfg.WriteTimeout)
 	sess := &session{
-		srv:  s,
-		conn: c,
-		w:    &writer{bw: bufio.NewWriterSize(tc, 32<<10)},
-		log:  s.cfg.Logger.With("conn", s.nextID.Add(1), "remote", c.RemoteAddr().String()),
+		srv:   s,
+		conn:  c,
+		timed: tc,
+		w:     &writer{bw: bufio.NewWriterSize(tc, 32<<10)},
+		log:   s.cfg.Logger.With("conn", s.nextID.Add(1), "remote", c.RemoteAddr().String()),
 	}
 	sess.r = &reader{
 		br: bufio.NewReaderSize(tc, 32<<10), maxLine: s.cfg.MaxLine, maxString: s.cfg.MaxString,
@@ -70,6 +77,13 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 		_ = c.Close()
 	}()
+	if tlc, ok := c.(*tls.Conn); ok {
+		if err := sess.handshake(tlc); err != nil {
+			return
+		}
+		sess.tls = true
+	}
+	sess.plainOK = sess.tls || s.cfg.Plaintext == nil || s.cfg.Plaintext(c.RemoteAddr())
 	sess.w.raw("* OK [CAPABILITY ").raw(sess.capabilities()).raw("] ").raw(s.cfg.ServerName).
 		raw(" Rookery IMAP server ").raw(s.cfg.Version).raw(" ready\r\n")
 	if sess.w.flush() != nil {
@@ -120,7 +134,14 @@ func (sess *session) ended(err error) {
 // capabilities lists what the session may use now.
 func (sess *session) capabilities() string {
 	if !sess.authed {
-		return "IMAP4rev1 LITERAL+ ID ENABLE SASL-IR AUTH=PLAIN"
+		caps := "IMAP4rev1 LITERAL+ ID ENABLE SASL-IR"
+		if sess.srv.cfg.TLS != nil && !sess.tls {
+			caps += " STARTTLS"
+		}
+		if !sess.plainOK {
+			return caps + " LOGINDISABLED"
+		}
+		return caps + " AUTH=PLAIN"
 	}
 	return "IMAP4rev1 LITERAL+ ID ENABLE ACL RIGHTS=kxten QUOTA QUOTA=RES-STORAGE NAMESPACE UIDPLUS " +
 		"UNSELECT CHILDREN MULTIAPPEND IDLE MOVE SPECIAL-USE CREATE-SPECIAL-USE CONDSTORE QRESYNC SASL-IR " +
@@ -151,6 +172,7 @@ func init() {
 		"NOOP":         {cmdNoop, 0, true},
 		"LOGOUT":       {cmdLogout, 0, true},
 		"LOGIN":        {cmdLogin, 0, true},
+		"STARTTLS":     {cmdStartTLS, 0, true},
 		"AUTHENTICATE": {cmdAuthenticate, 0, true},
 		"ID":           {cmdID, 0, true},
 		"ENABLE":       {cmdEnable, 1, true},
@@ -277,6 +299,8 @@ func (sess *session) command() error {
 		return nil
 	case errors.Is(err, errClose):
 		return err
+	case errors.Is(err, errReplied):
+		return nil
 	case isConnError(err):
 		return err
 	default:
@@ -392,6 +416,9 @@ func cmdLogin(sess *session, _ string, _ bool) (string, error) {
 	if err := r.end(); err != nil {
 		return "", err
 	}
+	if !sess.plainOK {
+		return "", noCode("PRIVACYREQUIRED", "Login only available under a layer")
+	}
 	return sess.login("", user, pass)
 }
 
@@ -412,6 +439,9 @@ func cmdAuthenticate(sess *session, _ string, _ bool) (string, error) {
 	}
 	if mech != "PLAIN" {
 		return "", no("Mechanism not supported")
+	}
+	if !sess.plainOK {
+		return "", noCode("PRIVACYREQUIRED", "Authentication only available under a layer")
 	}
 	if !hasInitial {
 		sess.w.raw("+ \r\n")

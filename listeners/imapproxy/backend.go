@@ -3,6 +3,7 @@ package imapproxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rookery/rookery/listeners/frontend"
 )
 
 // backend is one session's connection to one backend server, logged in as
@@ -61,7 +64,12 @@ func (e *backendError) Unwrap() error { return e.err }
 // dialBackend connects to the backend at addr and authenticates with SASL
 // PLAIN as authname for user (the authorization id), as a Cyrus frontend
 // does. Everything up to the end of authentication is bounded by timeout.
-func dialBackend(ctx context.Context, server, addr, user, authname, password string, timeout, ioTimeout time.Duration) (*backend, error) {
+//
+// With tlsConf it takes up the backend's STARTTLS, as Cyrus's backend
+// connection does: when the server name asks for it ("host:port/tls",
+// then never logging in without it) or when the backend offers no
+// plaintext mechanism before TLS (a backend without allowplaintext).
+func dialBackend(ctx context.Context, server, addr string, tlsConf *tls.Config, user, authname, password string, timeout, ioTimeout time.Duration) (*backend, error) {
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -69,7 +77,11 @@ func dialBackend(ctx context.Context, server, addr, user, authname, password str
 	}
 	b := newBackend(server, conn)
 	_ = conn.SetDeadline(time.Now().Add(timeout))
-	if err := b.login(user, authname, password); err != nil {
+	if tlsConf != nil && tlsConf.ServerName == "" {
+		tlsConf = tlsConf.Clone()
+		tlsConf.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	if err := b.login(user, authname, password, tlsConf, frontend.WantsTLS(server)); err != nil {
 		conn.Close()
 		return nil, &backendError{server, err}
 	}
@@ -117,7 +129,7 @@ var errLoginRefused = errors.New("login refused")
 // lines are streamed and have no bound).
 const maxBackendLine = 1 << 20
 
-func (b *backend) login(user, authname, password string) error {
+func (b *backend) login(user, authname, password string, tlsConf *tls.Config, requireTLS bool) error {
 	greet, err := b.pr.next()
 	if err != nil {
 		return fmt.Errorf("greeting: %w", err)
@@ -131,7 +143,20 @@ func (b *backend) login(user, authname, password string) error {
 			return err
 		}
 	}
+	switch {
+	case tlsConf != nil && b.caps["STARTTLS"] && (requireTLS || !b.caps["AUTH=PLAIN"]):
+		if err := b.startTLS(tlsConf); err != nil {
+			return err
+		}
+	case requireTLS && tlsConf == nil:
+		return errors.New("server name asks for TLS (/tls), which this frontend does not speak to backends")
+	case requireTLS:
+		return errors.New("server name asks for TLS (/tls), and the backend offers no STARTTLS")
+	}
 	if !b.caps["AUTH=PLAIN"] {
+		if tlsConf == nil && b.caps["STARTTLS"] {
+			return errors.New("no AUTH=PLAIN offered before TLS, and no TLS to backends here")
+		}
 		return errors.New("no AUTH=PLAIN offered")
 	}
 	ir := base64.StdEncoding.EncodeToString([]byte(user + "\x00" + authname + "\x00" + password))
@@ -167,6 +192,37 @@ func (b *backend) login(user, authname, password string) error {
 			return nil
 		}
 	}
+}
+
+// startTLS takes up the backend's STARTTLS (RFC 3501 6.2.1) and asks for
+// its capabilities again: what it offered in the clear no longer counts.
+func (b *backend) startTLS(conf *tls.Config) error {
+	b.w.WriteString("S01 STARTTLS\r\n")
+	if err := b.w.Flush(); err != nil {
+		return err
+	}
+	for {
+		line, err := b.pr.next()
+		if err != nil {
+			return fmt.Errorf("starttls: %w", err)
+		}
+		if l, ok := strings.CutPrefix(string(line), "S01 "); ok {
+			if status, text := splitStatus(l); status != "OK" {
+				return fmt.Errorf("starttls: %s %s", status, text)
+			}
+			break
+		}
+	}
+	if b.r.Buffered() > 0 {
+		return errors.New("starttls: backend sent more after its reply")
+	}
+	tc := tls.Client(b.conn, conf)
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("starttls: %w", err)
+	}
+	b.conn = tc
+	clear(b.caps)
+	return b.capability()
 }
 
 // takeCaps reads a [CAPABILITY ...] code out of an OK text.

@@ -2,6 +2,7 @@ package imapproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -24,6 +25,8 @@ type INBOXCheck struct {
 	Resolve frontend.Resolver
 	// Timeout bounds one check, connection to logout; 0 means 10 s.
 	Timeout time.Duration
+	// TLS is how backends' STARTTLS is taken up, as Config.BackendTLS.
+	TLS *tls.Config
 }
 
 // Verify implements auth.Checker. A user without an INBOX, or whose
@@ -52,7 +55,7 @@ func (c *INBOXCheck) Verify(name, password string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	b, err := dialBackend(ctx, server, addr, "", name, password, timeout, timeout)
+	b, err := dialBackend(ctx, server, addr, c.TLS, "", name, password, timeout, timeout)
 	if errors.Is(err, errLoginRefused) {
 		return fmt.Errorf("%w: refused by INBOX backend %s", auth.ErrBadCredentials, server)
 	}

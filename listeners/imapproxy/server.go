@@ -156,7 +156,12 @@ type Config struct {
 	// AllowPlaintext allows LOGIN and AUTHENTICATE PLAIN without TLS
 	// ("allowplaintext").
 	AllowPlaintext bool
-	Limits         Limits
+	// BackendTLS is how the proxy takes up a backend's STARTTLS: when
+	// the backend's server name asks for it ("host:port/tls") or when the
+	// backend offers no plaintext login before TLS. Nil: never; such
+	// backends are then unavailable.
+	BackendTLS *tls.Config
+	Limits     Limits
 	// Metrics counts commands and backend connections; nil counts
 	// nothing.
 	Metrics Metrics

@@ -643,7 +643,7 @@ func (s *session) backendFor(server string) (*backend, error) {
 	cfg := &s.srv.cfg
 	ctx, cancel := context.WithTimeout(s.srv.ctx, cfg.Limits.ConnectTimeout)
 	defer cancel()
-	b, err := dialBackend(ctx, server, addr, s.user, cfg.Proxy.Authname, cfg.Proxy.PasswordFor(server),
+	b, err := dialBackend(ctx, server, addr, cfg.BackendTLS, s.user, cfg.Proxy.Authname, cfg.Proxy.PasswordFor(server),
 		cfg.Limits.ConnectTimeout, cfg.Limits.BackendTimeout)
 	if err != nil {
 		s.log.Warn("imapproxy: backend unavailable", "backend", server, "err", err)

@@ -3,13 +3,17 @@ package lmtp
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rookery/rookery/listeners/frontend"
 )
 
 // copyBufs holds the buffers a message streams through.
@@ -31,7 +35,10 @@ type lmtpBackend struct {
 
 // dialBackend connects to addr, says LHLO and authenticates with AUTH
 // PLAIN as authname (no authorization id), if the backend asks for AUTH.
-func dialBackend(ctx context.Context, server, addr, helo, authname, password string, connectTimeout, timeout time.Duration) (*lmtpBackend, error) {
+// With tlsConf it takes up the backend's STARTTLS first when the server
+// name asks for it ("host:port/tls") or when the backend offers no AUTH
+// PLAIN in the clear, as Cyrus's backend connection does.
+func dialBackend(ctx context.Context, server, addr string, tlsConf *tls.Config, helo, authname, password string, connectTimeout, timeout time.Duration) (*lmtpBackend, error) {
 	d := net.Dialer{Timeout: connectTimeout}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -45,14 +52,18 @@ func dialBackend(ctx context.Context, server, addr, helo, authname, password str
 		timeout: timeout,
 	}
 	_ = conn.SetDeadline(time.Now().Add(connectTimeout))
-	if err := b.login(helo, authname, password); err != nil {
-		conn.Close()
+	if tlsConf != nil && tlsConf.ServerName == "" {
+		tlsConf = tlsConf.Clone()
+		tlsConf.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	if err := b.login(helo, authname, password, tlsConf, frontend.WantsTLS(server)); err != nil {
+		b.conn.Close()
 		return nil, fmt.Errorf("lmtp: backend %s: %w", server, err)
 	}
 	return b, nil
 }
 
-func (b *lmtpBackend) login(helo, authname, password string) error {
+func (b *lmtpBackend) login(helo, authname, password string, tlsConf *tls.Config, requireTLS bool) error {
 	greet, err := b.r.ReadReply()
 	if err != nil {
 		return err
@@ -60,37 +71,92 @@ func (b *lmtpBackend) login(helo, authname, password string) error {
 	if greet.Code != 220 {
 		return fmt.Errorf("greeting %s", greet)
 	}
-	rep, err := b.cmd("LHLO " + helo)
+	ext, err := b.lhlo(helo)
 	if err != nil {
 		return err
 	}
-	if rep.Code != 250 {
-		return fmt.Errorf("LHLO: %s", rep)
-	}
-	auth := false
-	for _, l := range rep.Lines[1:] {
-		kw, args, _ := strings.Cut(strings.ToUpper(l), " ")
-		switch kw {
-		case "PIPELINING":
-			b.pipeline = true
-		case "AUTH":
-			auth = true
-			if !strings.Contains(" "+args+" ", " PLAIN ") {
-				return fmt.Errorf("no AUTH PLAIN offered (%s)", args)
-			}
+	switch {
+	case tlsConf != nil && ext.starttls && (requireTLS || !ext.plain):
+		if err := b.startTLS(tlsConf); err != nil {
+			return err
 		}
+		if ext, err = b.lhlo(helo); err != nil {
+			return err
+		}
+	case requireTLS && tlsConf == nil:
+		return errors.New("server name asks for TLS (/tls), which this frontend does not speak to backends")
+	case requireTLS:
+		return errors.New("server name asks for TLS (/tls), and the backend offers no STARTTLS")
 	}
-	if !auth {
+	if ext.auth && !ext.plain {
+		return fmt.Errorf("no AUTH PLAIN offered (%s)", ext.mechs)
+	}
+	if !ext.auth {
 		return nil // a backend that trusts its clients (Cyrus lmtpd -a)
 	}
 	ir := base64.StdEncoding.EncodeToString([]byte("\x00" + authname + "\x00" + password))
-	rep, err = b.cmd("AUTH PLAIN " + ir)
+	rep, err := b.cmd("AUTH PLAIN " + ir)
 	if err != nil {
 		return err
 	}
 	if rep.Code != 235 {
 		return fmt.Errorf("proxy login refused: %s", rep)
 	}
+	return nil
+}
+
+// extensions is what a backend's LHLO reply offers.
+type extensions struct {
+	starttls, auth, plain bool
+	mechs                 string
+}
+
+// lhlo says LHLO and reads what the backend offers.
+func (b *lmtpBackend) lhlo(helo string) (extensions, error) {
+	var ext extensions
+	rep, err := b.cmd("LHLO " + helo)
+	if err != nil {
+		return ext, err
+	}
+	if rep.Code != 250 {
+		return ext, fmt.Errorf("LHLO: %s", rep)
+	}
+	for _, l := range rep.Lines[1:] {
+		kw, args, _ := strings.Cut(strings.ToUpper(l), " ")
+		switch kw {
+		case "PIPELINING":
+			b.pipeline = true
+		case "STARTTLS":
+			ext.starttls = true
+		case "AUTH":
+			ext.auth, ext.mechs = true, args
+			ext.plain = strings.Contains(" "+args+" ", " PLAIN ")
+		}
+	}
+	return ext, nil
+}
+
+// startTLS takes up the backend's STARTTLS (RFC 3207); the backend then
+// forgets the LHLO, so the caller says it again.
+func (b *lmtpBackend) startTLS(conf *tls.Config) error {
+	rep, err := b.cmd("STARTTLS")
+	if err != nil {
+		return err
+	}
+	if rep.Code != 220 {
+		return fmt.Errorf("STARTTLS: %s", rep)
+	}
+	if b.r.Buffered() > 0 {
+		return errors.New("STARTTLS: backend sent more after its reply")
+	}
+	tc := tls.Client(b.conn, conf)
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("STARTTLS: %w", err)
+	}
+	b.conn = tc
+	b.r = NewReader(bufio.NewReaderSize(tc, 4096), 4096)
+	b.w = NewWriter(bufio.NewWriterSize(tc, 4096))
+	b.pipeline = false
 	return nil
 }
 

@@ -106,7 +106,11 @@ type ProxyConfig struct {
 	// AllowPlaintext allows AUTH PLAIN without TLS when TLS is
 	// configured ("allowplaintext").
 	AllowPlaintext bool
-	Limits         Limits
+	// BackendTLS is how the proxy takes up a backend's STARTTLS: when
+	// the backend's server name asks for it ("host:port/tls") or when the
+	// backend offers no AUTH PLAIN before TLS. Nil: never.
+	BackendTLS *tls.Config
+	Limits     Limits
 	// Metrics counts commands, deliveries, deferrals and backend
 	// connections; nil counts nothing.
 	Metrics Metrics
@@ -757,7 +761,7 @@ func (s *session) backend(server string) (b *lmtpBackend, cached bool, err error
 		return nil, false, fmt.Errorf("lmtp: unknown server %q", server)
 	}
 	cfg := &s.p.cfg
-	b, err = dialBackend(s.p.acc.Context(), server, addr, cfg.ServerName, cfg.Proxy.Authname,
+	b, err = dialBackend(s.p.acc.Context(), server, addr, cfg.BackendTLS, cfg.ServerName, cfg.Proxy.Authname,
 		cfg.Proxy.PasswordFor(server), cfg.Limits.ConnectTimeout, cfg.Limits.BackendTimeout)
 	if err != nil {
 		return nil, false, err

@@ -3,6 +3,7 @@ package lmtp
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -64,6 +65,14 @@ type ServerConfig struct {
 	// FailedLoginPause delays the reply to a failed AUTH; zero or
 	// negative for none.
 	FailedLoginPause time.Duration
+	// TLS enables STARTTLS (RFC 3207). Nil: no TLS at all.
+	TLS *tls.Config
+	// Plaintext says whether AUTH PLAIN may be used before TLS on a
+	// connection from remote (allowplaintext, or a peer that counts as
+	// secure); nil allows it on every connection.
+	Plaintext func(remote net.Addr) bool
+	// HandshakeTimeout bounds a TLS handshake; default 30 s.
+	HandshakeTimeout time.Duration
 	// Metrics counts commands, deliveries and deferrals; nil counts
 	// nothing.
 	Metrics Metrics
@@ -165,6 +174,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 60 * time.Second
 	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 30 * time.Second
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
 	}
@@ -197,12 +209,17 @@ func (s *Server) Conns() int { return s.acc.Conns() }
 type serverSession struct {
 	srv    *Server
 	remote string
-	r      *Reader
-	w      *Writer
-	log    *slog.Logger
+	// timed is the connection with the idle and write timeouts; STARTTLS
+	// layers TLS over it.
+	timed net.Conn
+	r     *Reader
+	w     *Writer
+	log   *slog.Logger
 
-	helo   string // LHLO argument; empty before LHLO
-	authed bool
+	tls     bool   // under TLS (STARTTLS done, or an implicit-TLS listener)
+	plainOK bool   // AUTH PLAIN allowed now
+	helo    string // LHLO argument; empty before LHLO
+	authed  bool
 	// The transaction: open once MAIL is accepted.
 	inTxn bool
 	from  string
@@ -233,6 +250,7 @@ func (s *Server) serveConn(c net.Conn) {
 	ss := &serverSession{
 		srv:    s,
 		remote: c.RemoteAddr().String(),
+		timed:  sc,
 		r:      NewReader(bufio.NewReaderSize(sc, 32<<10), s.cfg.MaxLine),
 		w:      NewWriter(bufio.NewWriterSize(sc, 4096)),
 		log:    s.log.With("conn", s.nextID.Add(1), "remote", c.RemoteAddr().String()),
@@ -242,6 +260,13 @@ func (s *Server) serveConn(c net.Conn) {
 			ss.log.Error("lmtp: panic in session", "panic", v, "stack", string(debug.Stack()))
 		}
 	}()
+	if tc, ok := c.(*tls.Conn); ok {
+		if ss.handshake(tc) != nil {
+			return
+		}
+		ss.tls = true
+	}
+	ss.plainOK = ss.tls || s.cfg.Plaintext == nil || s.cfg.Plaintext(c.RemoteAddr())
 	ss.w.Reply(220, s.cfg.ServerName+" Rookery LMTP server ready")
 	for {
 		// Replies to pipelined commands go out together (RFC 2920).
@@ -287,6 +312,8 @@ func (ss *serverSession) command(cmd Command) bool {
 		ss.lhlo(cmd.Arg)
 	case "HELO", "EHLO":
 		ss.w.Reply(500, "5.5.1 This is LMTP: use LHLO")
+	case "STARTTLS":
+		return ss.startTLS(cmd.Arg)
 	case "AUTH":
 		return ss.auth(cmd.Arg)
 	case "MAIL":
@@ -326,7 +353,10 @@ func (ss *serverSession) lhlo(arg string) {
 	cfg := &ss.srv.cfg
 	lines := []string{cfg.ServerName, "8BITMIME", "ENHANCEDSTATUSCODES", "PIPELINING",
 		"SIZE " + strconv.FormatInt(cfg.MaxMessageSize, 10)}
-	if cfg.Login != nil && !ss.authed {
+	if cfg.TLS != nil && !ss.tls {
+		lines = append(lines, "STARTTLS")
+	}
+	if cfg.Login != nil && !ss.authed && ss.plainOK {
 		lines = append(lines, "AUTH PLAIN")
 	}
 	ss.w.Reply(250, lines...)
@@ -351,6 +381,10 @@ func (ss *serverSession) auth(arg string) bool {
 		return false
 	case !strings.EqualFold(mech, "PLAIN"):
 		ss.w.Reply(504, "5.5.4 Unsupported mechanism")
+		return false
+	case !ss.plainOK:
+		// RFC 4954 6.
+		ss.w.Reply(538, "5.7.11 Encryption required for requested authentication mechanism")
 		return false
 	}
 	if ir == "" {

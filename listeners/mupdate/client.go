@@ -191,6 +191,12 @@ func (c *Client) startTLS(conf *tls.Config) error {
 	if resp.Kind != kindOK {
 		return &ServerError{Status: resp.Kind, Text: resp.Text}
 	}
+	if conf.ServerName == "" && !conf.InsecureSkipVerify {
+		// A verifying config needs a name to check; masters are found
+		// by address, so the certificate must name the address dialled.
+		conf = conf.Clone()
+		conf.ServerName, _, _ = net.SplitHostPort(c.conn.RemoteAddr().String())
+	}
 	tc := tls.Client(c.conn, conf)
 	if err := tc.Handshake(); err != nil {
 		return fmt.Errorf("mupdate: tls: %w", err)

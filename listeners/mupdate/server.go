@@ -77,9 +77,14 @@ type ServerConfig struct {
 	LoginTimeout time.Duration
 	// FailedLoginPause delays the reply to a failed authentication.
 	FailedLoginPause time.Duration
-	// TLS, if set, offers STARTTLS (section 3.13). Cyrus clients, which
-	// can use PLAIN, never take it; Rookery replicas and pushers do.
+	// TLS, if set, offers STARTTLS (section 3.13). Rookery replicas and
+	// pushers take it; Cyrus clients take it when PLAIN is not offered
+	// in the clear.
 	TLS *tls.Config
+	// Plaintext says whether PLAIN is offered and accepted before TLS on
+	// a connection from remote (allowplaintext, or a peer that counts as
+	// secure), as Cyrus's mupdate decides; nil: on every connection.
+	Plaintext func(remote net.Addr) bool
 	// Metrics counts commands; nil counts nothing.
 	Metrics Metrics
 	Logger  *slog.Logger
@@ -188,6 +193,7 @@ type session struct {
 	// unauthCounted: the session counts in Server.unauth.
 	unauthCounted atomic.Bool
 	tls           bool // the connection runs over TLS
+	plainOK       bool // PLAIN is offered and accepted
 	streaming     bool // reader's copy of streamTag != ""
 
 	// Streaming state, owned by the writer goroutine.
@@ -211,6 +217,7 @@ func (s *Server) serveConn(c net.Conn) {
 		closed: make(chan struct{}),
 		wake:   make(chan struct{}, 1),
 	}
+	ss.plainOK = s.cfg.Plaintext == nil || s.cfg.Plaintext(c.RemoteAddr())
 	ss.log.Debug("mupdate: connected")
 	if n := s.unauth.Add(1); n > int64(s.cfg.MaxUnauthenticated) {
 		s.unauth.Add(-1)
@@ -266,7 +273,12 @@ func (ss *session) continuation() error {
 
 func (ss *session) greet() {
 	cfg := &ss.s.cfg
-	ss.w.Line(`* AUTH "PLAIN"`)
+	if ss.plainOK {
+		ss.w.Line(`* AUTH "PLAIN"`)
+	} else {
+		// Cyrus's line when no mechanism is available before TLS.
+		ss.w.Line("* AUTH")
+	}
 	if cfg.TLS != nil && !ss.tls {
 		ss.w.Line("* STARTTLS")
 	}
@@ -776,7 +788,7 @@ func (ss *session) startTLS(tag string) bool {
 		return false
 	}
 	_ = tc.SetDeadline(time.Time{})
-	ss.conn, ss.tls = tc, true
+	ss.conn, ss.tls, ss.plainOK = tc, true, true
 	ss.r = NewReader(tc, ss.s.cfg.Limits)
 	ss.r.SetContinuation(ss.continuation)
 	ss.w = NewWriter(tc)
@@ -792,6 +804,10 @@ func (ss *session) authenticate(tag string, args []string) bool {
 	}
 	if !strings.EqualFold(args[0], "PLAIN") {
 		ss.status(tag, "NO", "unsupported mechanism")
+		return true
+	}
+	if !ss.plainOK {
+		ss.status(tag, "NO", "PLAIN only under TLS: use STARTTLS")
 		return true
 	}
 	var user, why string

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,7 +78,11 @@ type ProxyConfig struct {
 	// 995), plaintext logins need TLS unless AllowPlaintext is set.
 	TLS            *tls.Config
 	AllowPlaintext bool
-	Limits         Limits
+	// BackendTLS is how the proxy takes up a backend's STLS: when the
+	// backend's server name asks for it ("host:port/tls") or when the
+	// backend offers no plaintext login before TLS. Nil: never.
+	BackendTLS *tls.Config
+	Limits     Limits
 	// Metrics counts commands before login and proxied sessions; nil
 	// counts nothing.
 	Metrics Metrics
@@ -432,6 +437,17 @@ func (s *session) dialBackend(server, user string) (net.Conn, string, error) {
 		if !greet.OK {
 			return "", fmt.Errorf("greeting -ERR %s", greet.Text)
 		}
+		if cfg.BackendTLS != nil || frontend.WantsTLS(server) {
+			tc, err := backendSTLS(r, w, conn, cfg.BackendTLS, addr, frontend.WantsTLS(server))
+			if err != nil {
+				return "", err
+			}
+			if tc != nil {
+				conn = tc
+				r = NewReader(bufio.NewReaderSize(conn, 1024), 1024)
+				w = NewWriter(bufio.NewWriterSize(conn, 1024))
+			}
+		}
 		ir := base64.StdEncoding.EncodeToString([]byte(user + "\x00" + cfg.Proxy.Authname + "\x00" + cfg.Proxy.PasswordFor(server)))
 		w.Line("AUTH PLAIN " + ir)
 		if err := w.Flush(); err != nil {
@@ -454,6 +470,68 @@ func (s *session) dialBackend(server, user string) (net.Conn, string, error) {
 	// is left in r for the pipe to miss.
 	_ = conn.SetDeadline(time.Time{})
 	return conn, text, nil
+}
+
+// backendSTLS asks a backend for its capabilities and takes up its STLS
+// (RFC 2595) when required (the server name asks for TLS) or when it
+// offers no plaintext login in the clear, as Cyrus's backend connection
+// does; it returns the TLS connection, or nil when TLS is not taken up.
+func backendSTLS(r *Reader, w *Writer, conn net.Conn, conf *tls.Config, addr string, required bool) (net.Conn, error) {
+	if conf == nil {
+		return nil, errors.New("server name asks for TLS (/tls), which this frontend does not speak to backends")
+	}
+	w.Line("CAPA")
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	rep, err := r.ReadReply()
+	if err != nil {
+		return nil, err
+	}
+	stls, plain := false, false
+	if rep.OK {
+		body, err := io.ReadAll(r.DotReader())
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range strings.Split(string(body), "\n") {
+			f := strings.Fields(strings.ToUpper(l))
+			switch {
+			case len(f) == 1 && f[0] == "STLS":
+				stls = true
+			case len(f) > 1 && f[0] == "SASL" && slices.Contains(f[1:], "PLAIN"):
+				plain = true
+			}
+		}
+	}
+	switch {
+	case !stls && required:
+		return nil, errors.New("server name asks for TLS (/tls), and the backend offers no STLS")
+	case !stls || (plain && !required):
+		return nil, nil
+	}
+	w.Line("STLS")
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	if rep, err = r.ReadReply(); err != nil {
+		return nil, err
+	}
+	if !rep.OK {
+		return nil, fmt.Errorf("STLS refused: %s", rep.Text)
+	}
+	if r.Buffered() > 0 {
+		return nil, errors.New("backend sent more after its STLS reply")
+	}
+	if conf.ServerName == "" {
+		conf = conf.Clone()
+		conf.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	tc := tls.Client(conn, conf)
+	if err := tc.Handshake(); err != nil {
+		return nil, fmt.Errorf("STLS: %w", err)
+	}
+	return tc, nil
 }
 
 // pipe copies bytes both ways until either side closes, the client stops

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -48,6 +49,15 @@ type ServerConfig struct {
 	// FailedLoginPause delays the reply to a failed login; zero or
 	// negative for none.
 	FailedLoginPause time.Duration
+	// TLS enables STLS (RFC 2595); connections from a tls.Listener
+	// (pop3s) are under TLS from their start. Nil: no TLS at all.
+	TLS *tls.Config
+	// Plaintext says whether USER/PASS and AUTH PLAIN may be used before
+	// TLS on a connection from remote (allowplaintext, or a peer that
+	// counts as secure); nil allows them on every connection.
+	Plaintext func(remote net.Addr) bool
+	// HandshakeTimeout bounds a TLS handshake; default 30 s.
+	HandshakeTimeout time.Duration
 	// Metrics counts commands; nil counts nothing.
 	Metrics Metrics
 	Logger  *slog.Logger // nil discards
@@ -116,6 +126,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 1000
 	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 30 * time.Second
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
 	}
@@ -164,9 +177,15 @@ func (s *Server) unlock(id uint64) {
 type serverSession struct {
 	srv  *Server
 	conn net.Conn
-	r    *Reader
-	w    *Writer
-	log  *slog.Logger
+	// timed is conn with the idle and write timeouts; STLS layers TLS
+	// over it.
+	timed net.Conn
+	r     *Reader
+	w     *Writer
+	log   *slog.Logger
+
+	tls     bool // under TLS (STLS done, or an implicit-TLS listener)
+	plainOK bool // USER/PASS and AUTH PLAIN allowed now
 
 	user string    // from USER, waiting for PASS
 	drop *maildrop // set in the TRANSACTION state
@@ -191,11 +210,12 @@ func (s *Server) serveConn(c net.Conn) {
 	defer stop()
 	sc := accept.Timeouts(ctx, c, s.cfg.IdleTimeout, s.cfg.WriteTimeout)
 	ss := &serverSession{
-		srv:  s,
-		conn: c,
-		r:    NewReader(bufio.NewReaderSize(sc, 4096), s.cfg.MaxLine),
-		w:    NewWriter(bufio.NewWriterSize(sc, 32<<10)),
-		log:  s.log.With("conn", s.nextID.Add(1), "remote", c.RemoteAddr().String()),
+		srv:   s,
+		conn:  c,
+		timed: sc,
+		r:     NewReader(bufio.NewReaderSize(sc, 4096), s.cfg.MaxLine),
+		w:     NewWriter(bufio.NewWriterSize(sc, 32<<10)),
+		log:   s.log.With("conn", s.nextID.Add(1), "remote", c.RemoteAddr().String()),
 	}
 	defer func() {
 		if v := recover(); v != nil {
@@ -205,6 +225,13 @@ func (s *Server) serveConn(c net.Conn) {
 			s.unlock(ss.drop.mailbox)
 		}
 	}()
+	if tc, ok := c.(*tls.Conn); ok {
+		if ss.handshake(tc) != nil {
+			return
+		}
+		ss.tls = true
+	}
+	ss.plainOK = ss.tls || s.cfg.Plaintext == nil || s.cfg.Plaintext(c.RemoteAddr())
 	ss.w.OK(s.cfg.ServerName + " Rookery POP3 server ready")
 	for {
 		// Replies to pipelined commands go out together (RFC 2449 6.6).
@@ -258,7 +285,12 @@ func (ss *serverSession) capa() {
 	caps := []string{"TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "EXPIRE NEVER",
 		"IMPLEMENTATION Rookery"}
 	if ss.drop == nil {
-		caps = append(caps, "USER", "SASL PLAIN")
+		if ss.srv.cfg.TLS != nil && !ss.tls {
+			caps = append(caps, "STLS")
+		}
+		if ss.plainOK {
+			caps = append(caps, "USER", "SASL PLAIN")
+		}
 	}
 	for _, c := range caps {
 		_, _ = io.WriteString(dw, c+"\r\n")
@@ -269,7 +301,13 @@ func (ss *serverSession) capa() {
 // authorization runs a command of the AUTHORIZATION state.
 func (ss *serverSession) authorization(cmd Command) bool {
 	switch cmd.Name {
+	case "STLS":
+		return ss.startTLS(cmd.Args)
 	case "USER":
+		if !ss.plainOK {
+			ss.w.Err("[AUTH] Plaintext login only over TLS (STLS)")
+			return false
+		}
 		if len(cmd.Args) != 1 || cmd.Args[0] == "" {
 			ss.w.Err("Syntax: USER name")
 			return false
@@ -302,12 +340,18 @@ func (ss *serverSession) auth(args []string) bool {
 		// Listing the mechanisms is what clients before RFC 5034 did.
 		ss.w.OK("Mechanisms follow")
 		dw := ss.w.DotWriter()
-		_, _ = io.WriteString(dw, "PLAIN\r\n")
+		if ss.plainOK {
+			_, _ = io.WriteString(dw, "PLAIN\r\n")
+		}
 		_ = dw.Close()
 		return false
 	}
 	if !strings.EqualFold(args[0], "PLAIN") || len(args) > 2 {
 		ss.w.Err("Unsupported mechanism")
+		return false
+	}
+	if !ss.plainOK {
+		ss.w.Err("[AUTH] Plaintext login only over TLS (STLS)")
 		return false
 	}
 	ir := ""
