@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/rookery/rookery/internal/imapurl"
 	"github.com/rookery/rookery/store/mailstore"
 )
 
@@ -152,102 +152,18 @@ func (sess *session) catenate(limit int64) (*mailstore.Staged, error) {
 	return body, nil
 }
 
-// imapURL is what CATENATE takes of an IMAP URL (RFC 5092): a message, or
-// a section of it, in a mailbox of this server.
-type imapURL struct {
-	mailbox     string // as the client names it
-	uidValidity uint32 // 0: not given
-	uid         uint32
-	section     string
-	partial     *imap.SectionPartial
-}
-
-// parseIMAPURL reads an absolute ("imap://host/...") or
-// absolute-path ("/...") IMAP URL. Whatever server it names, it is taken
-// to be this one: the client reached it under that name.
-func parseIMAPURL(s string) (imapURL, error) {
-	var u imapURL
-	rest := s
-	if len(rest) > 7 && strings.EqualFold(rest[:7], "imap://") {
-		i := strings.IndexByte(rest[7:], '/')
-		if i < 0 {
-			return u, fmt.Errorf("no mailbox")
-		}
-		rest = rest[7+i:]
-	}
-	if !strings.HasPrefix(rest, "/") {
-		return u, fmt.Errorf("not an IMAP URL")
-	}
-	segs := strings.Split(rest[1:], "/")
-	box, params, _ := strings.Cut(segs[0], ";")
-	mbox, err := url.PathUnescape(box)
-	if err != nil || mbox == "" {
-		return u, fmt.Errorf("bad mailbox")
-	}
-	u.mailbox = mbox
-	if params != "" {
-		v, ok := strings.CutPrefix(strings.ToUpper(params), "UIDVALIDITY=")
-		n, err := strconv.ParseUint(v, 10, 32)
-		if !ok || err != nil || n == 0 {
-			return u, fmt.Errorf("bad mailbox parameter %q", params)
-		}
-		u.uidValidity = uint32(n)
-	}
-	for _, seg := range segs[1:] {
-		name, val, ok := strings.Cut(seg, "=")
-		if !ok || !strings.HasPrefix(name, ";") {
-			return u, fmt.Errorf("bad segment %q", seg)
-		}
-		switch strings.ToUpper(name) {
-		case ";UID":
-			n, err := strconv.ParseUint(val, 10, 32)
-			if err != nil || n == 0 {
-				return u, fmt.Errorf("bad UID")
-			}
-			u.uid = uint32(n)
-		case ";SECTION":
-			sec, err := url.PathUnescape(val)
-			if err != nil {
-				return u, fmt.Errorf("bad section")
-			}
-			u.section = sec
-		case ";PARTIAL":
-			off, length, hasLen := strings.Cut(val, ".")
-			o, err := strconv.ParseUint(off, 10, 32)
-			if err != nil {
-				return u, fmt.Errorf("bad partial")
-			}
-			u.partial = &imap.SectionPartial{Offset: int64(o), Size: -1}
-			if hasLen {
-				l, err := strconv.ParseUint(length, 10, 32)
-				if err != nil || l == 0 {
-					return u, fmt.Errorf("bad partial")
-				}
-				u.partial.Size = int64(l)
-			}
-		default:
-			// URLAUTH's ;EXPIRE= and ;URLAUTH= among them: no URLAUTH here.
-			return u, fmt.Errorf("unsupported %s", name)
-		}
-	}
-	if u.uid == 0 {
-		return u, fmt.Errorf("no UID")
-	}
-	return u, nil
-}
-
 // openURL makes the part u names the current one: the user must be able
 // to read the mailbox, whose UIDVALIDITY must be the one given.
 func (c *catenation) openURL(s string) error {
 	badURL := func(why string) error {
 		return &Error{Code: "BADURL " + quoteString(s), Text: "Invalid URL: " + why}
 	}
-	u, err := parseIMAPURL(s)
+	u, err := imapurl.Parse(s)
 	if err != nil {
 		return badURL(err.Error())
 	}
 	sess := c.sess
-	ext := u.mailbox
+	ext := u.Mailbox
 	if strings.EqualFold(ext, "INBOX") {
 		ext = "INBOX"
 	}
@@ -259,11 +175,11 @@ func (c *catenation) openURL(s string) error {
 	if err != nil || rt&rRead == 0 {
 		return badURL("no such mailbox")
 	}
-	if u.uidValidity != 0 && u.uidValidity != m.UIDValidity {
+	if u.UIDValidity != 0 && u.UIDValidity != m.UIDValidity {
 		return badURL("UIDVALIDITY changed")
 	}
 	var msg *mailstore.Message
-	if err := c.view.Find(m.ID, []uint32{u.uid}, func(found *mailstore.Message, expunged bool) bool {
+	if err := c.view.Find(m.ID, []uint32{u.UID}, func(found *mailstore.Message, expunged bool) bool {
 		if !expunged {
 			cp := *found
 			msg = &cp
@@ -276,11 +192,8 @@ func (c *catenation) openURL(s string) error {
 		return badURL("no such message")
 	}
 	var sec imap.FetchItemBodySection
-	if u.section != "" {
-		if strings.ContainsAny(u.section, "{[]") {
-			return badURL("bad section")
-		}
-		sr := &reader{line: []byte("[" + u.section + "]"), maxString: 1024}
+	if u.Section != "" {
+		sr := &reader{line: []byte("[" + u.Section + "]"), maxString: 1024}
 		sr.section(&sec)
 		if sr.err != nil || !sr.atEOL() {
 			return badURL("bad section")
@@ -289,7 +202,7 @@ func (c *catenation) openURL(s string) error {
 	b := c.view.OpenBody(msg)
 	start, end := int64(0), msg.Size
 	var data []byte
-	if u.section != "" {
+	if u.Section != "" {
 		found, err := findSection(b, &sec)
 		if err != nil {
 			b.Close()
@@ -306,7 +219,7 @@ func (c *catenation) openURL(s string) error {
 			start, end = found.start, found.end
 		}
 	}
-	if p := u.partial; p != nil {
+	if p := u.Partial; p.Has {
 		start = min(start+p.Offset, end)
 		if p.Size >= 0 {
 			end = min(start+p.Size, end)

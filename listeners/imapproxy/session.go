@@ -322,7 +322,7 @@ func (s *session) authenticated(c *command) error {
 	case "CREATE":
 		return s.cmdCreate(c)
 	case "APPEND":
-		return s.routed(c, routeOpts{tryCreate: true})
+		return s.cmdAppend(c)
 	case "GETMETADATA", "SETMETADATA":
 		return s.cmdMetadata(c)
 	case "STATUS", "GETACL", "MYRIGHTS", "LISTRIGHTS", "GETQUOTAROOT", "GETQUOTA":
@@ -635,20 +635,11 @@ func (s *session) backendFor(server string) (*backend, error) {
 		}
 		s.dropBackend(b)
 	}
-	addr, _, _, ok := s.srv.cfg.Resolve(server)
-	if !ok {
-		s.log.Warn("imapproxy: backend unavailable", "backend", server, "err", "no address known")
-		return nil, &backendError{server, errors.New("unknown server")}
-	}
-	cfg := &s.srv.cfg
-	ctx, cancel := context.WithTimeout(s.srv.ctx, cfg.Limits.ConnectTimeout)
-	defer cancel()
-	b, err := dialBackend(ctx, server, addr, cfg.BackendTLS, s.user, cfg.Proxy.Authname, cfg.Proxy.PasswordFor(server),
-		cfg.Limits.ConnectTimeout, cfg.Limits.BackendTimeout)
+	b, err := s.dialFor(server)
 	if err != nil {
-		s.log.Warn("imapproxy: backend unavailable", "backend", server, "err", err)
 		return nil, err
 	}
+	cfg := &s.srv.cfg
 	var missing []string
 	for _, c := range cfg.Passthrough {
 		if !b.caps[strings.ToUpper(c)] {
@@ -666,6 +657,26 @@ func (s *session) backendFor(server string) (*backend, error) {
 	}
 	s.backends[server] = b
 	s.routes.Opened(server)
+	return b, nil
+}
+
+// dialFor opens a new connection to server, logged in for the session's
+// user; the caller owns it.
+func (s *session) dialFor(server string) (*backend, error) {
+	addr, _, _, ok := s.srv.cfg.Resolve(server)
+	if !ok {
+		s.log.Warn("imapproxy: backend unavailable", "backend", server, "err", "no address known")
+		return nil, &backendError{server, errors.New("unknown server")}
+	}
+	cfg := &s.srv.cfg
+	ctx, cancel := context.WithTimeout(s.srv.ctx, cfg.Limits.ConnectTimeout)
+	defer cancel()
+	b, err := dialBackend(ctx, server, addr, cfg.BackendTLS, s.user, cfg.Proxy.Authname, cfg.Proxy.PasswordFor(server),
+		cfg.Limits.ConnectTimeout, cfg.Limits.BackendTimeout)
+	if err != nil {
+		s.log.Warn("imapproxy: backend unavailable", "backend", server, "err", err)
+		return nil, err
+	}
 	return b, nil
 }
 
