@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/rookery/rookery/listeners/admin"
 	"github.com/rookery/rookery/listeners/mupdate"
 )
 
@@ -24,15 +25,17 @@ import (
 // its disk did.
 const stopWithin = 20 * time.Second
 
+// faultAddrs are a fault test node's listeners.
+type faultAddrs struct{ imap, lmtp, mupdate, admin string }
+
 // faultNode starts a node whose data folder is data, with alice and an
-// admin in the users file, and returns it with its IMAP, LMTP and MUPDATE
-// addresses.
-func faultNode(t *testing.T, data, roles string) (p *nodeProc, imapAddr, lmtpAddr, mupdateAddr string) {
+// admin in the users file, gossiping on its own.
+func faultNode(t *testing.T, data, roles string) (*nodeProc, faultAddrs) {
 	t.Helper()
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users")
 	writeFile(t, users, "admin:{PLAIN}adminpw\nalice:{PLAIN}alicepw\n")
-	imapAddr, lmtpAddr, mupdateAddr = freeAddr(t), freeAddr(t), freeAddr(t)
+	a := faultAddrs{imap: freeAddr(t), lmtp: freeAddr(t), mupdate: freeAddr(t), admin: freeAddr(t)}
 	conf := filepath.Join(dir, "imapd.conf")
 	writeFile(t, conf, strings.Join([]string{
 		"servername: faults.test",
@@ -41,16 +44,18 @@ func faultNode(t *testing.T, data, roles string) (p *nodeProc, imapAddr, lmtpAdd
 		"users: " + users,
 		"users_poll: 0",
 		"admins: admin",
-		"mupdate_listen: " + mupdateAddr,
-		"imap_listen: " + imapAddr,
-		"lmtp_listen: " + lmtpAddr,
+		"mupdate_listen: " + a.mupdate,
+		"imap_listen: " + a.imap,
+		"lmtp_listen: " + a.lmtp,
 		"pop3_listen:",
-		"admin_listen:",
+		"admin_listen: " + a.admin,
+		"gossip_listen: " + freeAddr(t),
+		"gossip_preset: local",
 		"failedloginpause: 0",
 	}, "\n")+"\n")
-	p = startNode(t, "--config", conf)
+	p := startNode(t, "--config", conf)
 	p.wait(t, "node started")
-	return p, imapAddr, lmtpAddr, mupdateAddr
+	return p, a
 }
 
 // stopBounded sends SIGTERM and wants the node gone within stopWithin.
@@ -86,7 +91,8 @@ func (p *nodeProc) count(wants ...string) int {
 
 func TestMasterDataFolderRemoved(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
-	p, _, _, addr := faultNode(t, data, "master")
+	p, a := faultNode(t, data, "master")
+	addr := a.mupdate
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, err := mupdate.Dial(ctx, addr, mupdate.ClientConfig{Username: "admin", Password: "adminpw", Timeout: 10 * time.Second})
@@ -116,6 +122,23 @@ func TestMasterDataFolderRemoved(t *testing.T) {
 	if n := p.count("fatal storage fault"); n != 1 {
 		t.Errorf("%d fault lines, want one:\n%s", n, p.logText())
 	}
+	// The node says so on /status and in its gossip metadata.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var st admin.Status
+		err := fetch(a.admin, "/status", &st)
+		gossiped := false
+		for _, m := range st.Members {
+			gossiped = gossiped || (m.Name == "faults.test" && m.Storage == "failed")
+		}
+		if err == nil && st.Storage == "failed" && strings.Contains(st.StorageError, "no such file") && gossiped {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/status does not show the failed store: %+v %v", st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	p.stopBounded(t)
 	if n := len(strings.Split(p.logText(), "\n")); n > 40 {
 		t.Errorf("%d log lines:\n%s", n, p.logText())
@@ -124,7 +147,8 @@ func TestMasterDataFolderRemoved(t *testing.T) {
 
 func TestBackendDataFolderRemoved(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
-	p, imapAddr, lmtpAddr, _ := faultNode(t, data, "master,backend")
+	p, a := faultNode(t, data, "master,backend")
+	imapAddr, lmtpAddr := a.imap, a.lmtp
 	c := aliceWithInbox(t, imapAddr)
 	if err := appendMessage(c); err != nil {
 		t.Fatalf("APPEND before the fault: %v", err)
@@ -160,7 +184,8 @@ func TestBackendDataFolderRemoved(t *testing.T) {
 func TestFullDiskRefusesWritesUntilFreed(t *testing.T) {
 	mnt := mountTmpfs(t, "160m")
 	data := filepath.Join(mnt, "data")
-	p, imapAddr, lmtpAddr, _ := faultNode(t, data, "master,backend")
+	p, a := faultNode(t, data, "master,backend")
+	imapAddr, lmtpAddr := a.imap, a.lmtp
 	c := aliceWithInbox(t, imapAddr)
 	defer c.Close()
 	if err := appendMessage(c); err != nil {
