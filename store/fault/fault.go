@@ -101,6 +101,9 @@ type fileID struct{ dev, ino uint64 }
 // stRDOnly is statfs's ST_RDONLY flag.
 const stRDOnly = 1
 
+// minInodes is the free inodes under which writes are refused.
+const minInodes = 64
+
 // New makes a guard for the folder cfg.Dir, as it is now, and starts
 // watching it; Close stops that.
 func New(cfg Config) (*Guard, error) {
@@ -192,6 +195,10 @@ func (g *Guard) Writable() error {
 	if free < g.cfg.Reserve {
 		return g.full(fmt.Errorf("%w: %d bytes free in %s, %d needed", ErrNoSpace, free, g.cfg.Dir, g.cfg.Reserve))
 	}
+	// Out of inodes is ENOSPC too; a flush and a WAL rotation need a few.
+	if fs.Files > 0 && fs.Ffree < minInodes {
+		return g.full(fmt.Errorf("%w: %d inodes free in %s", ErrNoSpace, fs.Ffree, g.cfg.Dir))
+	}
 	g.recovered()
 	return nil
 }
@@ -222,6 +229,9 @@ func (g *Guard) Done(err error) error {
 	}
 	if errors.Is(err, ErrFailed) || errors.Is(err, ErrNoSpace) {
 		return err
+	}
+	if failed := g.Err(); failed != nil {
+		return failed
 	}
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		return g.full(fmt.Errorf("%w: %w", ErrNoSpace, err))
@@ -288,7 +298,12 @@ func (g *Guard) recovered() {
 // hangs for SlowFatal. Slow ones are logged (the node's log limits their
 // repeats).
 func (g *Guard) Listen(l *pebble.EventListener) {
-	l.BackgroundError = func(err error) { _ = g.Done(err) }
+	l.BackgroundError = func(err error) {
+		// Work cut short by Close is no fault of the disk.
+		if !errors.Is(err, pebble.ErrClosed) {
+			_ = g.Done(err)
+		}
+	}
 	l.DataCorruption = func(info pebble.DataCorruptionInfo) {
 		_ = g.Fail(fmt.Errorf("%s: corruption in %s: %w", g.cfg.Name, info.Path, info.Details))
 	}

@@ -11,6 +11,9 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 type changes struct {
@@ -149,5 +152,40 @@ func TestPanicsAndOtherErrorsFail(t *testing.T) {
 	}()
 	if err := g.Done(syscall.EIO); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "fatal commit error") {
 		t.Errorf("Done after the failure: %v, want the first cause", err)
+	}
+}
+
+// TestFailedStoreSlowsPebbleRetries: Pebble retries a failed flush at
+// once and for ever; on a failed store each try waits, creates nothing,
+// and Close ends the wait.
+func TestFailedStoreSlowsPebbleRetries(t *testing.T) {
+	var log syncBuf
+	g, err := New(Config{Name: "test", Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := vfs.NewMem()
+	fs := g.FS(mem)
+	if f, err := fs.Create("000001.sst", vfs.WriteCategoryUnspecified); err != nil {
+		t.Fatal(err)
+	} else {
+		f.Close()
+	}
+	_ = g.Fail(errors.New("creating object 2: no such file or directory"))
+	start := time.Now()
+	if _, err := fs.Create("000002.sst", vfs.WriteCategoryUnspecified); !errors.Is(err, ErrFailed) {
+		t.Fatalf("Create on a failed store: %v", err)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Errorf("a retry came back after %v, want about a second", d)
+	}
+	if _, err := mem.Stat("000002.sst"); err == nil {
+		t.Error("a file was created on a failed store")
+	}
+	g.Close()
+	start = time.Now()
+	_, _ = fs.Create("000003.sst", vfs.WriteCategoryUnspecified)
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("Create after Close waited %v", d)
 	}
 }
