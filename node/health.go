@@ -18,6 +18,9 @@ type health struct {
 	states map[string]fault.State // by store: "mailboxes", "mail"
 	errs   map[string]error
 	gossip *actor.PID // set once gossip runs
+	// announcing serialises announcements, so the last one sent carries
+	// the latest state.
+	announcing sync.Mutex
 }
 
 // storageChanged is every store's OnFault: it must not block.
@@ -68,6 +71,8 @@ func (n *Node) gossipStarted(pid *actor.PID) {
 
 // announce gossips this node's metadata with its storage state.
 func (n *Node) announce(pid *actor.PID) {
+	n.health.announcing.Lock()
+	defer n.health.announcing.Unlock()
 	res, err := n.system.Root.RequestFuture(pid, &membership.UpdateMeta{Meta: n.meta()}, 5*time.Second).Result()
 	if err == nil {
 		if r, ok := res.(*membership.UpdateMetaReply); ok {

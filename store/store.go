@@ -20,7 +20,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
-
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/rookery/rookery/internal/record"
@@ -164,6 +163,8 @@ func Open(dir string, opts Options) (*DB, error) {
 		EventListener: &pebble.EventListener{},
 	}
 	guard.Listen(po.EventListener)
+	// Pebble watches its disk operations (DiskSlow) only on this.
+	po.WithFSDefaults()
 	// Point lookups of absent names (RESERVE of a new mailbox) are common;
 	// bloom filters let them skip most tables.
 	for i := range po.Levels {

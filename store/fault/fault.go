@@ -295,8 +295,7 @@ func (g *Guard) recovered() {
 // Listen sets l's handlers for Pebble's background errors, corruption and
 // slow disk: a full disk under a flush is Full, any other background
 // error or corruption fails the store, and so does a disk operation that
-// hangs for SlowFatal. Slow ones are logged (the node's log limits their
-// repeats).
+// hangs for SlowFatal. Slow ones are logged.
 func (g *Guard) Listen(l *pebble.EventListener) {
 	l.BackgroundError = func(err error) {
 		// Work cut short by Close is no fault of the disk.
@@ -312,7 +311,8 @@ func (g *Guard) Listen(l *pebble.EventListener) {
 			_ = g.Fail(fmt.Errorf("%s: disk stalled: %s", g.cfg.Name, info.String()))
 			return
 		}
-		g.log.Warn(g.cfg.Name + ": " + info.String())
+		// One message for all, so the node's log limits their repeats.
+		g.log.Warn(g.cfg.Name+": disk slow", "detail", info.String())
 	}
 }
 

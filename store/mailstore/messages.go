@@ -81,7 +81,11 @@ func (s *Store) Stage(ctx context.Context, r io.Reader, limit int64) (st *Staged
 			chunk++
 		}
 		if batch != nil && (last || batch.Len() >= stageBatch) {
-			if err := st.s.guard.Done(batch.Commit(pebble.NoSync)); err != nil {
+			// A large body may fill the disk on its way in.
+			if err := s.guard.Writable(); err != nil {
+				return nil, errors.Join(err, st.Discard())
+			}
+			if err := s.guard.Done(batch.Commit(pebble.NoSync)); err != nil {
 				return nil, errors.Join(fmt.Errorf("mailstore: stage body: %w", err), st.Discard())
 			}
 			batch.Close()

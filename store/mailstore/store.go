@@ -28,7 +28,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
-
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/rookery/rookery/internal/record"
@@ -155,6 +154,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		EventListener:      &pebble.EventListener{},
 	}
 	guard.Listen(po.EventListener)
+	// Pebble watches its disk operations (DiskSlow) only on this.
+	po.WithFSDefaults()
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
