@@ -30,14 +30,14 @@ type faultAddrs struct{ imap, lmtp, mupdate, admin string }
 
 // faultNode starts a node whose data folder is data, with alice and an
 // admin in the users file, gossiping on its own.
-func faultNode(t *testing.T, data, roles string) (*nodeProc, faultAddrs) {
+func faultNode(t *testing.T, data, roles string, extra ...string) (*nodeProc, faultAddrs) {
 	t.Helper()
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users")
 	writeFile(t, users, "admin:{PLAIN}adminpw\nalice:{PLAIN}alicepw\n")
 	a := faultAddrs{imap: freeAddr(t), lmtp: freeAddr(t), mupdate: freeAddr(t), admin: freeAddr(t)}
 	conf := filepath.Join(dir, "imapd.conf")
-	writeFile(t, conf, strings.Join([]string{
+	writeFile(t, conf, strings.Join(append([]string{
 		"servername: faults.test",
 		"roles: " + roles,
 		"data: " + data,
@@ -52,7 +52,7 @@ func faultNode(t *testing.T, data, roles string) (*nodeProc, faultAddrs) {
 		"gossip_listen: " + freeAddr(t),
 		"gossip_preset: local",
 		"failedloginpause: 0",
-	}, "\n")+"\n")
+	}, extra...), "\n")+"\n")
 	p := startNode(t, "--config", conf)
 	p.wait(t, "node started")
 	return p, a
@@ -143,6 +143,50 @@ func TestMasterDataFolderRemoved(t *testing.T) {
 	if n := len(strings.Split(p.logText(), "\n")); n > 40 {
 		t.Errorf("%d log lines:\n%s", n, p.logText())
 	}
+}
+
+// TestReplicaDataFolderRemoved: a replica cannot apply its master's
+// changes once its folder is gone; it says so once, keeps serving its
+// copy, and stops on SIGTERM.
+func TestReplicaDataFolderRemoved(t *testing.T) {
+	master, ma := faultNode(t, filepath.Join(t.TempDir(), "data"), "master")
+	data := filepath.Join(t.TempDir(), "data")
+	replica, ra := faultNode(t, data, "replica", "mupdate_server: "+ma.mupdate,
+		"mupdate_authname: admin", "mupdate_password: adminpw", "mupdate_retry_delay: 1")
+	replica.wait(t, "master")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := mupdate.Dial(ctx, ma.mupdate, mupdate.ClientConfig{Username: "admin", Password: "adminpw", Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := os.RemoveAll(data); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := c.Reserve(fmt.Sprintf("user.r%d", i), "be1!default"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replica.wait(t, "level=ERROR", `msg="store: fatal storage fault`)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var st admin.Status
+		err := fetch(ra.admin, "/status", &st)
+		if err == nil && st.Storage == "failed" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica /status does not show the failed store: %+v %v", st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := replica.count("fatal storage fault"); n != 1 {
+		t.Errorf("%d fault lines, want one:\n%s", n, replica.logText())
+	}
+	replica.stopBounded(t)
+	master.stopBounded(t)
 }
 
 func TestBackendDataFolderRemoved(t *testing.T) {
