@@ -29,6 +29,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 	if err != nil {
 		return err
 	}
+	n.storeOpened("mail")
 
 	var registry imap.MailboxRegistry = imap.NopRegistry{}
 	master, creds := n.cfg.MUPDATEServer, mupdate.ClientConfig{

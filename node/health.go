@@ -23,7 +23,8 @@ type health struct {
 	announcing sync.Mutex
 }
 
-// storageChanged is every store's OnFault: it must not block.
+// storageChanged is every store's OnFault: it must not block. A store
+// is in rookery_storage_state from its open on (see storeOpened).
 func (n *Node) storageChanged(store string) func(fault.State, error) {
 	return func(st fault.State, err error) {
 		h := &n.health
@@ -34,6 +35,7 @@ func (n *Node) storageChanged(store string) func(fault.State, error) {
 		h.states[store], h.errs[store] = st, err
 		pid := h.gossip
 		h.mu.Unlock()
+		n.metrics.StorageState.WithLabelValues(store).Set(float64(st))
 		if pid != nil {
 			go n.announce(pid)
 		}
@@ -82,4 +84,10 @@ func (n *Node) announce(pid *actor.PID) {
 	if err != nil {
 		n.log.Warn("announcing the storage state failed", "err", err)
 	}
+}
+
+// storeOpened shows an open store as ok in rookery_storage_state, so an
+// alert on it has a series before any fault.
+func (n *Node) storeOpened(store string) {
+	n.metrics.StorageState.WithLabelValues(store).Add(0)
 }

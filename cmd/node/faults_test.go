@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -250,6 +252,7 @@ func TestFullDiskRefusesWritesUntilFreed(t *testing.T) {
 		t.Error("CREATE on a full disk succeeded")
 	}
 	p.wait(t, "level=WARN", "disk full")
+	wantMetric(t, a.admin, `rookery_storage_state{store="mail"} 1`)
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
@@ -263,12 +266,30 @@ func TestFullDiskRefusesWritesUntilFreed(t *testing.T) {
 		t.Errorf("CREATE after space was freed: %v", err)
 	}
 	p.wait(t, "disk space is back")
+	wantMetric(t, a.admin, `rookery_storage_state{store="mail"} 0`)
 	if n := p.count("fatal storage fault"); n != 0 {
 		t.Errorf("a full disk failed a store:\n%s", p.logText())
 	}
 	// Full again, then SIGTERM: the stop must not wait on the disk.
 	fill(t, mnt)
 	p.stopBounded(t)
+}
+
+// wantMetric wants line in the node's /metrics.
+func wantMetric(t *testing.T, addr, line string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), "\n"+line+"\n") {
+		t.Errorf("/metrics lacks %q", line)
+	}
 }
 
 // mountTmpfs mounts a tmpfs of size on a new folder, unmounted at the
