@@ -25,10 +25,12 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 	n.mail, err = mailstore.Open(filepath.Join(n.cfg.DataDir, "mail"), mailstore.Options{
 		Logger:    n.log.With("component", "mailstore"),
 		Summarize: imap.Summarize,
+		OnFault:   n.storageChanged("mail"),
 	})
 	if err != nil {
 		return err
 	}
+	n.storeOpened("mail")
 
 	var registry imap.MailboxRegistry = imap.NopRegistry{}
 	master, creds := n.cfg.MUPDATEServer, mupdate.ClientConfig{

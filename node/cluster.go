@@ -16,6 +16,7 @@ import (
 	"github.com/rookery/rookery/listeners/admin"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/mupdate"
+	"github.com/rookery/rookery/store/fault"
 )
 
 // cluster is what gossip tells this node about the others.
@@ -52,6 +53,7 @@ func (n *Node) startGossip() error {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.gossipAddr = g.Addr()
+	n.gossipStarted(n.gossip)
 	n.cluster = &cluster{members: make(map[string]membership.Member)}
 	follower, err := n.system.Root.SpawnNamed(actor.PropsFromFunc(n.follow), "cluster-follower")
 	if err != nil {
@@ -72,6 +74,7 @@ func (n *Node) meta() membership.Meta {
 		POP3:    n.POP3Addr(),
 		LMTP:    n.LMTPAddr(),
 	}
+	m.Storage, _ = n.storage()
 	for _, r := range knownRoles {
 		if n.cfg.Has(r) {
 			m.Roles = append(m.Roles, string(r))
@@ -126,11 +129,13 @@ func (c *cluster) observe(m membership.Member) (master string, changed bool) {
 }
 
 // pickMaster is the MUPDATE address of the alive member with the master
-// role; with several (a handover), the one seen alive most recently.
+// role; with several (a handover), the one seen alive most recently. A
+// master whose store failed is passed over: it takes no writes.
 func (c *cluster) pickMaster() string {
 	var best *membership.Member
 	for _, m := range c.members {
-		if m.State != membership.Alive || !m.Meta.HasRole(string(RoleMaster)) || m.Meta.MUPDATE == "" {
+		if m.State != membership.Alive || !m.Meta.HasRole(string(RoleMaster)) || m.Meta.MUPDATE == "" ||
+			m.Meta.Storage == fault.Failed.String() {
 			continue
 		}
 		if best == nil || m.Since.After(best.Since) {
@@ -312,9 +317,13 @@ func (n *Node) adminStatus(ctx context.Context) (*admin.Status, error) {
 		Master:    n.masterAddr(),
 		Mailboxes: n.store.Count(),
 	}
+	var cause error
+	if st.Storage, cause = n.storage(); cause != nil {
+		st.StorageError = cause.Error()
+	}
 	for _, m := range n.Members() {
 		st.Members = append(st.Members, admin.Member{
-			Name: m.Name, Addr: m.Addr, Roles: m.Meta.Roles, Health: string(m.State), Since: m.Since,
+			Name: m.Name, Addr: m.Addr, Roles: m.Meta.Roles, Health: string(m.State), Since: m.Since, Storage: m.Meta.Storage,
 			MUPDATE: m.Meta.MUPDATE, IMAP: m.Meta.IMAP, POP3: m.Meta.POP3, LMTP: m.Meta.LMTP, Version: m.Meta.Version,
 		})
 	}

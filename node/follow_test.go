@@ -36,3 +36,31 @@ func TestSuspicionKeepsMaster(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedStorePassesOverMaster: a master announcing a failed store is
+// left for another healthy one; a full disk (temporary) is no reason to
+// move, and with no healthy master the node stays where it is.
+func TestFailedStorePassesOverMaster(t *testing.T) {
+	c := &cluster{members: map[string]membership.Member{}}
+	t0 := time.Now()
+	member := func(name, addr, storage string, since time.Duration) membership.Member {
+		return membership.Member{Name: name, State: membership.Alive, Since: t0.Add(since),
+			Meta: membership.Meta{Roles: []string{string(RoleMaster)}, MUPDATE: addr, Storage: storage}}
+	}
+	steps := []struct {
+		what   string
+		m      membership.Member
+		master string
+	}{
+		{"old master", member("m1", "127.0.0.1:3905", "", 0), "127.0.0.1:3905"},
+		{"new master, store failed", member("m2", "127.0.0.2:3905", "failed", time.Second), "127.0.0.1:3905"},
+		{"old master, disk full", member("m1", "127.0.0.1:3905", "full", 2*time.Second), "127.0.0.1:3905"},
+		{"old master, store failed", member("m1", "127.0.0.1:3905", "failed", 3*time.Second), "127.0.0.1:3905"},
+		{"new master restarted", member("m2", "127.0.0.2:3905", "", 4*time.Second), "127.0.0.2:3905"},
+	}
+	for _, s := range steps {
+		if master, _ := c.observe(s.m); master != s.master {
+			t.Fatalf("%s: follow %q, want %q", s.what, master, s.master)
+		}
+	}
+}

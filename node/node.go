@@ -88,6 +88,8 @@ type Node struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	health health
 }
 
 // Start brings a node up with cfg, which must have passed Validate.
@@ -120,10 +122,12 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 	n.store, err = store.Open(filepath.Join(cfg.DataDir, "mailboxes"), store.Options{
 		Logger:    logger.With("component", "pebble"),
 		LogRetain: cfg.LogRetain,
+		OnFault:   n.storageChanged("mailboxes"),
 	})
 	if err != nil {
 		return nil, err
 	}
+	n.storeOpened("mailboxes")
 	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(quietHandler{logger.With("component", "protoactor").Handler()})
 	}))
@@ -324,6 +328,13 @@ func (n *Node) write(op mupdate.Op) func() error {
 			if errors.Is(reply.Err, refusal) {
 				return &mupdate.Refusal{Text: refusal.Error()}
 			}
+		}
+		// The store logged its fault once; each write it refuses is a NO.
+		switch {
+		case errors.Is(reply.Err, store.ErrNoSpace):
+			return &mupdate.Refusal{Text: "mailbox list unavailable: disk full"}
+		case errors.Is(reply.Err, store.ErrFailed):
+			return &mupdate.Refusal{Text: "mailbox list unavailable: storage failed"}
 		}
 		return reply.Err
 	}

@@ -13,13 +13,17 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/rookery/rookery/internal/record"
+	"github.com/rookery/rookery/store/fault"
 	"github.com/rookery/rookery/store/pebblelog"
 )
 
@@ -80,7 +84,25 @@ type Options struct {
 	// LogRetain is how many change-log records to keep at least;
 	// 0 means 1_000_000.
 	LogRetain uint64
+	// OnFault is told when the store fails or its disk fills or frees up
+	// (see package fault); it must not block.
+	OnFault func(fault.State, error)
 }
+
+// Errors of a store whose disk failed, shared with the mail store; see
+// package fault.
+var (
+	ErrFailed  = fault.ErrFailed
+	ErrNoSpace = fault.ErrNoSpace
+)
+
+// memTableSize is Pebble's largest memtable here; twice that is kept free
+// (see fault.Config.Reserve) so a flush and a WAL rotation always fit.
+const memTableSize = 16 << 20
+
+// closeWait bounds Close: Pebble's own waits for a flush a broken disk
+// may never finish.
+const closeWait = 5 * time.Second
 
 // ErrTrimmed is returned by ChangesSince when the log no longer reaches back
 // to the requested seq; the reader must start over from a full scan.
@@ -89,6 +111,7 @@ var ErrTrimmed = errors.New("store: change log trimmed")
 // DB is the mailbox list store. Close any Snapshot before closing the DB.
 type DB struct {
 	pdb    *pebble.DB
+	guard  *fault.Guard
 	retain uint64
 	epoch  string
 
@@ -116,6 +139,13 @@ func Open(dir string, opts Options) (*DB, error) {
 		retain = 1_000_000
 	}
 
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	guard, err := fault.New(fault.Config{Name: "store", Dir: dir, Logger: log, Reserve: 2 * memTableSize, OnChange: opts.OnFault})
+	if err != nil {
+		return nil, err
+	}
 	po := &pebble.Options{
 		// Pebble reserves cache room for its memtables (up to two of
 		// MemTableSize here); with the cache no larger than that, no block
@@ -124,16 +154,17 @@ func Open(dir string, opts Options) (*DB, error) {
 		// A dump of a million entries writes ~150 MB (entries and log);
 		// larger memtables mean fewer flushes. Pebble starts small and
 		// grows up to this.
-		MemTableSize:       16 << 20,
+		MemTableSize:       memTableSize,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebblelog.Logger{Log: log},
-		EventListener: &pebble.EventListener{
-			// Every Commit syncs, so a slow disk stalls the whole master.
-			DiskSlow: func(info pebble.DiskSlowInfo) {
-				log.Warn("store: " + info.String())
-			},
-		},
+		Logger:             pebblelog.Logger{Log: log, Fatal: func(err error) { _ = guard.Fail(err) }},
+		FS:                 guard.FS(vfs.Default),
+		// Every Commit syncs, so a slow disk stalls the whole master: the
+		// guard logs it, and fails the store on a stalled one.
+		EventListener: &pebble.EventListener{},
 	}
+	guard.Listen(po.EventListener)
+	// Pebble watches its disk operations (DiskSlow) only on this.
+	po.WithFSDefaults()
 	// Point lookups of absent names (RESERVE of a new mailbox) are common;
 	// bloom filters let them skip most tables.
 	for i := range po.Levels {
@@ -141,10 +172,12 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	pdb, err := pebble.Open(dir, po)
 	if err != nil {
+		guard.Close()
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	db := &DB{pdb: pdb, retain: retain}
+	db := &DB{pdb: pdb, retain: retain, guard: guard}
 	if err := db.load(); err != nil {
+		guard.Close()
 		return nil, errors.Join(err, pdb.Close())
 	}
 	return db, nil
@@ -273,9 +306,14 @@ func (db *DB) Close() error {
 	}
 	// Flushing the memtables now makes the next Open quick: otherwise it
 	// replays the write-ahead log first (0.6 s after loading a million
-	// entries), which is what a restarted replica waits on.
-	flushErr := db.pdb.Flush()
-	if err := db.pdb.Close(); err != nil {
+	// entries), which is what a restarted replica waits on. Not on a
+	// faulty disk: the flush would wait for ever.
+	var flushErr error
+	if db.guard.Writable() == nil {
+		flushErr = fault.CloseWithin(closeWait, db.pdb.Flush)
+	}
+	db.guard.Close()
+	if err := fault.CloseWithin(closeWait, db.pdb.Close); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
 	if flushErr != nil {
@@ -283,6 +321,9 @@ func (db *DB) Close() error {
 	}
 	return nil
 }
+
+// Health is the store's state and, when it failed, why.
+func (db *DB) Health() (fault.State, error) { return db.guard.State(), db.guard.Err() }
 
 // Epoch returns the random id (32 hex digits) made when the store was
 // created. A reader that resumes by seq checks it to know the seqs are
@@ -361,11 +402,15 @@ func (db *DB) Meta(key string) (string, bool, error) {
 //
 // Commit must not be called concurrently with itself (one writer); readers
 // may run at any time and see either none or all of the batch.
-func (db *DB) Commit(b *Batch) (uint64, error) {
+func (db *DB) Commit(b *Batch) (seq uint64, err error) {
 	last := db.lastSeq.Load()
 	if len(b.Changes) == 0 && len(b.Meta) == 0 {
 		return last, nil
 	}
+	if err := db.guard.Writable(); err != nil {
+		return last, err
+	}
+	defer db.guard.Recover(&err)
 	for i := range b.Changes {
 		c := &b.Changes[i]
 		if err := checkName(c.Name); err != nil {
@@ -381,7 +426,7 @@ func (db *DB) Commit(b *Batch) (uint64, error) {
 	pb := db.pdb.NewBatch()
 	defer pb.Close()
 	count, reserved := db.count.Load(), db.reserved.Load()
-	seq := last
+	seq = last
 	// State of names already changed in this batch, which db.Get cannot see.
 	var pending map[string]*Entry
 	if len(b.Changes) > 1 {
@@ -453,7 +498,7 @@ func (db *DB) Commit(b *Batch) (uint64, error) {
 			oldest = keep
 		}
 	}
-	if err := pb.Commit(pebble.Sync); err != nil {
+	if err := db.guard.Done(pb.Commit(pebble.Sync)); err != nil {
 		return last, fmt.Errorf("store: commit: %w", err)
 	}
 	db.count.Store(count)

@@ -4,11 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rookery/rookery/store/fault"
 )
 
 func openT(t testing.TB, dir string, opts Options) *DB {
@@ -609,4 +613,35 @@ func BenchmarkScan100k(b *testing.B) {
 		b.Fatalf("scanned %d entries, want %d", scanned, n*loops)
 	}
 	b.ReportMetric(float64(scanned)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// TestFolderRemovedRefusesCommits: with the folder gone Pebble's open WAL
+// would still take a commit, into a deleted file; none is acknowledged,
+// reads go on, and Close does not wait on the flush it cannot do.
+func TestFolderRemovedRefusesCommits(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	var faults []string
+	db := openT(t, dir, Options{OnFault: func(st fault.State, err error) { faults = append(faults, st.String()) }})
+	e := Entry{Name: "user.a", Kind: Active, Location: "be1!default"}
+	if _, err := db.Commit(&Batch{Changes: []Change{put(e)}}); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(dir)
+	for _, name := range []string{"user.b", "user.c"} {
+		seq, err := db.Commit(&Batch{Changes: []Change{put(Entry{Name: name, Kind: Reserved, Location: "be1"})}})
+		if !errors.Is(err, ErrFailed) || seq != 1 || db.LastSeq() != 1 {
+			t.Fatalf("commit of %s with the folder gone: seq %d, %v", name, seq, err)
+		}
+	}
+	if got, ok, err := db.Get("user.a"); err != nil || !ok || got != e {
+		t.Errorf("reading after the fault: %+v %v %v", got, ok, err)
+	}
+	if st, cause := db.Health(); st != fault.Failed || cause == nil || fmt.Sprint(faults) != "[failed]" {
+		t.Errorf("health %v %v, told %v", st, cause, faults)
+	}
+	start := time.Now()
+	_ = db.Close()
+	if d := time.Since(start); d > 2*closeWait {
+		t.Errorf("Close took %v", d)
+	}
 }

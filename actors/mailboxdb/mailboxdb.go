@@ -5,6 +5,7 @@
 package mailboxdb
 
 import (
+	"errors"
 	"log/slog"
 	"sync"
 
@@ -252,8 +253,12 @@ func (a *db) committed(ctx actor.Context, c *committed) {
 	}
 	if c.err != nil {
 		// Everything queued since was decided against states that never
-		// became durable: refuse it too rather than build on them.
-		a.cfg.Logger.Error("mailbox list commit failed", "err", c.err, "changes", total)
+		// became durable: refuse it too rather than build on them. A disk
+		// fault was logged once by the store, and is not again for each
+		// commit it refuses.
+		if !errors.Is(c.err, store.ErrFailed) && !errors.Is(c.err, store.ErrNoSpace) {
+			a.cfg.Logger.Error("mailbox list commit failed", "err", c.err, "changes", total)
+		}
 		for _, r := range a.queue {
 			if r.reply != nil {
 				ctx.Send(r.reply, &UpdateReply{Err: c.err})

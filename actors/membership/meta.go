@@ -25,6 +25,9 @@ type Meta struct {
 	MUPDATE, IMAP, POP3, LMTP string
 	// Version of the node's software.
 	Version string
+	// Storage is empty while the node's stores take writes, else why
+	// not: "full" (until space is freed) or "failed" (until a restart).
+	Storage string
 }
 
 // HasRole reports whether the node announces role r.
@@ -49,6 +52,7 @@ const (
 	tagVersion
 	tagLeaving // present, empty, while the node leaves on purpose
 	tagHost
+	tagStorage
 )
 
 // encodeMeta encodes m; leaving marks a node on its way out, so members
@@ -79,6 +83,7 @@ func encodeMeta(m Meta, leaving bool) ([]byte, error) {
 		field(tag, addrs[i])
 	}
 	field(tagVersion, m.Version)
+	field(tagStorage, m.Storage)
 	if leaving {
 		b = append(b, tagLeaving, 0)
 	}
@@ -148,6 +153,8 @@ func decodeMeta(b []byte) (m Meta, leaving bool, err error) {
 			leaving = true
 		case tagHost:
 			host = v
+		case tagStorage:
+			m.Storage = v
 		}
 	}
 	if host != "" {

@@ -17,6 +17,7 @@ func TestMetaRoundTrip(t *testing.T) {
 			MUPDATE: "[2001:db8::1]:3905", IMAP: "10.0.0.1:143", POP3: "10.0.0.1:110", LMTP: "10.0.0.1:24", Version: "0.1.0"},
 		{Cluster: "c", Server: "s", MUPDATE: "[2001:db8::1]:3905", IMAP: "[2001:db8::1]:143", LMTP: ":24"},
 		{Cluster: "c", Server: "s", MUPDATE: "a:1", IMAP: "b:2", POP3: "a:3", LMTP: "b:4"},
+		{Cluster: "c", Server: "s", Roles: []string{"master"}, MUPDATE: "a:1", Storage: "failed"},
 	} {
 		for _, leaving := range []bool{false, true} {
 			b, err := encodeMeta(m, leaving)

@@ -14,7 +14,9 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/rookery/rookery/internal/loglimit"
 	"github.com/rookery/rookery/node"
 )
 
@@ -110,7 +112,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	level := new(slog.LevelVar)
 	level.Set(ld.cfg.LogLevel)
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(loglimit.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
 	warnUnknown(logger, *configFile, ld.unknown)
 	// Before Start, so a signal that comes while it runs is not fatal.
 	sig := make(chan os.Signal, 1)
@@ -130,11 +132,38 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logger.Info("shutting down", "signal", s.String())
 		break
 	}
-	if err := n.Close(); err != nil {
-		logger.Error("shutdown", "err", err)
-		return 1
+	return shutdown(n, logger, sig, shutdownWait)
+}
+
+// shutdownWait bounds a stop: each store's close is bounded, but a
+// session or actor stuck on a disk gone bad must not keep the process.
+const shutdownWait = 30 * time.Second
+
+// shutdown closes n, giving up after wait or at a second signal.
+func shutdown(n *node.Node, logger *slog.Logger, sig <-chan os.Signal, wait time.Duration) int {
+	done := make(chan error, 1)
+	go func() { done <- n.Close() }()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				logger.Error("shutdown", "err", err)
+				return 1
+			}
+			return 0
+		case <-t.C:
+			logger.Error("shutdown did not finish in time; exiting anyway", "wait", wait)
+			return 1
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				continue
+			}
+			logger.Error("second signal during shutdown; exiting at once", "signal", s.String())
+			return 1
+		}
 	}
-	return 0
 }
 
 // loaded is a configuration as a start builds it.

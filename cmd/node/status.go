@@ -51,6 +51,9 @@ func printStatus(out io.Writer, st *admin.Status) {
 	}
 	fmt.Fprintf(w, "master\t%s\n", orDash(st.Master))
 	fmt.Fprintf(w, "mailboxes\t%d\n", st.Mailboxes)
+	if st.Storage != "" {
+		fmt.Fprintf(w, "storage\t%s: %s\n", st.Storage, orDash(st.StorageError))
+	}
 	if r := st.Replica; r != nil {
 		state := "not connected"
 		if r.Connected {

@@ -36,6 +36,10 @@ type Status struct {
 	Members   []Member `json:"members"`
 	// Replica is set on a node with the replica role.
 	Replica *Replica `json:"replica,omitempty"`
+	// Storage is empty while this node's stores take writes, else "full"
+	// or "failed"; StorageError is the fault that failed one.
+	Storage      string `json:"storage,omitempty"`
+	StorageError string `json:"storage_error,omitempty"`
 }
 
 // Member is one cluster member as this node sees it.
@@ -45,7 +49,9 @@ type Member struct {
 	Addr  string   `json:"addr"`
 	Roles []string `json:"roles"`
 	// Health is alive, leaving, left or failed.
-	Health  string    `json:"health"`
+	Health string `json:"health"`
+	// Storage is what the member announces of its stores (see Status).
+	Storage string    `json:"storage,omitempty"`
 	Since   time.Time `json:"since,omitzero"`
 	MUPDATE string    `json:"mupdate,omitempty"`
 	IMAP    string    `json:"imap,omitempty"`
@@ -249,13 +255,14 @@ td,th{padding:.2em .8em;text-align:left;border-bottom:1px solid #ddd}
 <h1>{{.Node}}</h1>
 <p>roles {{join .Roles ", "}}{{with .Cluster}} · cluster {{.}}{{end}}{{with .Version}} · version {{.}}{{end}}
 · {{.Mailboxes}} mailboxes{{with .Master}} · master {{.}}{{end}}</p>
+{{with .Storage}}<p class="failed">storage {{.}}{{with $.StorageError}}: {{.}}{{end}}</p>{{end}}
 {{with .Replica}}<h2>Replica</h2>
 <p>master {{.Master}} · {{if .Connected}}connected{{else}}<span class="failed">not connected</span>{{end}}
 · applied seq {{.AppliedSeq}} · lag {{printf "%.1f" .LagSeconds}}s · last sync {{ago .LastSync}}
 {{with .LastError}}<br>last error: {{.}}{{end}}</p>{{end}}
 <h2>Members</h2>
 <table><tr><th>name</th><th>health</th><th>roles</th><th>gossip</th><th>MUPDATE</th><th>IMAP</th><th>POP3</th><th>LMTP</th><th>since</th></tr>
-{{range .Members}}<tr><td>{{.Name}}</td><td class="{{.Health}}">{{.Health}}</td><td>{{join .Roles ", "}}</td><td>{{.Addr}}</td>
+{{range .Members}}<tr><td>{{.Name}}</td><td class="{{.Health}}">{{.Health}}{{with .Storage}} <span class="failed">(storage {{.}})</span>{{end}}</td><td>{{join .Roles ", "}}</td><td>{{.Addr}}</td>
 <td>{{.MUPDATE}}</td><td>{{.IMAP}}</td><td>{{.POP3}}</td><td>{{.LMTP}}</td><td>{{ago .Since}}</td></tr>
 {{end}}</table>
 <p><a href="/metrics">metrics</a> · <a href="/status?format=json">JSON</a></p>

@@ -59,6 +59,11 @@ type Metrics struct {
 	// (rookery_lmtp_deliveries_total); LMTPDeferrals counts recipients
 	// answered with a temporary failure (rookery_lmtp_deferrals_total).
 	LMTPDeliveries, LMTPDeferrals prometheus.Counter
+
+	// StorageState is each store's disk state: 0 ok, 1 full (writes
+	// refused until space is freed), 2 failed (until a restart)
+	// (rookery_storage_state{store}).
+	StorageState *prometheus.GaugeVec
 }
 
 // NewMetrics makes a node's metrics in a new registry.
@@ -109,7 +114,11 @@ func NewMetrics() *Metrics {
 		Name: "rookery_proxied_sessions",
 		Help: "Client sessions proxied to a backend, by backend and protocol.",
 	}, []string{"backend", "protocol"})
-	reg.MustRegister(m.ProxiedSessions,
+	m.StorageState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rookery_storage_state",
+		Help: "Disk state of each store: 0 ok, 1 full, 2 failed.",
+	}, []string{"store"})
+	reg.MustRegister(m.ProxiedSessions, m.StorageState,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -274,6 +274,9 @@ func (sess *session) command() error {
 		sess.w.status(tag, "OK", code, "Completed")
 		return nil
 	}
+	if errors.Is(err, mailstore.ErrFailed) || errors.Is(err, mailstore.ErrNoSpace) {
+		err = storeError(err)
+	}
 	var ie *Error
 	switch {
 	case errors.As(err, &ie):
@@ -648,6 +651,12 @@ func storeError(err error) error {
 		return because(noCode("OVERQUOTA", "Over quota"), err)
 	case errors.Is(err, mailstore.ErrTooBig):
 		return because(noCode("TOOBIG", "Message too big"), err)
+	// The store logged its disk's fault once; each command it refuses is
+	// a temporary failure to the client (RFC 5530).
+	case errors.Is(err, mailstore.ErrNoSpace):
+		return because(noCode("UNAVAILABLE", "Mail store is full, try again later"), err)
+	case errors.Is(err, mailstore.ErrFailed):
+		return because(noCode("UNAVAILABLE", "Mail store unavailable"), err)
 	}
 	return err
 }

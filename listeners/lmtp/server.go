@@ -237,6 +237,7 @@ type serverRcpt struct {
 // Replies shared by several paths.
 const (
 	replyTempFail  = "4.3.0 Temporary failure, try again later"
+	replyNoSpace   = "4.3.1 Mail system full, try again later"
 	replyOverQuota = "4.2.2 Over quota"
 	replyUnknown   = "5.1.1 User unknown"
 	replyTooBig    = "5.3.4 Message size exceeds fixed limit"
@@ -635,7 +636,14 @@ func (ss *serverSession) data() bool {
 		}
 		text := replyTooBig
 		code := 552
-		if !errors.Is(err, mailstore.ErrTooBig) {
+		switch {
+		case errors.Is(err, mailstore.ErrTooBig):
+		case errors.Is(err, mailstore.ErrNoSpace):
+			code, text = 452, replyNoSpace
+		case errors.Is(err, mailstore.ErrFailed):
+			// The store logged its fault once.
+			code, text = 451, replyTempFail
+		default:
 			ss.log.Error("lmtp: storing a message", "err", err)
 			code, text = 451, replyTempFail
 		}
@@ -696,6 +704,10 @@ func (ss *serverSession) deliver(st *mailstore.Staged, date time.Time) {
 			ss.log.Info("lmtp: delivered", "mailbox", mailbox, "from", ss.from)
 		case errors.Is(err, mailstore.ErrOverQuota):
 			rep = reply{452, replyOverQuota}
+		case errors.Is(err, mailstore.ErrNoSpace):
+			rep = reply{452, replyNoSpace}
+		case errors.Is(err, mailstore.ErrFailed):
+			rep = reply{451, replyTempFail}
 		case errors.Is(err, mailstore.ErrNotFound) && !ss.exists(mailbox):
 			rep = reply{550, replyUnknown}
 		default:

@@ -34,11 +34,15 @@ func (st *Staged) Size() int64 { return st.size }
 // without waiting for the disk (Append's sync covers it). Over limit
 // bytes (limit > 0) it stops with ErrTooBig having read limit+1 bytes;
 // the caller drains the rest if it must.
-func (s *Store) Stage(ctx context.Context, r io.Reader, limit int64) (*Staged, error) {
+func (s *Store) Stage(ctx context.Context, r io.Reader, limit int64) (st *Staged, err error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	st := &Staged{s: s, id: s.lastBody.Add(1)}
+	if err := s.guard.Writable(); err != nil {
+		return nil, err
+	}
+	defer s.guard.Recover(&err)
+	st = &Staged{s: s, id: s.lastBody.Add(1)}
 	hs := headerScan{atLineStart: true}
 	buf := make([]byte, chunkSize)
 	var batch *pebble.Batch
@@ -77,7 +81,11 @@ func (s *Store) Stage(ctx context.Context, r io.Reader, limit int64) (*Staged, e
 			chunk++
 		}
 		if batch != nil && (last || batch.Len() >= stageBatch) {
-			if err := batch.Commit(pebble.NoSync); err != nil {
+			// A large body may fill the disk on its way in.
+			if err := s.guard.Writable(); err != nil {
+				return nil, errors.Join(err, st.Discard())
+			}
+			if err := s.guard.Done(batch.Commit(pebble.NoSync)); err != nil {
 				return nil, errors.Join(fmt.Errorf("mailstore: stage body: %w", err), st.Discard())
 			}
 			batch.Close()
@@ -129,17 +137,22 @@ func (st *Staged) reader() io.Reader {
 
 // Discard removes a staged body that will not be appended; it is a no-op
 // after a successful Append.
-func (st *Staged) Discard() error {
+func (st *Staged) Discard() (err error) {
 	if st.used || !st.pending {
 		return nil
 	}
 	st.used = true
+	// Left in the store, the body is dropped at the next open.
+	if err := st.s.guard.Writable(); err != nil {
+		return err
+	}
+	defer st.s.guard.Recover(&err)
 	b := st.s.pdb.NewBatch()
 	defer b.Close()
 	lo, hi := chunkBounds(st.id)
 	_ = b.DeleteRange(lo, hi, nil)
 	_ = b.Delete(pendingKey(st.id), nil)
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := st.s.guard.Done(b.Commit(pebble.NoSync)); err != nil {
 		return fmt.Errorf("mailstore: discard body: %w", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package mailstore
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -97,9 +98,10 @@ func (s *Store) pinFloor(id uint64) uint64 {
 }
 
 // reclaim drops the held records of mailbox id that no pin still needs,
-// and their body references.
+// and their body references. On a disk that takes no writes it does
+// nothing: the next open reclaims them.
 func (s *Store) reclaim(id uint64) error {
-	return s.writeLazy(func(t *txn) error {
+	return refused(s.writeLazy(func(t *txn) error {
 		msgs, next, err := heldMessages(s.pdb, id, s.heldLow[id], s.pinFloor(id))
 		if err != nil {
 			return err
@@ -117,7 +119,15 @@ func (s *Store) reclaim(id uint64) error {
 		}
 		t.addHeld(id, -len(msgs))
 		return nil
-	})
+	}))
+}
+
+// refused drops the error of a lazy write the disk did not take.
+func refused(err error) error {
+	if errors.Is(err, ErrFailed) || errors.Is(err, ErrNoSpace) {
+		return nil
+	}
+	return err
 }
 
 // heldMessages reads the held records of mailbox id from UID from on and

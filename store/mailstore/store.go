@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,8 +28,10 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/rookery/rookery/internal/record"
+	"github.com/rookery/rookery/store/fault"
 	"github.com/rookery/rookery/store/pebblelog"
 )
 
@@ -39,7 +42,18 @@ var (
 	ErrOverQuota = errors.New("mailstore: over quota")
 	ErrTooBig    = errors.New("mailstore: message too big")
 	ErrClosed    = errors.New("mailstore: closed")
+	// ErrFailed and ErrNoSpace come from the disk; see package fault.
+	ErrFailed  = fault.ErrFailed
+	ErrNoSpace = fault.ErrNoSpace
 )
+
+// memTableSize is Pebble's largest memtable here; twice that is kept free
+// (see fault.Config.Reserve) so a flush and a WAL rotation always fit.
+const memTableSize = 32 << 20
+
+// closeWait bounds Close: Pebble's own waits for a flush a broken disk
+// may never finish.
+const closeWait = 5 * time.Second
 
 // Options configures Open.
 type Options struct {
@@ -51,6 +65,9 @@ type Options struct {
 	Summarize func(body io.Reader) ([]byte, error)
 	// CacheSize is Pebble's block cache; 0 means 64 MiB.
 	CacheSize int64
+	// OnFault is told when the store fails or its disk fills or frees up
+	// (see package fault); it must not block.
+	OnFault func(fault.State, error)
 }
 
 // Mailbox is a mailbox's record.
@@ -85,6 +102,7 @@ func (m *Message) BodyID() uint64 { return m.body }
 // Store is an open mail store.
 type Store struct {
 	pdb       *pebble.DB
+	guard     *fault.Guard
 	log       *slog.Logger
 	summarize func(io.Reader) ([]byte, error)
 
@@ -124,26 +142,37 @@ func Open(dir string, opts Options) (*Store, error) {
 	if cache <= 0 {
 		cache = 64 << 20
 	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("mailstore: open %s: %w", dir, err)
+	}
+	guard, err := fault.New(fault.Config{Name: "mailstore", Dir: dir, Logger: log, Reserve: 2 * memTableSize, OnChange: opts.OnFault})
+	if err != nil {
+		return nil, err
+	}
 	po := &pebble.Options{
 		CacheSize:          cache,
-		MemTableSize:       32 << 20,
+		MemTableSize:       memTableSize,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebblelog.Logger{Log: log},
-		EventListener: &pebble.EventListener{
-			DiskSlow: func(info pebble.DiskSlowInfo) { log.Warn("mailstore: " + info.String()) },
-		},
+		Logger:             pebblelog.Logger{Log: log, Fatal: func(err error) { _ = guard.Fail(err) }},
+		FS:                 guard.FS(vfs.Default),
+		EventListener:      &pebble.EventListener{},
 	}
+	guard.Listen(po.EventListener)
+	// Pebble watches its disk operations (DiskSlow) only on this.
+	po.WithFSDefaults()
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	pdb, err := pebble.Open(dir, po)
 	if err != nil {
+		guard.Close()
 		return nil, fmt.Errorf("mailstore: open %s: %w", dir, err)
 	}
-	s := &Store{pdb: pdb, log: log, summarize: opts.Summarize, watchers: make(map[uint64]map[chan struct{}]struct{}),
+	s := &Store{pdb: pdb, guard: guard, log: log, summarize: opts.Summarize, watchers: make(map[uint64]map[chan struct{}]struct{}),
 		uidCache: make(map[uint64]uidCacheEntry), pins: make(map[uint64]map[*Pin]struct{}), held: make(map[uint64]int),
 		heldLow: make(map[uint64]uint32)}
 	if err := s.load(); err != nil {
+		guard.Close()
 		return nil, errors.Join(err, pdb.Close())
 	}
 	return s, nil
@@ -246,11 +275,15 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
-	if err := s.pdb.Close(); err != nil {
+	s.guard.Close()
+	if err := fault.CloseWithin(closeWait, s.pdb.Close); err != nil {
 		return fmt.Errorf("mailstore: close: %w", err)
 	}
 	return nil
 }
+
+// Health is the store's state and, when it failed, why.
+func (s *Store) Health() (fault.State, error) { return s.guard.State(), s.guard.Err() }
 
 // txn collects one write: its batch and the mailboxes to notify.
 type txn struct {
@@ -286,29 +319,55 @@ func (s *Store) writeLazy(fn func(t *txn) error) error {
 	return s.writeWith(fn, false)
 }
 
-func (s *Store) writeWith(fn func(t *txn) error, sync bool) error {
+func (s *Store) writeWith(fn func(t *txn) error, sync bool) (err error) {
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	// Before the lock: a failed store's writes must not queue behind a
+	// writer stuck in Pebble.
+	if err := s.guard.Writable(); err != nil {
+		return err
+	}
+	defer s.guard.Recover(&err)
 	t := &txn{s: s, b: s.pdb.NewBatch()}
 	defer t.b.Close()
-	s.mu.Lock()
-	if err := fn(t); err != nil {
-		s.mu.Unlock()
+	applied, err := s.apply(t, fn, sync)
+	if err != nil || !applied {
 		return err
+	}
+	if sync {
+		err = t.b.SyncWait()
+	}
+	if err := s.guard.Done(err); err != nil {
+		return fmt.Errorf("mailstore: commit: %w", err)
+	}
+	for _, id := range t.notify {
+		s.wake(id)
+	}
+	return nil
+}
+
+// apply runs fn and applies its batch under the write lock, which a panic
+// in Pebble releases too; applied is false when fn wrote nothing.
+func (s *Store) apply(t *txn, fn func(t *txn) error, sync bool) (applied bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := fn(t); err != nil {
+		return false, err
 	}
 	if t.b.Empty() {
 		t.settleHeldLow()
-		s.mu.Unlock()
-		return nil
+		return false, nil
 	}
-	var err error
 	if sync {
 		err = s.pdb.ApplyNoSyncWait(t.b, pebble.Sync)
 	} else {
 		err = s.pdb.Apply(t.b, pebble.NoSync)
 	}
-	if err == nil && len(t.held) > 0 {
+	if err != nil {
+		return false, fmt.Errorf("mailstore: commit: %w", s.guard.Done(err))
+	}
+	if len(t.held) > 0 {
 		s.pinMu.Lock()
 		for id, n := range t.held {
 			if s.held[id] += n; s.held[id] <= 0 {
@@ -317,20 +376,8 @@ func (s *Store) writeWith(fn func(t *txn) error, sync bool) error {
 		}
 		s.pinMu.Unlock()
 	}
-	if err == nil {
-		t.settleHeldLow()
-	}
-	s.mu.Unlock()
-	if err == nil && sync {
-		err = t.b.SyncWait()
-	}
-	if err != nil {
-		return fmt.Errorf("mailstore: commit: %w", err)
-	}
-	for _, id := range t.notify {
-		s.wake(id)
-	}
-	return nil
+	t.settleHeldLow()
+	return true, nil
 }
 
 func (t *txn) set(key, value []byte) { _ = t.b.Set(key, value, nil) }

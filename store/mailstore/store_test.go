@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -367,5 +369,41 @@ func TestUIDs(t *testing.T) {
 	}
 	if l := list(); len(l.UIDs) != 4 || l.UIDs[0] != 2 {
 		t.Errorf("after expunging 1: %v", l.UIDs)
+	}
+}
+
+// TestFolderRemovedRefusesWrites: once the folder is gone no write is
+// acknowledged (Pebble's open WAL would take it, into a deleted file),
+// reads of what is open go on, and Close does not hang on the flush.
+func TestFolderRemovedRefusesWrites(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "mail")
+	s := open(t, dir)
+	if _, err := s.CreateMailbox("user.a", "a\tlrswipkxtecda\t", ""); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stage(context.Background(), bytes.NewReader(message(300<<10, 1)), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append("user.a", []NewMessage{{Body: st}}); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(dir)
+	if _, err := s.Stage(context.Background(), bytes.NewReader(message(100, 2)), 0); !errors.Is(err, ErrFailed) {
+		t.Errorf("Stage with the folder gone: %v", err)
+	}
+	if _, err := s.CreateMailbox("user.b", "", ""); !errors.Is(err, ErrFailed) {
+		t.Errorf("CreateMailbox with the folder gone: %v", err)
+	}
+	if m, ok, err := s.Mailbox("user.a"); err != nil || !ok || m.Exists != 1 {
+		t.Errorf("reading after the fault: %+v %v %v", m, ok, err)
+	}
+	if st, cause := s.Health(); st.String() != "failed" || cause == nil {
+		t.Errorf("health %v %v", st, cause)
+	}
+	start := time.Now()
+	_ = s.Close()
+	if d := time.Since(start); d > 2*closeWait {
+		t.Errorf("Close took %v", d)
 	}
 }

@@ -10,7 +10,12 @@ import (
 
 // Logger is a pebble.Logger writing to a slog.Logger; Pebble's chatter
 // (Infof) goes to Debug.
-type Logger struct{ Log *slog.Logger }
+type Logger struct {
+	Log *slog.Logger
+	// Fatal, when set, is told of a Fatalf before the panic (it fails the
+	// store, and logs the cause once).
+	Fatal func(error)
+}
 
 // Infof implements pebble.Logger.
 func (l Logger) Infof(format string, args ...any) {
@@ -27,7 +32,11 @@ func (l Logger) Errorf(format string, args ...any) {
 // Fatalf is called on broken invariants and corruption; Pebble's default
 // exits the process, a panic at least lets tests and deferred code see it.
 func (l Logger) Fatalf(format string, args ...any) {
-	msg := "pebble: " + fmt.Sprintf(format, args...)
-	l.Log.Error(msg)
-	panic(msg)
+	err := fmt.Errorf("pebble: "+format, args...)
+	if l.Fatal != nil {
+		l.Fatal(err)
+	} else {
+		l.Log.Error(err.Error())
+	}
+	panic(err)
 }
