@@ -40,6 +40,7 @@ type session struct {
 	tls       bool   // under TLS (STARTTLS done, or an implicit-TLS listener)
 	plainOK   bool   // LOGIN and AUTHENTICATE PLAIN allowed now
 	closing   bool   // LOGOUT or BYE sent
+	notify    *notifying
 	cmd       string // name of the command running, upper case, without UID
 }
 
@@ -72,6 +73,7 @@ func (s *Server) serveConn(c net.Conn) {
 			sess.log.Error("imap: panic in session", "panic", v, "stack", string(debug.Stack()))
 		}
 		sess.unselect()
+		sess.stopNotify()
 		if sess.authed {
 			s.releaseUser(sess.id.User)
 		}
@@ -147,7 +149,7 @@ func (sess *session) capabilities() string {
 		"UNSELECT CHILDREN MULTIAPPEND IDLE MOVE SPECIAL-USE CREATE-SPECIAL-USE CONDSTORE QRESYNC SASL-IR " +
 		"LIST-EXTENDED LIST-STATUS XLIST " +
 		"SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH " +
-		"STATUS=SIZE BINARY CATENATE METADATA METADATA-SERVER OBJECTID APPENDLIMIT=" + strconv.FormatInt(sess.srv.cfg.MaxMessageSize, 10)
+		"STATUS=SIZE BINARY CATENATE METADATA METADATA-SERVER OBJECTID NOTIFY APPENDLIMIT=" + strconv.FormatInt(sess.srv.cfg.MaxMessageSize, 10)
 }
 
 // handler runs one command after its name; it parses its arguments,
@@ -208,6 +210,7 @@ func init() {
 		"SEARCH":       {cmdSearch, 2, false},
 		"CANCELUPDATE": {cmdCancelUpdate, 2, true},
 		"GETMETADATA":  {cmdGetMetadata, 1, true},
+		"NOTIFY":       {cmdNotify, 1, true},
 		"SETMETADATA":  {cmdSetMetadata, 1, true},
 		"SORT":         {cmdSort, 2, false},
 		"THREAD":       {cmdThread, 2, false},
@@ -268,7 +271,7 @@ func (sess *session) command() error {
 			sess.w.status(tag, "OK", code, "Completed")
 			return errClose
 		}
-		if err := sess.update(cmd.allowExpunge || uid); err != nil {
+		if err := sess.updateAll(cmd.allowExpunge || uid); err != nil {
 			return err
 		}
 		sess.w.status(tag, "OK", code, "Completed")
@@ -291,7 +294,7 @@ func (sess *session) command() error {
 			sess.log.Info("imap: command refused", "cmd", name, "user", sess.id.User, "reply", ie.Text, "err", ie.Cause)
 		}
 		if !ie.Bad && sess.authed {
-			if err := sess.update(cmd.allowExpunge || uid); err != nil {
+			if err := sess.updateAll(cmd.allowExpunge || uid); err != nil {
 				return err
 			}
 		}
@@ -557,9 +560,21 @@ func cmdIdle(sess *session, _ string, _ bool) (string, error) {
 	}
 	lines := make(chan error, 1)
 	go func() { lines <- r.readLine() }()
-	var watch <-chan struct{}
+	var watch, notified <-chan struct{}
 	if sess.sel != nil {
 		watch = sess.sel.watch
+	}
+	if sess.notify != nil {
+		notified = sess.notify.ch
+	}
+	broken := func(err error) (string, error) {
+		// The reader goroutine owns sess.r until it returns.
+		if !errors.Is(err, errClose) {
+			_ = sess.w.flush()
+		}
+		_ = sess.conn.Close()
+		<-lines
+		return "", errors.Join(err, net.ErrClosed)
 	}
 	for {
 		select {
@@ -575,16 +590,21 @@ func cmdIdle(sess *session, _ string, _ bool) (string, error) {
 		case <-watch:
 			err := sess.update(true)
 			if err == nil {
+				err = sess.notifyChanges()
+			}
+			if err == nil {
 				err = sess.w.flush()
 			}
 			if err != nil {
-				// The reader goroutine owns sess.r until it returns.
-				if !errors.Is(err, errClose) {
-					_ = sess.w.flush()
-				}
-				_ = sess.conn.Close()
-				<-lines
-				return "", errors.Join(err, net.ErrClosed)
+				return broken(err)
+			}
+		case <-notified:
+			err := sess.notifyStatus(true)
+			if err == nil {
+				err = sess.w.flush()
+			}
+			if err != nil {
+				return broken(err)
 			}
 		case <-sess.srv.ctx.Done():
 			// Close closes the connection, which ends the reader too.
@@ -592,6 +612,14 @@ func cmdIdle(sess *session, _ string, _ bool) (string, error) {
 			return "", net.ErrClosed
 		}
 	}
+}
+
+// updateAll is update, then what NOTIFY watches.
+func (sess *session) updateAll(allowExpunge bool) error {
+	if err := sess.update(allowExpunge); err != nil {
+		return err
+	}
+	return sess.notifyChanges()
 }
 
 // mailboxArg reads a mailbox name and returns it with its internal name.

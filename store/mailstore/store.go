@@ -876,6 +876,13 @@ func (t *txn) ref(id uint64) {
 // id, and a cancel function that must be called when done.
 func (s *Store) Watch(id uint64) (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
+	return ch, s.WatchWith(id, ch)
+}
+
+// WatchWith is Watch with the caller's channel, which may watch several
+// mailboxes at once; a signal it cannot take at once is dropped, as one
+// already waits. It returns the function that stops the watch.
+func (s *Store) WatchWith(id uint64, ch chan struct{}) func() {
 	s.watchMu.Lock()
 	set := s.watchers[id]
 	if set == nil {
@@ -884,7 +891,7 @@ func (s *Store) Watch(id uint64) (<-chan struct{}, func()) {
 	}
 	set[ch] = struct{}{}
 	s.watchMu.Unlock()
-	return ch, func() {
+	return func() {
 		s.watchMu.Lock()
 		delete(s.watchers[id], ch)
 		if len(s.watchers[id]) == 0 {

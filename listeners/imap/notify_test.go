@@ -1,0 +1,99 @@
+package imap
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestNotify: NOTIFY (RFC 5465) message events: SET STATUS tells the
+// watched mailboxes' state at once (HIGHESTMODSEQ where FlagChange was
+// asked); a new message in one is told as STATUS while IDLE and after a
+// command, a flag change only where FlagChange was asked; a mailbox the
+// user may not read is not watched; events this server does not send are
+// BADEVENT; NOTIFY NONE stops it.
+func TestNotify(t *testing.T) {
+	e := startEnv(t, t.TempDir(), nil)
+	e.makeUsers("alice", "bob")
+	a := e.raw()
+	a.cmd("1", "LOGIN alice alicepw", "OK")
+	b := e.raw()
+	b.cmd("1", "LOGIN alice alicepw", "OK")
+	bob := e.raw()
+	bob.cmd("1", "LOGIN bob bobpw", "OK")
+	a.cmd("2", "CREATE INBOX.a", "OK")
+	a.cmd("3", "CREATE INBOX.b", "OK")
+	appendTo := func(c *raw, box string) {
+		t.Helper()
+		msg := testMessage("n", "body")
+		c.cmd("ap", fmt.Sprintf("APPEND %s {%d+}\r\n%s", box, len(msg), msg), "OK")
+	}
+	appendTo(b, "INBOX.a")
+	a.cmd("4", "SELECT INBOX", "OK")
+	got := untagged(a.cmd("5", "NOTIFY SET STATUS (SELECTED (MessageNew MessageExpunge)) "+
+		"(SUBTREE INBOX.a (MessageNew MessageExpunge FlagChange)) (MAILBOXES (INBOX.b user.bob) (MessageNew MessageExpunge))", "OK"))
+	status := regexp.MustCompile(`^\* STATUS (\S+) \(MESSAGES (\d+) UIDNEXT (\d+) UIDVALIDITY \d+( HIGHESTMODSEQ \d+)?\)$`)
+	var seen []string
+	for _, l := range got {
+		m := status.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("NOTIFY SET STATUS: %q", got)
+		}
+		seen = append(seen, m[1]+" "+m[2]+" "+fmt.Sprint(m[4] != ""))
+	}
+	if want := []string{"INBOX.a 1 true", "INBOX.b 0 false"}; !slices.Equal(seen, want) {
+		t.Errorf("NOTIFY SET STATUS told %q, want %q", seen, want)
+	}
+
+	// A new message in INBOX.b, told while IDLE.
+	a.send("6 IDLE\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	appendTo(b, "INBOX.b")
+	if l := a.line(); !strings.HasPrefix(l, "* STATUS INBOX.b (MESSAGES 1 UIDNEXT 2 ") || strings.Contains(l, "HIGHESTMODSEQ") {
+		t.Errorf("in IDLE after a delivery to INBOX.b: %q", l)
+	}
+	a.send("DONE\r\n")
+	a.until("6 OK")
+
+	// Flags: told for INBOX.a, which asked for FlagChange, not INBOX.b.
+	b.cmd("7", "SELECT INBOX.b", "OK")
+	b.cmd("8", `STORE 1 +FLAGS (\Flagged)`, "OK")
+	if got := untagged(a.cmd("9", "NOOP", "OK")); len(got) != 0 {
+		t.Errorf("a flag change in INBOX.b, which did not ask for FlagChange: %q", got)
+	}
+	b.cmd("10", "SELECT INBOX.a", "OK")
+	b.cmd("11", `STORE 1 +FLAGS (\Flagged)`, "OK")
+	if got := untagged(a.cmd("12", "NOOP", "OK")); len(got) != 1 || !strings.Contains(got[0], "STATUS INBOX.a (MESSAGES 1 ") ||
+		!strings.Contains(got[0], "HIGHESTMODSEQ") {
+		t.Errorf("a flag change in INBOX.a: %q", got)
+	}
+	// bob's INBOX was named but alice may not read it.
+	appendTo(bob, "INBOX")
+	if got := untagged(a.cmd("13", "NOOP", "OK")); len(got) != 0 {
+		t.Errorf("a delivery to a mailbox alice may not read: %q", got)
+	}
+
+	got = a.cmd("14", "NOTIFY SET (PERSONAL (MessageNew MessageExpunge MailboxName))", "NO")
+	if last := got[len(got)-1]; !strings.HasPrefix(last, "14 NO [BADEVENT (MessageNew MessageExpunge FlagChange)]") {
+		t.Errorf("an unsupported event: %q", last)
+	}
+	a.cmd("15", "NOTIFY SET (PERSONAL (MessageNew))", "BAD")
+	a.cmd("16", "NOTIFY SET (NOWHERE (MessageNew MessageExpunge))", "BAD")
+	a.cmd("17", "NOTIFY NONE", "OK")
+	appendTo(b, "INBOX.b")
+	if got := untagged(a.cmd("18", "NOOP", "OK")); len(got) != 0 {
+		t.Errorf("after NOTIFY NONE: %q", got)
+	}
+	// PERSONAL: every mailbox of alice's, without an initial STATUS.
+	if got := untagged(a.cmd("19", "NOTIFY SET (PERSONAL (MessageNew MessageExpunge))", "OK")); len(got) != 0 {
+		t.Errorf("NOTIFY SET without STATUS told: %q", got)
+	}
+	appendTo(b, "INBOX.a")
+	if got := untagged(a.cmd("20", "NOOP", "OK")); len(got) != 1 || !strings.HasPrefix(got[0], "* STATUS INBOX.a (MESSAGES 2 ") {
+		t.Errorf("a delivery to INBOX.a under PERSONAL: %q", got)
+	}
+}
