@@ -37,11 +37,11 @@ type session struct {
 	condstore bool // CONDSTORE enabled (ENABLE or SELECT (CONDSTORE))
 	qresync   bool // QRESYNC enabled (it implies CONDSTORE)
 	sel       *selected
-	tls       bool   // under TLS (STARTTLS done, or an implicit-TLS listener)
-	plainOK   bool   // LOGIN and AUTHENTICATE PLAIN allowed now
-	closing   bool   // LOGOUT or BYE sent
-	notify    *notifying
-	cmd       string // name of the command running, upper case, without UID
+	tls       bool       // under TLS (STARTTLS done, or an implicit-TLS listener)
+	plainOK   bool       // LOGIN and AUTHENTICATE PLAIN allowed now
+	closing   bool       // LOGOUT or BYE sent
+	notify    *notifying // NOTIFY SET, if any
+	cmd       string     // name of the command running, upper case, without UID
 }
 
 // errClose ends the session after the current reply.
