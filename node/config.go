@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rookery/rookery/listeners/imapproxy"
 )
 
 // Role is one job a node can do.
@@ -112,6 +114,11 @@ type Config struct {
 	// ServerList are the backends a frontend may place new top-level
 	// mailboxes on ("serverlist"); empty means any.
 	ServerList []string
+	// FrontendExtensions are extensions a frontend announces beyond
+	// those every kind of backend has, because all of its backends are
+	// Rookery ones ("frontend_extensions"); only those of
+	// imapproxy.RookeryPassthrough may be named.
+	FrontendExtensions []string
 	// ProxyServers may log in to a backend for another user
 	// ("proxyservers"): frontends.
 	ProxyServers []string
@@ -393,6 +400,8 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 			}
 		case "serverlist":
 			c.ServerList = strings.Fields(v)
+		case "frontend_extensions":
+			c.FrontendExtensions = strings.Fields(strings.ToUpper(v))
 		case "pop3_listen":
 			c.POP3Listen = v
 		case "lmtp_listen":
@@ -568,6 +577,12 @@ func (c *Config) Validate() error {
 		}
 		if !c.Has(RoleMaster) && !c.Has(RoleReplica) {
 			problems = append(problems, "roles: a frontend routes by a mailbox list: add replica (or master) to its roles")
+		}
+	}
+	for _, e := range c.FrontendExtensions {
+		if !slices.Contains(imapproxy.RookeryPassthrough, e) {
+			problems = append(problems, fmt.Sprintf("frontend_extensions: %q cannot be announced (possible: %s)",
+				e, strings.Join(imapproxy.RookeryPassthrough, " ")))
 		}
 	}
 	if c.Has(RoleFrontend) {

@@ -6,7 +6,7 @@ var configKeys = []string{
 	"admin_listen", "admins", "allowallsubscribe", "allowplaintext", "allowplaintext_loopback",
 	"backend_addrs",
 	"client_timeout", "cluster_key_file", "cluster_name", "data", "defaultpartition",
-	"failedloginpause", "gossip_join", "gossip_listen", "gossip_preset", "imap_listen",
+	"failedloginpause", "frontend_extensions", "gossip_join", "gossip_listen", "gossip_preset", "imap_listen",
 	"imaps_listen", "lmtp_listen", "lmtp_require_auth", "log_level", "maxliteral",
 	"maxmessagesize", "mupdate_authname", "mupdate_connections_max", "mupdate_idle_timeout",
 	"mupdate_listen", "mupdate_log_retain", "mupdate_password", "mupdate_password_file",

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/rookery/rookery/actors/membership"
@@ -53,6 +54,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		Admins:         n.cfg.Admins,
 		Proxy:          proxy,
 		ServerList:     n.cfg.ServerList,
+		Passthrough:    append(slices.Clone(imapproxy.DefaultPassthrough), n.cfg.FrontendExtensions...),
 		Backends:       n.aliveBackends,
 		TLS:            tlsConf,
 		AllowPlaintext: n.cfg.AllowPlaintext,

@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/rookery/rookery/actors/membership"
+	"github.com/rookery/rookery/listeners/imapproxy"
 	"github.com/rookery/rookery/node"
 )
 
@@ -151,6 +152,8 @@ func Start(ctx context.Context, k Kind, dir string, logger *slog.Logger, users .
 	gossip(&fc, m.GossipAddr())
 	fc.ProxyAuthname, fc.ProxyPassword = ProxyUser, ProxyPass
 	fc.AllowPlaintext = true
+	// Its backends are all Rookery ones.
+	fc.FrontendExtensions = imapproxy.RookeryPassthrough
 	if t.Frontend, err = t.start(fc, logger); err != nil {
 		return nil, err
 	}

@@ -105,6 +105,11 @@ func (l *Limits) setDefaults() {
 	}
 }
 
+// RookeryPassthrough are the extensions Rookery backends offer beyond
+// DefaultPassthrough that pass through the proxy unchanged: a frontend
+// whose backends are all Rookery may announce them too.
+var RookeryPassthrough = []string{"SEARCHRES", "CONTEXT=SEARCH"}
+
 // DefaultPassthrough are the extensions a frontend advertises on top of
 // its own because backends implement them and the proxy only pipes them:
 // those both Rookery and Cyrus 3.6 backends offer. SEARCHRES is left out
