@@ -337,7 +337,7 @@ func (s *session) authenticated(c *command) error {
 		return s.cmdSubscribe(c, false)
 	case "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "FETCH", "STORE", "SEARCH", "SORT", "THREAD",
 		"UID FETCH", "UID STORE", "UID SEARCH", "UID SORT", "UID THREAD", "UID EXPUNGE", "IDLE",
-		"COPY", "MOVE", "UID COPY", "UID MOVE":
+		"COPY", "MOVE", "UID COPY", "UID MOVE", "CANCELUPDATE":
 		if s.current == nil {
 			return s.refuse(c, "BAD", "Please select a mailbox first")
 		}
