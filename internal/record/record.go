@@ -124,6 +124,10 @@ func (d *Decoder) String() string {
 	return s
 }
 
+// More reports whether bytes are left: a field added to a layout after
+// values were written is read only when present.
+func (d *Decoder) More() bool { return !d.bad && d.off < len(d.b) }
+
 // Err reports a malformed value or bytes left after its fields, naming
 // the package (as error prefix) and the key.
 func (d *Decoder) Err(pkg string, key []byte) error {

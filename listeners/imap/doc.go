@@ -3,8 +3,8 @@
 // SPECIAL-USE, UNSELECT, ACL (RFC 4314 with Cyrus's rights) and QUOTA,
 // SORT and SORT=DISPLAY, THREAD (ORDEREDSUBJECT, REFERENCES), ESEARCH,
 // ESORT, CONTEXT=SEARCH, SEARCHRES, WITHIN, STATUS=SIZE, APPENDLIMIT, BINARY,
-// CATENATE, METADATA (with Cyrus's vendor entries), OBJECTID and NOTIFY (message
-// events), plus Cyrus's
+// CATENATE, METADATA (with Cyrus's vendor entries), OBJECTID, SAVEDATE and NOTIFY
+// (message events), plus Cyrus's
 // LOCALAPPEND, over a
 // mailstore.Store, in the namespace a
 // default Cyrus backend presents (internal "user.alice" is the user's

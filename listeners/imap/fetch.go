@@ -30,6 +30,7 @@ const (
 	fBinarySize // BINARY.SIZE[...]
 	fEmailID
 	fThreadID
+	fSaveDate
 )
 
 // hasSection tells the kinds a FETCH may ask for more than once, with
@@ -109,6 +110,8 @@ func (r *reader) fetchItem(macros bool) []fetchItem {
 		return simple(fEmailID)
 	case "THREADID":
 		return simple(fThreadID)
+	case "SAVEDATE":
+		return simple(fSaveDate)
 	case "RFC822":
 		return []fetchItem{{kind: fSection, name: "RFC822", setsSeen: true}}
 	case "RFC822.PEEK":
@@ -454,6 +457,14 @@ func (sess *session) prepareFetch(fr *fetchReply, view *mailstore.View, seq uint
 			w.raw("EMAILID (").raw(emailID(m)).raw(")")
 		case fThreadID:
 			w.raw("THREADID NIL")
+		case fSaveDate:
+			// RFC 8514 4.1: NIL where it is not known, for messages
+			// stored before save dates were kept.
+			if m.SaveDate.IsZero() {
+				w.raw("SAVEDATE NIL")
+			} else {
+				w.raw(`SAVEDATE "`).raw(m.SaveDate.Format("02-Jan-2006 15:04:05 -0700")).raw(`"`)
+			}
 		case fEnvelope, fBody, fBodyStructure:
 			if sum == nil {
 				var err error

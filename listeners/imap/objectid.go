@@ -2,6 +2,7 @@ package imap
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/rookery/rookery/store/mailstore"
 )
@@ -15,3 +16,13 @@ import (
 func mailboxID(m *mailstore.Mailbox) string { return "M" + strconv.FormatUint(m.ID, 36) }
 
 func emailID(m *mailstore.Message) string { return "E" + strconv.FormatUint(m.BodyID(), 36) }
+
+// saveDate is when m came into its mailbox, for the SAVED* search keys:
+// its internal date where the store did not keep one (RFC 8514 4.2 lets
+// a server use it).
+func saveDate(m *mailstore.Message) time.Time {
+	if m.SaveDate.IsZero() {
+		return m.InternalDate
+	}
+	return m.SaveDate
+}

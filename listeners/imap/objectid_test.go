@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestObjectID: OBJECTID (RFC 8474): CREATE, SELECT, STATUS and
@@ -68,5 +69,43 @@ func TestObjectID(t *testing.T) {
 	c.cmd("14", "SELECT INBOX.a", "OK")
 	if got := strings.Join(c.cmd("15", "FETCH 1 EMAILID", "OK"), "\n"); !strings.Contains(got, "EMAILID ("+ids[0]+")") {
 		t.Errorf("the copy's EMAILID: %q, want %s", got, ids[0])
+	}
+}
+
+// TestSaveDate: SAVEDATE (RFC 8514): FETCH SAVEDATE is when the message
+// came into the mailbox, by APPEND or COPY, whatever its internal date;
+// SAVEDBEFORE, SAVEDON and SAVEDSINCE search by it, and
+// SAVEDATESUPPORTED matches every message.
+func TestSaveDate(t *testing.T) {
+	e := startEnv(t, t.TempDir(), nil)
+	e.makeUsers("alice")
+	c := e.raw()
+	c.cmd("1", "LOGIN alice alicepw", "OK")
+	msg := testMessage("old", "body")
+	c.cmd("2", fmt.Sprintf(`APPEND INBOX "01-Jan-2001 10:00:00 +0000" {%d+}`+"\r\n%s", len(msg), msg), "OK")
+	c.cmd("3", "SELECT INBOX", "OK")
+	today := time.Now().UTC().Format("02-Jan-2006")
+	got := strings.Join(c.cmd("4", "FETCH 1 (INTERNALDATE SAVEDATE)", "OK"), "\n")
+	if !strings.Contains(got, `INTERNALDATE "01-Jan-2001 10:00:00 +0000"`) || !strings.Contains(got, `SAVEDATE "`+today) {
+		t.Errorf("FETCH SAVEDATE: %s", got)
+	}
+	for key, want := range map[string]string{
+		"SAVEDON " + today:        "* SEARCH 1",
+		"SAVEDSINCE " + today:     "* SEARCH 1",
+		"SAVEDBEFORE " + today:    "* SEARCH",
+		"SAVEDBEFORE 01-Jan-2002": "* SEARCH",
+		"BEFORE 01-Jan-2002":      "* SEARCH 1",
+		"SAVEDATESUPPORTED":       "* SEARCH 1",
+		"SAVEDSINCE " + time.Now().AddDate(0, 0, 2).Format("02-Jan-2006"): "* SEARCH",
+	} {
+		if got := untagged(c.cmd("s", "SEARCH "+key, "OK")); !slices.Equal(got, []string{want}) {
+			t.Errorf("SEARCH %s: %q, want %q", key, got, want)
+		}
+	}
+	c.cmd("5", "CREATE INBOX.c", "OK")
+	c.cmd("6", "COPY 1 INBOX.c", "OK")
+	c.cmd("7", "SELECT INBOX.c", "OK")
+	if got := strings.Join(c.cmd("8", "FETCH 1 SAVEDATE", "OK"), "\n"); !strings.Contains(got, `SAVEDATE "`+today) {
+		t.Errorf("FETCH SAVEDATE of a copy: %s", got)
 	}
 }

@@ -25,6 +25,9 @@ type criteria struct {
 	notAfter, notBefore time.Time
 	// OBJECTID's EMAILID and THREADID keys (RFC 8474 6).
 	emailIDs, threadIDs []string
+	// SAVEDATE's SAVEDBEFORE, SAVEDON and SAVEDSINCE (RFC 8514 4.2), as
+	// BEFORE and SINCE are for the internal date.
+	savedBefore, savedSince time.Time
 }
 
 // searchKeys reads search keys until the end of the line or ')' into c.
@@ -120,6 +123,16 @@ func (r *reader) searchKey(c *criteria, v *selected) {
 		d := date()
 		c.SentSince = laterOf(c.SentSince, d, true)
 		c.SentBefore = laterOf(c.SentBefore, d.AddDate(0, 0, 1), false)
+	case "SAVEDBEFORE":
+		c.savedBefore = laterOf(c.savedBefore, date(), false)
+	case "SAVEDSINCE":
+		c.savedSince = laterOf(c.savedSince, date(), true)
+	case "SAVEDON":
+		d := date()
+		c.savedSince = laterOf(c.savedSince, d, true)
+		c.savedBefore = laterOf(c.savedBefore, d.AddDate(0, 0, 1), false)
+	case "SAVEDATESUPPORTED":
+		// Every mailbox here keeps save dates: it matches all.
 	case "EMAILID":
 		r.sp()
 		c.emailIDs = append(c.emailIDs, r.atom())
@@ -410,6 +423,12 @@ func (e *evaluator) match(c *criteria, seq uint32) (bool, error) {
 	day := func(t time.Time) time.Time {
 		y, mo, d := t.Date()
 		return time.Date(y, mo, d, 0, 0, 0, 0, time.UTC)
+	}
+	if !c.savedSince.IsZero() && day(saveDate(m)).Before(day(c.savedSince)) {
+		return false, nil
+	}
+	if !c.savedBefore.IsZero() && !day(saveDate(m)).Before(day(c.savedBefore)) {
+		return false, nil
 	}
 	if !c.Since.IsZero() && day(m.InternalDate).Before(day(c.Since)) {
 		return false, nil

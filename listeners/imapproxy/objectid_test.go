@@ -9,14 +9,14 @@ import (
 // TestObjectIDThroughFrontend: OBJECTID (RFC 8474) through the frontend,
 // to a mailbox on a real Cyrus 3.6 backend (alice's INBOX) and to one on
 // a Rookery backend ("rook"): STATUS and SELECT give the same MAILBOXID,
-// LIST-STATUS too, and FETCH gives an EMAILID. The frontend announces
-// OBJECTID.
+// LIST-STATUS too, and FETCH gives an EMAILID; SAVEDATE (RFC 8514) too.
+// The frontend announces OBJECTID and SAVEDATE.
 func TestObjectIDThroughFrontend(t *testing.T) {
 	m := startMixedMurder(t)
 	_, addr := m.frontend(t)
 	c := login(t, addr, "alice", "alicepw")
-	if caps := c.ok("CAPABILITY"); !strings.Contains(caps[0], " OBJECTID") {
-		t.Errorf("frontend does not announce OBJECTID: %s", caps[0])
+	if caps := c.ok("CAPABILITY"); !strings.Contains(caps[0], " OBJECTID") || !strings.Contains(caps[0], " SAVEDATE") {
+		t.Errorf("frontend does not announce OBJECTID and SAVEDATE: %s", caps[0])
 	}
 	idRE := regexp.MustCompile(`MAILBOXID \(([A-Za-z0-9_-]+)\)`)
 	for _, box := range []string{"INBOX", "rook"} {
@@ -30,8 +30,13 @@ func TestObjectIDThroughFrontend(t *testing.T) {
 			msg := "Subject: id\r\n\r\nbody\r\n"
 			c.ok("APPEND %s {%d+}\r\n%s", box, len(msg), msg)
 			c.ok("NOOP")
-			if u := c.ok("FETCH * (EMAILID)"); len(u) == 0 || !regexp.MustCompile(`EMAILID \([A-Za-z0-9_-]+\)`).MatchString(strings.Join(u, "\n")) {
-				t.Errorf("FETCH EMAILID: %q", u)
+			u := strings.Join(c.ok("FETCH * (EMAILID SAVEDATE)"), "\n")
+			if !regexp.MustCompile(`EMAILID \([A-Za-z0-9_-]+\)`).MatchString(u) ||
+				!regexp.MustCompile(`SAVEDATE "[ \d]\d-[A-Z][a-z]{2}-\d{4} `).MatchString(u) {
+				t.Errorf("FETCH EMAILID SAVEDATE: %q", u)
+			}
+			if u := c.ok("SEARCH SAVEDATESUPPORTED"); len(u) != 1 || u[0] == "* SEARCH" {
+				t.Errorf("SEARCH SAVEDATESUPPORTED: %q", u)
 			}
 		})
 	}

@@ -121,6 +121,7 @@ var DefaultPassthrough = []string{
 	"UIDPLUS", "UNSELECT",
 	"SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "ESEARCH", "ESORT", "WITHIN",
 	"STATUS=SIZE", "BINARY", "METADATA", "OBJECTID", "CREATE-SPECIAL-USE", "CATENATE",
+	"SAVEDATE",
 }
 
 // Config is what an IMAP frontend needs.

@@ -224,12 +224,13 @@ func (s *Store) Append(mailbox string, msgs []NewMessage) (AppendResult, error) 
 			return err
 		}
 		m.HighestModSeq++
+		now := time.Now().UTC().Truncate(time.Second)
 		res = AppendResult{MailboxID: m.ID, UIDValidity: m.UIDValidity, UIDs: make([]uint32, len(msgs))}
 		for i, nm := range msgs {
 			st := nm.Body
 			msg := Message{
 				UID: m.UIDNext, ModSeq: m.HighestModSeq, InternalDate: nm.InternalDate,
-				Size: st.size, HeaderSize: st.headerSize, Flags: nm.Flags, body: st.id,
+				Size: st.size, HeaderSize: st.headerSize, Flags: nm.Flags, body: st.id, SaveDate: now,
 			}
 			if msg.InternalDate.IsZero() {
 				msg.InternalDate = time.Now()
@@ -558,12 +559,13 @@ func (s *Store) copyMove(id uint64, uids []uint32, dest string, move bool) (Copy
 			return err
 		}
 		dst.HighestModSeq++
+		now := time.Now().UTC().Truncate(time.Second)
 		for _, msg := range msgs {
 			t.ref(msg.body)
 			res.SourceUIDs = append(res.SourceUIDs, msg.UID)
 			res.DestUIDs = append(res.DestUIDs, dst.UIDNext)
 			c := msg
-			c.UID, c.ModSeq = dst.UIDNext, dst.HighestModSeq
+			c.UID, c.ModSeq, c.SaveDate = dst.UIDNext, dst.HighestModSeq, now
 			dst.UIDNext++
 			dst.Exists++
 			dst.Size += c.Size

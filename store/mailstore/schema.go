@@ -23,7 +23,9 @@ import (
 //	id index  'i' + id (8)                          mailbox name
 //	message   'm' + mailbox id (8) + uid (4)        modseq, internal date (unix s),
 //	                                                zone offset (s, zigzag), body id,
-//	                                                size, header size, flags
+//	                                                size, header size, flags,
+//	                                                save date (unix s; absent in
+//	                                                records written before it)
 //	body      'b' + body id (8)                     refs, size, header size, summary
 //	chunk     'c' + body id (8) + index (4)         raw bytes, no version byte
 //	pending   'p' + body id (8)                     empty: a body being staged
@@ -296,6 +298,9 @@ func encodeMessage(m *Message) []byte {
 	for _, f := range m.Flags {
 		b = record.AppendString(b, f)
 	}
+	if !m.SaveDate.IsZero() {
+		b = binary.AppendVarint(b, m.SaveDate.Unix())
+	}
 	return b
 }
 
@@ -325,6 +330,9 @@ func decodeMessage(key, v []byte) (Message, error) {
 			m.Flags = append(m.Flags, d.String())
 		}
 	}
+	if d.More() {
+		m.SaveDate = time.Unix(d.Varint(), 0).UTC()
+	}
 	return m, d.Err("mailstore", key)
 }
 
@@ -348,6 +356,9 @@ func peekMessage(key, v []byte) (uint32, bool, error) {
 		if f := d.Bytes(); string(f) == `\Seen` {
 			seen = true
 		}
+	}
+	if d.More() {
+		d.Varint() // save date
 	}
 	return uid, seen, d.Err("mailstore", key)
 }

@@ -92,7 +92,10 @@ type Message struct {
 	Size         int64
 	HeaderSize   int64    // bytes up to and including the empty line
 	Flags        []string // as stored by the caller: system flags and keywords
-	body         uint64
+	// SaveDate is when the message came into this mailbox (RFC 8514);
+	// zero for messages stored before it was kept.
+	SaveDate time.Time
+	body     uint64
 }
 
 // BodyID is the id of the message's body: its copies share it, and no
