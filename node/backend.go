@@ -72,7 +72,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 		n.log.Warn("backend without a master: mailbox changes are not registered anywhere", "hint", "set mupdate_server or gossip_listen")
 	}
 
-	policy := &auth.MailPolicy{Users: users, Admins: n.cfg.Admins, ProxyServers: n.cfg.ProxyServers}
+	policy := &auth.MailPolicy{Users: n.passwordChecker(users, nil), Admins: n.cfg.Admins, ProxyServers: n.cfg.ProxyServers}
 	n.imap, err = imap.NewServer(imap.Config{
 		ServerName:        n.cfg.ServerName,
 		Version:           Version,
@@ -84,6 +84,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 		MaxMessageSize:    n.cfg.MaxMessageSize,
 		IdleTimeout:       n.cfg.IMAPIdleTimeout,
 		FailedLoginPause:  n.cfg.FailedLoginPause,
+		Throttle:          n.throttle,
 		DiskSpace:         diskSpace(filepath.Join(n.cfg.DataDir, "mail")),
 		Metrics:           n.listenerMetrics("imap", n.metrics.IMAP),
 		Logger:            n.log.With("listener", "imap"),
@@ -102,6 +103,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 			Login:            policy.Login,
 			IdleTimeout:      n.cfg.POP3IdleTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
+			Throttle:         n.throttle,
 			Metrics:          n.listenerMetrics("pop3", n.metrics.POP3),
 			Logger:           n.log.With("listener", "pop3"),
 		})
@@ -122,6 +124,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 			Separator:        n.cfg.Separator,
 			MaxMessageSize:   n.cfg.MaxMessageSize,
 			FailedLoginPause: n.cfg.FailedLoginPause,
+			Throttle:         n.throttle,
 			Metrics:          n.listenerMetrics("lmtp", n.metrics.LMTP),
 			Logger:           n.log.With("listener", "lmtp"),
 		})

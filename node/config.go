@@ -148,11 +148,21 @@ type Config struct {
 	UsersPoll time.Duration
 	// Admins may authenticate to MUPDATE and administer mailboxes ("admins").
 	Admins []string
-	// PasswordCheck is how a frontend checks client passwords, in order,
-	// the first that accepts winning ("password_check"): "users" (the
-	// users file) and "backend" (logging in as the user at the user's
-	// INBOX backend, for users kept in a Cyrus backend's sasldb).
+	// PasswordCheck is how client passwords are checked, in order, the
+	// first that accepts winning ("password_check", or Cyrus's
+	// "sasl_pwcheck_method" with auxprop for users): "users" (the users
+	// file), "saslauthd" (the daemon at SaslauthdPath) and, on frontends,
+	// "backend" (logging in as the user at the user's INBOX backend, for
+	// users kept in a Cyrus backend's sasldb).
 	PasswordCheck []string
+	// SaslauthdPath is saslauthd's socket ("sasl_saslauthd_path").
+	SaslauthdPath string
+	// LoginThrottleFailures failed logins from one address, or for one
+	// user, within LoginThrottleWindow make the node refuse further
+	// logins from it or for them, unchecked, for LoginThrottleWindow
+	// ("login_throttle_failures", 0 turns it off; "login_throttle_window").
+	LoginThrottleFailures int
+	LoginThrottleWindow   time.Duration
 
 	// FailedLoginPause delays the reply to a failed authentication
 	// ("failedloginpause").
@@ -194,6 +204,9 @@ func DefaultConfig() Config {
 		POP3IdleTimeout:       10 * time.Minute,
 		ProxyAuthname:         "proxy",
 		PasswordCheck:         []string{"users"},
+		SaslauthdPath:         "/var/run/saslauthd/mux",
+		LoginThrottleFailures: 10,
+		LoginThrottleWindow:   5 * time.Minute,
 		UsersPoll:             2 * time.Second,
 		MUPDATETLS:            true,
 		AdminListen:           "127.0.0.1:9905",
@@ -437,7 +450,35 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 		case "admins":
 			c.Admins = strings.Fields(v)
 		case "password_check":
+			if _, both := kv["sasl_pwcheck_method"]; both {
+				bad(k, v, "give password_check or sasl_pwcheck_method, not both")
+			}
 			c.PasswordCheck = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+		case "sasl_pwcheck_method":
+			c.PasswordCheck = nil
+			for _, m := range strings.Fields(v) {
+				if m == "auxprop" {
+					// Cyrus's auxprop is its sasldb; the users file is Rookery's.
+					m = "users"
+				} else if m != "saslauthd" {
+					bad(k, v, fmt.Sprintf("method %q is not supported (use auxprop, meaning the users file, or saslauthd)", m))
+				}
+				c.PasswordCheck = append(c.PasswordCheck, m)
+			}
+		case "sasl_saslauthd_path", "saslauthd_path":
+			c.SaslauthdPath = v
+		case "login_throttle_failures":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				bad(k, v, "not a number of failures (0 turns the throttle off)")
+			}
+			c.LoginThrottleFailures = n
+		case "login_throttle_window":
+			d, err := parseSeconds(v)
+			if err != nil || d <= 0 {
+				bad(k, v, "want a positive number of seconds")
+			}
+			c.LoginThrottleWindow = d
 		case "failedloginpause":
 			d, err := parseSeconds(v)
 			if err != nil {
@@ -556,14 +597,12 @@ func (c *Config) Validate() error {
 			problems = append(problems, "roles: a frontend routes by a mailbox list: add replica (or master) to its roles")
 		}
 	}
-	if c.Has(RoleFrontend) {
-		if len(c.PasswordCheck) == 0 {
-			problems = append(problems, "password_check: name at least one of users, backend")
-		}
-		for _, m := range c.PasswordCheck {
-			if m != "users" && m != "backend" {
-				problems = append(problems, fmt.Sprintf("password_check: unknown method %q (known: users, backend)", m))
-			}
+	if len(c.PasswordCheck) == 0 {
+		problems = append(problems, "password_check: name at least one of users, saslauthd, backend")
+	}
+	for _, m := range c.PasswordCheck {
+		if m != "users" && m != "backend" && m != "saslauthd" {
+			problems = append(problems, fmt.Sprintf("password_check: unknown method %q (known: users, saslauthd, backend)", m))
 		}
 	}
 	if c.Has(RoleBackend) {

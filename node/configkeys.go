@@ -6,13 +6,14 @@ var configKeys = []string{
 	"admin_listen", "admins", "allowallsubscribe", "allowplaintext", "backend_addrs",
 	"client_timeout", "cluster_key_file", "cluster_name", "data", "defaultpartition",
 	"failedloginpause", "gossip_join", "gossip_listen", "gossip_preset", "imap_listen",
-	"imaps_listen", "lmtp_listen", "lmtp_require_auth", "log_level", "maxliteral",
+	"imaps_listen", "lmtp_listen", "lmtp_require_auth", "log_level",
+	"login_throttle_failures", "login_throttle_window", "maxliteral",
 	"maxmessagesize", "mupdate_authname", "mupdate_connections_max", "mupdate_idle_timeout",
 	"mupdate_listen", "mupdate_log_retain", "mupdate_password", "mupdate_password_file",
 	"mupdate_retry_delay", "mupdate_server", "mupdate_tls", "mupdate_username",
 	"mupdate_write_timeout", "password_check", "pop3_listen", "pop3s_listen", "poptimeout",
 	"proxy_authname", "proxy_password", "proxyservers", "roles", "rookery_data",
-	"serverlist", "servername", "timeout", "tls_client_ca_file", "tls_server_cert",
+	"sasl_pwcheck_method", "sasl_saslauthd_path", "saslauthd_path", "serverlist", "servername", "timeout", "tls_client_ca_file", "tls_server_cert",
 	"tls_server_key", "unixhierarchysep", "users", "users_file", "users_poll",
 }
 

@@ -44,6 +44,8 @@ type Limits struct {
 	BackendTimeout time.Duration
 	// FailedLoginPause delays the answer to a failed AUTH.
 	FailedLoginPause time.Duration
+	// Throttle refuses logins after repeated failures; nil: none.
+	Throttle *auth.Throttle
 	// SpoolMemory is how much of a message going to several backends is
 	// kept in memory; beyond it the message is spooled to a file in
 	// TempDir. Default 1 MiB.
@@ -375,7 +377,7 @@ func (s *session) authCmd(arg string) bool {
 		return false
 	}
 	authzid, authcid, pass := parts[0], parts[1], parts[2]
-	if (authzid != "" && authzid != authcid) || s.p.cfg.Users.Verify(authcid, pass) != nil ||
+	if (authzid != "" && authzid != authcid) || s.p.cfg.Limits.Throttle.Verify(s.conn.RemoteAddr().String(), s.p.cfg.Users, authcid, pass) != nil ||
 		!slices.Contains(s.p.cfg.Admins, authcid) {
 		s.log.Info("lmtp: authentication failed", "user", authcid)
 		if pause := s.p.cfg.Limits.FailedLoginPause; pause > 0 {
