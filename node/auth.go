@@ -14,6 +14,12 @@ func (n *Node) passwordChecker(users *auth.Users, inbox auth.Checker) auth.Check
 		switch m {
 		case "users":
 			check = append(check, users)
+		case "ldap":
+			l := n.cfg.LDAP
+			if l.Timeout == 0 {
+				l.Timeout = n.cfg.ClientTimeout
+			}
+			check = append(check, &l)
 		case "saslauthd":
 			check = append(check, &auth.Saslauthd{Path: n.cfg.SaslauthdPath, Service: "imap", Timeout: n.cfg.ClientTimeout})
 		case "backend":

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rookery/rookery/internal/saslauthdtest"
+	"github.com/rookery/rookery/internal/slapdtest"
 )
 
 // logBuffer keeps a node's log for a test to read.
@@ -209,5 +210,27 @@ func TestSaslauthdFrontendLogins(t *testing.T) {
 	wantPrefix(t, "POP3, saslauthd down", pop3Try(t, n.POP3Addr(), "carol", "from saslauthd"), "-ERR [SYS/TEMP] Authentication server unavailable")
 	if c := strings.Count(logs.String(), "password source unavailable"); c != 2 {
 		t.Errorf("%d unavailability lines, want 2:\n%s", c, logs)
+	}
+}
+
+// TestLDAPLogins: with password_check: ldap, logins bind to a real
+// slapd; once it is gone they are refused as unavailable.
+func TestLDAPLogins(t *testing.T) {
+	uri, stop := slapdtest.Start(t, map[string]string{"carol": "from ldap"})
+	n, logs := authNode(t, map[string]string{"password_check": "ldap users", "ldap_uri": uri,
+		"ldap_base": slapdtest.Base, "ldap_filter": "(uid=%u)", "ldap_bind_dn": slapdtest.AdminDN, "ldap_password": slapdtest.AdminPassword})
+	if len(n.cfg.ServerPasswords) != 0 {
+		t.Errorf("ldap_password taken for a backend's password: %v", n.cfg.ServerPasswords)
+	}
+	wantPrefix(t, "IMAP right password", imapTry(t, n.IMAPAddr(), "carol", "from ldap"), "a OK")
+	wantPrefix(t, "IMAP users-file user", imapTry(t, n.IMAPAddr(), "alice", "alicepw"), "a OK")
+	wantPrefix(t, "IMAP wrong password", imapTry(t, n.IMAPAddr(), "carol", "from"), "a NO [AUTHENTICATIONFAILED]")
+	wantPrefix(t, "POP3 wrong password", pop3Try(t, n.POP3Addr(), "carol", "x"), "-ERR [AUTH]")
+
+	stop()
+	wantPrefix(t, "IMAP, slapd down", imapTry(t, n.IMAPAddr(), "carol", "from ldap"), "a NO [UNAVAILABLE]")
+	wantPrefix(t, "POP3, slapd down", pop3Try(t, n.POP3Addr(), "carol", "from ldap"), "-ERR [SYS/TEMP]")
+	if c := strings.Count(logs.String(), "password source unavailable"); c != 2 || !strings.Contains(logs.String(), "ldap:") {
+		t.Errorf("%d unavailability lines, want 2 naming ldap:\n%s", c, logs)
 	}
 }

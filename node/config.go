@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rookery/rookery/listeners/auth"
 )
 
 // Role is one job a node can do.
@@ -157,6 +159,9 @@ type Config struct {
 	PasswordCheck []string
 	// SaslauthdPath is saslauthd's socket ("sasl_saslauthd_path").
 	SaslauthdPath string
+	// LDAP is the directory password_check's "ldap" binds to ("ldap_uri",
+	// "ldap_base", "ldap_filter", "ldap_bind_dn", "ldap_password").
+	LDAP auth.LDAP
 	// LoginThrottleFailures failed logins from one address, or for one
 	// user, within LoginThrottleWindow make the node refuse further
 	// logins from it or for them, unchecked, for LoginThrottleWindow
@@ -467,6 +472,16 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 			}
 		case "sasl_saslauthd_path", "saslauthd_path":
 			c.SaslauthdPath = v
+		case "ldap_uri":
+			c.LDAP.URI = v
+		case "ldap_base":
+			c.LDAP.Base = v
+		case "ldap_filter":
+			c.LDAP.Filter = v
+		case "ldap_bind_dn":
+			c.LDAP.BindDN = v
+		case "ldap_password":
+			c.LDAP.Password = v
 		case "login_throttle_failures":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
@@ -598,12 +613,15 @@ func (c *Config) Validate() error {
 		}
 	}
 	if len(c.PasswordCheck) == 0 {
-		problems = append(problems, "password_check: name at least one of users, saslauthd, backend")
+		problems = append(problems, "password_check: name at least one of users, saslauthd, ldap, backend")
 	}
 	for _, m := range c.PasswordCheck {
-		if m != "users" && m != "backend" && m != "saslauthd" {
-			problems = append(problems, fmt.Sprintf("password_check: unknown method %q (known: users, saslauthd, backend)", m))
+		if m != "users" && m != "backend" && m != "saslauthd" && m != "ldap" {
+			problems = append(problems, fmt.Sprintf("password_check: unknown method %q (known: users, saslauthd, ldap, backend)", m))
 		}
+	}
+	if slices.Contains(c.PasswordCheck, "ldap") && (c.LDAP.URI == "" || c.LDAP.Base == "") {
+		problems = append(problems, "password_check: ldap needs ldap_uri and ldap_base")
 	}
 	if c.Has(RoleBackend) {
 		if c.IMAPListen == "" {
