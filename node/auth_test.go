@@ -234,3 +234,19 @@ func TestLDAPLogins(t *testing.T) {
 		t.Errorf("%d unavailability lines, want 2 naming ldap:\n%s", c, logs)
 	}
 }
+
+// TestLoginThrottleExempt: an exempt address is not blocked by address,
+// and a bad exemption is reported.
+func TestLoginThrottleExempt(t *testing.T) {
+	n, _ := authNode(t, map[string]string{"login_throttle_failures": "2", "login_throttle_exempt": "10.0.0.0/8, 127.0.0.1"})
+	wantPrefix(t, "wrong 1", imapTry(t, n.IMAPAddr(), "alice", "x"), "a NO")
+	wantPrefix(t, "wrong 2", pop3Try(t, n.POP3Addr(), "bob", "x"), "-ERR [AUTH]")
+	wantPrefix(t, "another user, exempt address", imapTry(t, n.IMAPAddr(), "admin", "secret"), "a OK")
+	wantPrefix(t, "wrong 3, alice", imapTry(t, n.IMAPAddr(), "alice", "y"), "a NO")
+	wantPrefix(t, "alice herself is throttled", imapTry(t, n.IMAPAddr(), "alice", "alicepw"), "a NO")
+
+	cfg := DefaultConfig()
+	if _, err := cfg.Apply(map[string]string{"login_throttle_exempt": "10.0.0.0/8 webmail"}); err == nil || !strings.Contains(err.Error(), "webmail") {
+		t.Errorf("bad exemption: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -168,6 +169,9 @@ type Config struct {
 	// ("login_throttle_failures", 0 turns it off; "login_throttle_window").
 	LoginThrottleFailures int
 	LoginThrottleWindow   time.Duration
+	// LoginThrottleExempt are addresses the throttle does not block by
+	// address ("login_throttle_exempt": IPs or CIDR prefixes).
+	LoginThrottleExempt []netip.Prefix
 
 	// FailedLoginPause delays the reply to a failed authentication
 	// ("failedloginpause").
@@ -488,6 +492,20 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 				bad(k, v, "not a number of failures (0 turns the throttle off)")
 			}
 			c.LoginThrottleFailures = n
+		case "login_throttle_exempt":
+			c.LoginThrottleExempt = nil
+			for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+				p, err := netip.ParsePrefix(f)
+				if err != nil {
+					a, aerr := netip.ParseAddr(f)
+					if aerr != nil {
+						bad(k, f, "not an IP address or prefix (such as 10.0.0.0/8)")
+						continue
+					}
+					p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+				}
+				c.LoginThrottleExempt = append(c.LoginThrottleExempt, p.Masked())
+			}
 		case "login_throttle_window":
 			d, err := parseSeconds(v)
 			if err != nil || d <= 0 {

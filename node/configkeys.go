@@ -8,7 +8,7 @@ var configKeys = []string{
 	"failedloginpause", "gossip_join", "gossip_listen", "gossip_preset", "imap_listen",
 	"imaps_listen", "ldap_base", "ldap_bind_dn", "ldap_filter", "ldap_password", "ldap_uri",
 	"lmtp_listen", "lmtp_require_auth", "log_level",
-	"login_throttle_failures", "login_throttle_window", "maxliteral",
+	"login_throttle_exempt", "login_throttle_failures", "login_throttle_window", "maxliteral",
 	"maxmessagesize", "mupdate_authname", "mupdate_connections_max", "mupdate_idle_timeout",
 	"mupdate_listen", "mupdate_log_retain", "mupdate_password", "mupdate_password_file",
 	"mupdate_retry_delay", "mupdate_server", "mupdate_tls", "mupdate_username",

@@ -115,7 +115,7 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.users = policy.Users
-	n.throttle = auth.NewThrottle(cfg.LoginThrottleFailures, cfg.LoginThrottleWindow, logger.With("component", "auth"))
+	n.throttle = auth.NewThrottle(cfg.LoginThrottleFailures, cfg.LoginThrottleWindow, cfg.LoginThrottleExempt, logger.With("component", "auth"))
 	secret := make([]byte, 16)
 	_, _ = rand.Read(secret)
 	policy.Internal = hex.EncodeToString(secret)

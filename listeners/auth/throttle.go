@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ var ErrThrottled = errors.New("auth: too many failed logins, try later")
 type Throttle struct {
 	failures int
 	window   time.Duration
+	exempt   []netip.Prefix
 	log      *slog.Logger
 	now      func() time.Time
 	tripped  atomic.Uint64
@@ -43,15 +45,17 @@ type throttleEntry struct {
 const maxThrottleEntries = 100000
 
 // NewThrottle returns a throttle that trips after failures failed logins
-// within window; failures <= 0 returns nil (no throttling).
-func NewThrottle(failures int, window time.Duration, log *slog.Logger) *Throttle {
+// within window; failures <= 0 returns nil (no throttling). Addresses in
+// exempt (a webmail, the frontends in front of a backend) are neither
+// counted nor blocked by address; their users still are.
+func NewThrottle(failures int, window time.Duration, exempt []netip.Prefix, log *slog.Logger) *Throttle {
 	if failures <= 0 || window <= 0 {
 		return nil
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Throttle{failures: failures, window: window, log: log, now: time.Now, entries: make(map[string]*throttleEntry)}
+	return &Throttle{failures: failures, window: window, exempt: exempt, log: log, now: time.Now, entries: make(map[string]*throttleEntry)}
 }
 
 // Tripped counts how often an address or a user was blocked, for metrics.
@@ -73,6 +77,9 @@ func (t *Throttle) Check(remote, user string, verify func() error) error {
 		return verify()
 	}
 	ipKey, userKey := "ip "+hostOf(remote), "user "+user
+	if t.exempted(remote) {
+		ipKey = ""
+	}
 	now := t.now()
 	t.mu.Lock()
 	blocked := t.blockedLocked(ipKey, now) || t.blockedLocked(userKey, now)
@@ -88,11 +95,27 @@ func (t *Throttle) Check(remote, user string, verify func() error) error {
 		t.mu.Unlock()
 	case errors.Is(err, ErrBadCredentials):
 		t.mu.Lock()
-		t.failLocked(ipKey, now, "remote", hostOf(remote))
+		if ipKey != "" {
+			t.failLocked(ipKey, now, "remote", hostOf(remote))
+		}
 		t.failLocked(userKey, now, "user", user)
 		t.mu.Unlock()
 	}
 	return err
+}
+
+func (t *Throttle) exempted(remote string) bool {
+	ip, err := netip.ParseAddr(hostOf(remote))
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range t.exempt {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *Throttle) blockedLocked(key string, now time.Time) bool {

@@ -2,13 +2,14 @@ package auth
 
 import (
 	"errors"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
 )
 
 func TestThrottle(t *testing.T) {
-	th := NewThrottle(3, time.Minute, nil)
+	th := NewThrottle(3, time.Minute, []netip.Prefix{netip.MustParsePrefix("192.168.0.0/24")}, nil)
 	now := time.Unix(1e9, 0)
 	th.now = func() time.Time { return now }
 	a := "10.0.0.1:1111"
@@ -68,6 +69,19 @@ func TestThrottle(t *testing.T) {
 	}
 	if err := th.Check("10.3.0.1:5", "gina", right); err != nil {
 		t.Fatalf("slow failures tripped: %v", err)
+	}
+	// An exempt address is not blocked by address, its users still are.
+	for i := range 5 {
+		th.Check("192.168.0.9:1", "user"+strconv.Itoa(i), wrong)
+	}
+	if err := th.Check("192.168.0.9:1", "hank", right); err != nil {
+		t.Fatalf("exempt address blocked: %v", err)
+	}
+	for range 3 {
+		th.Check("192.168.0.9:1", "ivy", wrong)
+	}
+	if err := th.Check("192.168.0.9:1", "ivy", right); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("user from an exempt address: %v", err)
 	}
 	var nilThrottle *Throttle
 	if err := nilThrottle.Check(a, "x", right); err != nil {
