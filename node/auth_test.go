@@ -196,7 +196,7 @@ func TestLoginThrottle(t *testing.T) {
 // TestSaslauthdFrontendLogins: a frontend asks saslauthd too, and says
 // unavailable, not a wrong password, when it is gone.
 func TestSaslauthdFrontendLogins(t *testing.T) {
-	sock, stop := saslauthdtest.Start(t, map[string]string{"carol": "from saslauthd"})
+	sock, stop := saslauthdtest.Start(t, map[string]string{"carol": "from saslauthd", "admin": "sasl admin"})
 	n, logs := authNode(t, map[string]string{"roles": "master,frontend", "password_check": "saslauthd users", "sasl_saslauthd_path": sock})
 	wantPrefix(t, "IMAP right password", imapTry(t, n.IMAPAddr(), "carol", "from saslauthd"), "a OK")
 	wantPrefix(t, "IMAP users-file user", imapTry(t, n.IMAPAddr(), "alice", "alicepw"), "a OK")
@@ -204,12 +204,15 @@ func TestSaslauthdFrontendLogins(t *testing.T) {
 	// Past the password, carol has no INBOX to open.
 	wantPrefix(t, "POP3 right password", pop3Try(t, n.POP3Addr(), "carol", "from saslauthd"), "-ERR [SYS/TEMP] Unable to open maildrop")
 	wantPrefix(t, "POP3 wrong password", pop3Try(t, n.POP3Addr(), "carol", "x"), "-ERR [AUTH]")
+	wantPrefix(t, "LMTP admin", lmtpTry(t, n.LMTPAddr(), "admin", "sasl admin"), "235 ")
+	wantPrefix(t, "LMTP admin, wrong password", lmtpTry(t, n.LMTPAddr(), "admin", "x"), "535 ")
 
 	stop()
 	wantPrefix(t, "IMAP, saslauthd down", imapTry(t, n.IMAPAddr(), "carol", "from saslauthd"), "a NO [UNAVAILABLE]")
 	wantPrefix(t, "POP3, saslauthd down", pop3Try(t, n.POP3Addr(), "carol", "from saslauthd"), "-ERR [SYS/TEMP] Authentication server unavailable")
-	if c := strings.Count(logs.String(), "password source unavailable"); c != 2 {
-		t.Errorf("%d unavailability lines, want 2:\n%s", c, logs)
+	wantPrefix(t, "LMTP, saslauthd down", lmtpTry(t, n.LMTPAddr(), "admin", "sasl admin"), "454 ")
+	if c := strings.Count(logs.String(), "password source unavailable"); c != 3 {
+		t.Errorf("%d unavailability lines, want 3:\n%s", c, logs)
 	}
 }
 

@@ -96,7 +96,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		DB:             n.store,
 		Kick:           kick,
 		Resolve:        resolve,
-		Users:          users,
+		Users:          check,
 		Admins:         n.cfg.Admins,
 		Preauth:        !n.cfg.LMTPRequireAuth,
 		Proxy:          proxy,

@@ -92,7 +92,7 @@ type ProxyConfig struct {
 	Resolve frontend.Resolver
 	// Users and Admins check LMTP AUTH: only admins may deliver
 	// ("lmtp_admins").
-	Users  *auth.Users
+	Users  auth.Checker
 	Admins []string
 	// Preauth lets clients deliver without AUTH (Cyrus's lmtpd -a, or a
 	// listener on a UNIX socket only the MTA can reach).
@@ -377,7 +377,13 @@ func (s *session) authCmd(arg string) bool {
 		return false
 	}
 	authzid, authcid, pass := parts[0], parts[1], parts[2]
-	if (authzid != "" && authzid != authcid) || s.p.cfg.Limits.Throttle.Verify(s.conn.RemoteAddr().String(), s.p.cfg.Users, authcid, pass) != nil ||
+	err = s.p.cfg.Limits.Throttle.Verify(s.conn.RemoteAddr().String(), s.p.cfg.Users, authcid, pass)
+	if errors.Is(err, auth.ErrUnavailable) {
+		s.log.Warn("lmtp: authentication not checked: password source unavailable", "user", authcid, "err", err)
+		s.w.Reply(454, "4.7.0 Temporary authentication failure")
+		return false
+	}
+	if (authzid != "" && authzid != authcid) || err != nil ||
 		!slices.Contains(s.p.cfg.Admins, authcid) {
 		s.log.Info("lmtp: authentication failed", "user", authcid)
 		if pause := s.p.cfg.Limits.FailedLoginPause; pause > 0 {
