@@ -134,3 +134,22 @@ func TestUsersFileSchemes(t *testing.T) {
 		}
 	}
 }
+
+// Dovecot itself verifies what MakeSecret writes.
+func TestMakeSecretDoveadm(t *testing.T) {
+	if _, err := exec.LookPath("doveadm"); err != nil {
+		t.Skip("doveadm not installed")
+	}
+	for _, scheme := range []string{"ARGON2ID", "BLF-CRYPT", "SHA512-CRYPT", "SHA256-CRYPT"} {
+		v, err := MakeSecret(scheme, "pw ü")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("doveadm", "pw", "-t", v, "-p", "pw ü").CombinedOutput(); err != nil {
+			t.Errorf("doveadm refuses %s: %v %s", v, err, out)
+		}
+		if err := exec.Command("doveadm", "pw", "-t", v, "-p", "pw u").Run(); err == nil {
+			t.Errorf("doveadm accepts a wrong password for %s", v)
+		}
+	}
+}
