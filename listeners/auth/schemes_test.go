@@ -153,3 +153,19 @@ func TestMakeSecretDoveadm(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseSecret(f *testing.F) {
+	for _, v := range doveadmVectors {
+		f.Add(v, "pässword 1")
+	}
+	f.Add("{SHA512-CRYPT}$6$rounds=1000$x$", "")
+	f.Add("{ARGON2ID}$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaGhhc2g", "pw")
+	f.Fuzz(func(t *testing.T, v, pw string) {
+		if strings.Contains(v, "rounds=") || strings.Contains(v, "m=") {
+			t.Skip("costly parameters are the operator's to choose")
+		}
+		if s, err := parseSecret(v); err == nil {
+			s.matches(pw)
+		}
+	})
+}
