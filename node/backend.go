@@ -79,7 +79,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 	if err != nil {
 		return err
 	}
-	policy := &auth.MailPolicy{Users: users, Admins: n.cfg.Admins, ProxyServers: n.cfg.ProxyServers}
+	policy := &auth.MailPolicy{Users: n.passwordChecker(users, nil), Admins: n.cfg.Admins, ProxyServers: n.cfg.ProxyServers}
 	n.imap, err = imap.NewServer(imap.Config{
 		ServerName:        n.cfg.ServerName,
 		Version:           Version,
@@ -91,6 +91,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 		MaxMessageSize:    n.cfg.MaxMessageSize,
 		IdleTimeout:       n.cfg.IMAPIdleTimeout,
 		FailedLoginPause:  n.cfg.FailedLoginPause,
+		Throttle:          n.throttle,
 		DiskSpace:         diskSpace(filepath.Join(n.cfg.DataDir, "mail")),
 		TLS:               tlsConf,
 		Plaintext:         n.plaintextAllowed,
@@ -118,6 +119,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 			TLS:              tlsConf,
 			Plaintext:        n.plaintextAllowed,
 			HandshakeTimeout: n.cfg.ClientTimeout,
+			Throttle:         n.throttle,
 			Metrics:          n.listenerMetrics("pop3", n.metrics.POP3),
 			Logger:           n.log.With("listener", "pop3"),
 		})
@@ -144,6 +146,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 			TLS:              tlsConf,
 			Plaintext:        n.plaintextAllowed,
 			HandshakeTimeout: n.cfg.ClientTimeout,
+			Throttle:         n.throttle,
 			Metrics:          n.listenerMetrics("lmtp", n.metrics.LMTP),
 			Logger:           n.log.With("listener", "lmtp"),
 		})

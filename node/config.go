@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/imapproxy"
 )
 
@@ -162,11 +164,27 @@ type Config struct {
 	UsersPoll time.Duration
 	// Admins may authenticate to MUPDATE and administer mailboxes ("admins").
 	Admins []string
-	// PasswordCheck is how a frontend checks client passwords, in order,
-	// the first that accepts winning ("password_check"): "users" (the
-	// users file) and "backend" (logging in as the user at the user's
-	// INBOX backend, for users kept in a Cyrus backend's sasldb).
+	// PasswordCheck is how client passwords are checked, in order, the
+	// first that accepts winning ("password_check", or Cyrus's
+	// "sasl_pwcheck_method" with auxprop for users): "users" (the users
+	// file), "saslauthd" (the daemon at SaslauthdPath) and, on frontends,
+	// "backend" (logging in as the user at the user's INBOX backend, for
+	// users kept in a Cyrus backend's sasldb).
 	PasswordCheck []string
+	// SaslauthdPath is saslauthd's socket ("sasl_saslauthd_path").
+	SaslauthdPath string
+	// LDAP is the directory password_check's "ldap" binds to ("ldap_uri",
+	// "ldap_base", "ldap_filter", "ldap_bind_dn", "ldap_password").
+	LDAP auth.LDAP
+	// LoginThrottleFailures failed logins from one address, or for one
+	// user, within LoginThrottleWindow make the node refuse further
+	// logins from it or for them, unchecked, for LoginThrottleWindow
+	// ("login_throttle_failures", 0 turns it off; "login_throttle_window").
+	LoginThrottleFailures int
+	LoginThrottleWindow   time.Duration
+	// LoginThrottleExempt are addresses the throttle does not block by
+	// address ("login_throttle_exempt": IPs or CIDR prefixes).
+	LoginThrottleExempt []netip.Prefix
 
 	// FailedLoginPause delays the reply to a failed authentication
 	// ("failedloginpause").
@@ -208,6 +226,9 @@ func DefaultConfig() Config {
 		POP3IdleTimeout:       10 * time.Minute,
 		ProxyAuthname:         "proxy",
 		PasswordCheck:         []string{"users"},
+		SaslauthdPath:         "/var/run/saslauthd/mux",
+		LoginThrottleFailures: 10,
+		LoginThrottleWindow:   5 * time.Minute,
 		UsersPoll:             2 * time.Second,
 		MUPDATETLS:            true,
 		PlaintextLoopback:     true,
@@ -460,7 +481,59 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 		case "admins":
 			c.Admins = strings.Fields(v)
 		case "password_check":
+			if _, both := kv["sasl_pwcheck_method"]; both {
+				bad(k, v, "give password_check or sasl_pwcheck_method, not both")
+			}
 			c.PasswordCheck = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+		case "sasl_pwcheck_method":
+			c.PasswordCheck = nil
+			for _, m := range strings.Fields(v) {
+				if m == "auxprop" {
+					// Cyrus's auxprop is its sasldb; the users file is Rookery's.
+					m = "users"
+				} else if m != "saslauthd" {
+					bad(k, v, fmt.Sprintf("method %q is not supported (use auxprop, meaning the users file, or saslauthd)", m))
+				}
+				c.PasswordCheck = append(c.PasswordCheck, m)
+			}
+		case "sasl_saslauthd_path", "saslauthd_path":
+			c.SaslauthdPath = v
+		case "ldap_uri":
+			c.LDAP.URI = v
+		case "ldap_base":
+			c.LDAP.Base = v
+		case "ldap_filter":
+			c.LDAP.Filter = v
+		case "ldap_bind_dn":
+			c.LDAP.BindDN = v
+		case "ldap_password":
+			c.LDAP.Password = v
+		case "login_throttle_failures":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				bad(k, v, "not a number of failures (0 turns the throttle off)")
+			}
+			c.LoginThrottleFailures = n
+		case "login_throttle_exempt":
+			c.LoginThrottleExempt = nil
+			for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+				p, err := netip.ParsePrefix(f)
+				if err != nil {
+					a, aerr := netip.ParseAddr(f)
+					if aerr != nil {
+						bad(k, f, "not an IP address or prefix (such as 10.0.0.0/8)")
+						continue
+					}
+					p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+				}
+				c.LoginThrottleExempt = append(c.LoginThrottleExempt, p.Masked())
+			}
+		case "login_throttle_window":
+			d, err := parseSeconds(v)
+			if err != nil || d <= 0 {
+				bad(k, v, "want a positive number of seconds")
+			}
+			c.LoginThrottleWindow = d
 		case "failedloginpause":
 			d, err := parseSeconds(v)
 			if err != nil {
@@ -585,15 +658,16 @@ func (c *Config) Validate() error {
 				e, strings.Join(imapproxy.RookeryPassthrough, " ")))
 		}
 	}
-	if c.Has(RoleFrontend) {
-		if len(c.PasswordCheck) == 0 {
-			problems = append(problems, "password_check: name at least one of users, backend")
+	if len(c.PasswordCheck) == 0 {
+		problems = append(problems, "password_check: name at least one of users, saslauthd, ldap, backend")
+	}
+	for _, m := range c.PasswordCheck {
+		if m != "users" && m != "backend" && m != "saslauthd" && m != "ldap" {
+			problems = append(problems, fmt.Sprintf("password_check: unknown method %q (known: users, saslauthd, ldap, backend)", m))
 		}
-		for _, m := range c.PasswordCheck {
-			if m != "users" && m != "backend" {
-				problems = append(problems, fmt.Sprintf("password_check: unknown method %q (known: users, backend)", m))
-			}
-		}
+	}
+	if slices.Contains(c.PasswordCheck, "ldap") && (c.LDAP.URI == "" || c.LDAP.Base == "") {
+		problems = append(problems, "password_check: ldap needs ldap_uri and ldap_base")
 	}
 	if c.Has(RoleBackend) {
 		if c.IMAPListen == "" {

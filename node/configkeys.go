@@ -7,13 +7,15 @@ var configKeys = []string{
 	"backend_addrs",
 	"client_timeout", "cluster_key_file", "cluster_name", "data", "defaultpartition",
 	"failedloginpause", "frontend_extensions", "gossip_join", "gossip_listen", "gossip_preset", "imap_listen",
-	"imaps_listen", "lmtp_listen", "lmtp_require_auth", "log_level", "maxliteral",
+	"imaps_listen", "ldap_base", "ldap_bind_dn", "ldap_filter", "ldap_password", "ldap_uri",
+	"lmtp_listen", "lmtp_require_auth", "log_level",
+	"login_throttle_exempt", "login_throttle_failures", "login_throttle_window", "maxliteral",
 	"maxmessagesize", "mupdate_authname", "mupdate_connections_max", "mupdate_idle_timeout",
 	"mupdate_listen", "mupdate_log_retain", "mupdate_password", "mupdate_password_file",
 	"mupdate_retry_delay", "mupdate_server", "mupdate_tls", "mupdate_username",
 	"mupdate_write_timeout", "password_check", "pop3_listen", "pop3s_listen", "poptimeout",
 	"proxy_authname", "proxy_password", "proxyservers", "roles", "rookery_data",
-	"serverlist", "servername", "timeout", "tls_client_ca_file", "tls_server_cert",
+	"sasl_pwcheck_method", "sasl_saslauthd_path", "saslauthd_path", "serverlist", "servername", "timeout", "tls_client_ca_file", "tls_server_cert",
 	"tls_server_key", "unixhierarchysep", "users", "users_file", "users_poll",
 }
 

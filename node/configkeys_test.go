@@ -51,22 +51,22 @@ func TestConfigKeysMatchApply(t *testing.T) {
 
 func TestSuggestKey(t *testing.T) {
 	cases := map[string]string{
-		"imap_lissten":        "imap_listen",
-		"imap-listen":         "imap_listen",
-		"imap_lsiten":         "imap_listen",
-		"mupdate_sever":       "mupdate_server",
-		"timout":              "timeout",
-		"admns":               "admins",
-		"servrname":           "servername",
-		"unixhierachysep":     "unixhierarchysep",
-		"maxmessagesize":      "maxmessagesize",
-		"configdirectory":     "",
-		"sasl_pwcheck_method": "",
-		"partition-default":   "",
-		"tls_server_ca_file":  "",
-		"virtdomains":         "",
-		"defaultdomain":       "",
-		"ab":                  "",
+		"imap_lissten":       "imap_listen",
+		"imap-listen":        "imap_listen",
+		"imap_lsiten":        "imap_listen",
+		"mupdate_sever":      "mupdate_server",
+		"timout":             "timeout",
+		"admns":              "admins",
+		"servrname":          "servername",
+		"unixhierachysep":    "unixhierarchysep",
+		"maxmessagesize":     "maxmessagesize",
+		"configdirectory":    "",
+		"sasl_mech_list":     "",
+		"partition-default":  "",
+		"tls_server_ca_file": "",
+		"virtdomains":        "",
+		"defaultdomain":      "",
+		"ab":                 "",
 	}
 	for k, want := range cases {
 		if got := SuggestKey(k); got != want {

@@ -35,15 +35,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		ServerPasswords: n.cfg.ServerPasswords,
 	}
 	resolve := n.resolveBackend
-	var check auth.FirstOf
-	for _, m := range n.cfg.PasswordCheck {
-		switch m {
-		case "users":
-			check = append(check, users)
-		case "backend":
-			check = append(check, &imapproxy.INBOXCheck{DB: n.store, Resolve: resolve, Timeout: n.cfg.ClientTimeout, TLS: backendTLS})
-		}
-	}
+	check := n.passwordChecker(users, &imapproxy.INBOXCheck{DB: n.store, Resolve: resolve, Timeout: n.cfg.ClientTimeout, TLS: backendTLS})
 	sessions := n.proxySessions(&frontend.Table{DB: n.store, Kick: kick})
 	n.imapProxy, err = imapproxy.NewServer(imapproxy.Config{
 		ServerName:     n.cfg.ServerName,
@@ -64,6 +56,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 			IdleTimeout:      n.cfg.IMAPIdleTimeout,
 			ConnectTimeout:   n.cfg.ClientTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
+			Throttle:         n.throttle,
 		},
 		Metrics:    n.listenerMetrics("imap", n.metrics.IMAP),
 		NewSession: sessions,
@@ -91,6 +84,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 			IdleTimeout:      n.cfg.POP3IdleTimeout,
 			ConnectTimeout:   n.cfg.ClientTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
+			Throttle:         n.throttle,
 		},
 		Metrics:    n.listenerMetrics("pop3", n.metrics.POP3),
 		NewSession: sessions,
@@ -110,7 +104,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		DB:             n.store,
 		Kick:           kick,
 		Resolve:        resolve,
-		Users:          users,
+		Users:          check,
 		Admins:         n.cfg.Admins,
 		Preauth:        !n.cfg.LMTPRequireAuth,
 		Proxy:          proxy,
@@ -121,6 +115,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 			MaxMessageSize:   n.cfg.MaxMessageSize,
 			ConnectTimeout:   n.cfg.ClientTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
+			Throttle:         n.throttle,
 		},
 		Metrics:    n.listenerMetrics("lmtp", n.metrics.LMTP),
 		NewSession: sessions,

@@ -85,6 +85,8 @@ type Node struct {
 	// a reload swaps its content under them.
 	users    *auth.Users
 	stopPoll chan struct{}
+	// throttle counts failed logins across every mail listener.
+	throttle *auth.Throttle
 
 	closeOnce sync.Once
 	closeErr  error
@@ -116,6 +118,7 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.users = policy.Users
+	n.throttle = auth.NewThrottle(cfg.LoginThrottleFailures, cfg.LoginThrottleWindow, cfg.LoginThrottleExempt, logger.With("component", "auth"))
 	secret := make([]byte, 16)
 	_, _ = rand.Read(secret)
 	policy.Internal = hex.EncodeToString(secret)

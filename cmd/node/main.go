@@ -30,6 +30,9 @@ const usageHead = `Usage:
   node where MAILBOX [--admin H:P]  a mailbox's entry on the master and here, its backend, up or not
   node check-config FILE            parse and validate a config file as a start would;
                                     exit 0: it would start, 1: problems (listed), 2: unreadable
+  node passwd [-scheme S]           hash a password (asked twice, or one line on stdin)
+                                    for the users file; S: ARGON2ID (default), BLF-CRYPT,
+                                    SHA512-CRYPT, SHA256-CRYPT
   node --version                    version, VCS revision and Go version
 
 Signals: SIGINT and SIGTERM stop the node; SIGHUP reloads the users file and
@@ -48,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return where(stdout, stderr, args[1:])
 		case "check-config":
 			return checkConfig(stdout, stderr, args[1:])
+		case "passwd":
+			return passwd(os.Stdin, stdout, stderr, args[1:])
 		}
 	}
 	fs := flag.NewFlagSet("node", flag.ContinueOnError)
@@ -80,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	flagVar("join", "gossip_join", "", "comma-separated gossip addresses of members to join")
 	flagVar("cluster-key", "cluster_key_file", "", "file holding the cluster key (16, 24 or 32 bytes, hex or base64)")
 	flagVar("admin", "admin_listen", def.AdminListen, "HTTP admin address (/metrics, /status, /where); empty turns it off")
-	flagVar("users", "users", "DATA/users", "users file: one name:{SCHEME}secret per line ({PLAIN}, {BCRYPT})")
+	flagVar("users", "users", "DATA/users", "users file: one name:{SCHEME}secret per line (see node passwd)")
 	flagVar("admins", "admins", "", "space-separated admin users (admins)")
 	flagVar("password-check", "password_check", "users", "how a frontend checks passwords, in order: users (the users file), backend (the user's INBOX backend)")
 	flagVar("log-level", "log_level", "info", "debug, info, warn or error")

@@ -25,7 +25,7 @@ type Identity struct {
 // backends apply it: users in ProxyServers may give an authorization
 // identity and then act as that user; nobody else may.
 type MailPolicy struct {
-	Users        *Users
+	Users        Checker
 	Admins       []string // imapd.conf "admins"
 	ProxyServers []string // imapd.conf "proxyservers"
 }

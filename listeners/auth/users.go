@@ -4,7 +4,6 @@ package auth
 
 import (
 	"bufio"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"os"
@@ -235,25 +234,13 @@ func (u *Users) users() map[string]secret {
 
 func parseSecret(s string) (secret, error) {
 	if !strings.HasPrefix(s, "{") {
-		return secret{}, errors.New("password must start with a {SCHEME} such as {PLAIN} or {BCRYPT}")
+		return secret{}, errors.New("password must start with a {SCHEME} such as {ARGON2ID} or {BLF-CRYPT} (see node passwd)")
 	}
 	end := strings.IndexByte(s, '}')
 	if end < 0 {
 		return secret{}, errors.New("unterminated {SCHEME}")
 	}
-	scheme := strings.ToUpper(s[1:end])
-	value := s[end+1:]
-	switch scheme {
-	case "PLAIN", "CLEAR", "CLEARTEXT":
-		return secret{scheme: "PLAIN", value: value}, nil
-	case "BCRYPT", "BLF-CRYPT":
-		if _, err := bcrypt.Cost([]byte(value)); err != nil {
-			return secret{}, fmt.Errorf("bad bcrypt hash: %v", err)
-		}
-		return secret{scheme: "BCRYPT", value: value}, nil
-	default:
-		return secret{}, fmt.Errorf("unsupported scheme {%s} (use {PLAIN} or {BCRYPT})", scheme)
-	}
+	return checkSecret(strings.ToUpper(s[1:end]), s[end+1:])
 }
 
 // Verify checks a user's password.
@@ -265,15 +252,8 @@ func (u *Users) Verify(name, password string) error {
 		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return ErrBadCredentials
 	}
-	switch s.scheme {
-	case "PLAIN":
-		if subtle.ConstantTimeCompare([]byte(s.value), []byte(password)) == 1 {
-			return nil
-		}
-	case "BCRYPT":
-		if bcrypt.CompareHashAndPassword([]byte(s.value), []byte(password)) == nil {
-			return nil
-		}
+	if s.matches(password) {
+		return nil
 	}
 	return ErrBadCredentials
 }

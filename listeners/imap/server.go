@@ -58,6 +58,8 @@ type Config struct {
 	// FailedLoginPause delays the reply to a failed login; zero or
 	// negative for none.
 	FailedLoginPause time.Duration
+	// Throttle refuses logins after repeated failures; nil: none.
+	Throttle *auth.Throttle
 	// DiskSpace reports the bytes free and in all where mail is stored,
 	// for the server metadata entry a Cyrus frontend places new
 	// mailboxes by; nil leaves the entry out.

@@ -482,7 +482,15 @@ func (sess *session) login(authzid, authcid, password string) (string, error) {
 	if sess.authed {
 		return "", bad("Already authenticated")
 	}
-	id, err := sess.srv.cfg.Login(authzid, authcid, password)
+	var id auth.Identity
+	err := sess.srv.cfg.Throttle.Check(sess.conn.RemoteAddr().String(), authcid, func() (err error) {
+		id, err = sess.srv.cfg.Login(authzid, authcid, password)
+		return err
+	})
+	if errors.Is(err, auth.ErrUnavailable) {
+		sess.log.Warn("imap: login not checked: password source unavailable", "user", authcid, "err", err)
+		return "", noCode("UNAVAILABLE", "Login failed: authentication server unavailable")
+	}
 	if err != nil {
 		sess.log.Info("imap: login failed", "user", authcid, "authzid", authzid, "err", err)
 		if p := sess.srv.cfg.FailedLoginPause; p > 0 {

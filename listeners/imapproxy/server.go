@@ -79,6 +79,8 @@ type Limits struct {
 	// FailedLoginPause delays the answer to a failed login
 	// ("failedloginpause"). Zero means no pause.
 	FailedLoginPause time.Duration
+	// Throttle refuses logins after repeated failures; nil: none.
+	Throttle *auth.Throttle
 }
 
 func (l *Limits) setDefaults() {

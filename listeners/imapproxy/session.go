@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/frontend"
 )
 
@@ -529,7 +530,11 @@ func (s *session) login(tag, user, pass, okText string) {
 		s.failLogin(tag, user, "invalid user name")
 		return
 	}
-	if err := s.srv.cfg.Users.Verify(user, pass); err != nil {
+	if err := s.srv.cfg.Limits.Throttle.Verify(s.conn.RemoteAddr().String(), s.srv.cfg.Users, user, pass); errors.Is(err, auth.ErrUnavailable) {
+		s.log.Warn("imapproxy: login not checked: password source unavailable", "user", user, "err", err)
+		s.tagged(tag, "NO", textUnavailable)
+		return
+	} else if err != nil {
 		s.failLogin(tag, user, err.Error())
 		return
 	}

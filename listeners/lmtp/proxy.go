@@ -44,6 +44,8 @@ type Limits struct {
 	BackendTimeout time.Duration
 	// FailedLoginPause delays the answer to a failed AUTH.
 	FailedLoginPause time.Duration
+	// Throttle refuses logins after repeated failures; nil: none.
+	Throttle *auth.Throttle
 	// SpoolMemory is how much of a message going to several backends is
 	// kept in memory; beyond it the message is spooled to a file in
 	// TempDir. Default 1 MiB.
@@ -90,7 +92,7 @@ type ProxyConfig struct {
 	Resolve frontend.Resolver
 	// Users and Admins check LMTP AUTH: only admins may deliver
 	// ("lmtp_admins").
-	Users  *auth.Users
+	Users  auth.Checker
 	Admins []string
 	// Preauth lets clients deliver without AUTH (Cyrus's lmtpd -a, or a
 	// listener on a UNIX socket only the MTA can reach).
@@ -379,7 +381,13 @@ func (s *session) authCmd(arg string) bool {
 		return false
 	}
 	authzid, authcid, pass := parts[0], parts[1], parts[2]
-	if (authzid != "" && authzid != authcid) || s.p.cfg.Users.Verify(authcid, pass) != nil ||
+	err = s.p.cfg.Limits.Throttle.Verify(s.conn.RemoteAddr().String(), s.p.cfg.Users, authcid, pass)
+	if errors.Is(err, auth.ErrUnavailable) {
+		s.log.Warn("lmtp: authentication not checked: password source unavailable", "user", authcid, "err", err)
+		s.w.Reply(454, "4.7.0 Temporary authentication failure")
+		return false
+	}
+	if (authzid != "" && authzid != authcid) || err != nil ||
 		!slices.Contains(s.p.cfg.Admins, authcid) {
 		s.log.Info("lmtp: authentication failed", "user", authcid)
 		if pause := s.p.cfg.Limits.FailedLoginPause; pause > 0 {

@@ -73,6 +73,8 @@ type ServerConfig struct {
 	Plaintext func(remote net.Addr) bool
 	// HandshakeTimeout bounds a TLS handshake; default 30 s.
 	HandshakeTimeout time.Duration
+	// Throttle refuses logins after repeated failures; nil: none.
+	Throttle *auth.Throttle
 	// Metrics counts commands, deliveries and deferrals; nil counts
 	// nothing.
 	Metrics Metrics
@@ -416,7 +418,16 @@ func (ss *serverSession) auth(arg string) bool {
 		ss.w.Reply(501, "5.5.2 Invalid PLAIN response")
 		return false
 	}
-	id, err := cfg.Login(parts[0], parts[1], parts[2])
+	var id auth.Identity
+	err = cfg.Throttle.Check(ss.remote, parts[1], func() (err error) {
+		id, err = cfg.Login(parts[0], parts[1], parts[2])
+		return err
+	})
+	if errors.Is(err, auth.ErrUnavailable) {
+		ss.log.Warn("lmtp: authentication not checked: password source unavailable", "user", parts[1], "err", err)
+		ss.w.Reply(454, "4.7.0 Temporary authentication failure")
+		return false
+	}
 	if err == nil && !ss.mayDeliver(id) {
 		err = auth.ErrNotAdmin
 	}

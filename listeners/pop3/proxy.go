@@ -41,6 +41,8 @@ type Limits struct {
 	WriteTimeout time.Duration
 	// FailedLoginPause delays the answer to a failed login.
 	FailedLoginPause time.Duration
+	// Throttle refuses logins after repeated failures; nil: none.
+	Throttle *auth.Throttle
 }
 
 func (l *Limits) setDefaults() {
@@ -388,7 +390,11 @@ func (s *session) login(user, pass string) (string, net.Conn, string, bool) {
 		s.failLogin(user, "empty user name")
 		return "", nil, "", false
 	}
-	if err := s.p.cfg.Users.Verify(user, pass); err != nil {
+	if err := s.p.cfg.Limits.Throttle.Verify(s.conn.RemoteAddr().String(), s.p.cfg.Users, user, pass); errors.Is(err, auth.ErrUnavailable) {
+		s.log.Warn("pop3: login not checked: password source unavailable", "user", user, "err", err)
+		s.w.Err("[SYS/TEMP] Authentication server unavailable")
+		return "", nil, "", false
+	} else if err != nil {
 		s.failLogin(user, err.Error())
 		return "", nil, "", false
 	}

@@ -58,6 +58,8 @@ type ServerConfig struct {
 	Plaintext func(remote net.Addr) bool
 	// HandshakeTimeout bounds a TLS handshake; default 30 s.
 	HandshakeTimeout time.Duration
+	// Throttle refuses logins after repeated failures; nil: none.
+	Throttle *auth.Throttle
 	// Metrics counts commands; nil counts nothing.
 	Metrics Metrics
 	Logger  *slog.Logger // nil discards
@@ -393,7 +395,16 @@ func (ss *serverSession) auth(args []string) bool {
 // session acts as.
 func (ss *serverSession) login(authzid, authcid, password string) {
 	cfg := &ss.srv.cfg
-	id, err := cfg.Login(authzid, authcid, password)
+	var id auth.Identity
+	err := cfg.Throttle.Check(ss.conn.RemoteAddr().String(), authcid, func() (err error) {
+		id, err = cfg.Login(authzid, authcid, password)
+		return err
+	})
+	if errors.Is(err, auth.ErrUnavailable) {
+		ss.log.Warn("pop3: login not checked: password source unavailable", "user", authcid, "err", err)
+		ss.w.Err("[SYS/TEMP] Authentication server unavailable")
+		return
+	}
 	if err != nil {
 		ss.log.Info("pop3: login failed", "user", authcid, "authzid", authzid, "err", err)
 		if p := cfg.FailedLoginPause; p > 0 {
