@@ -123,6 +123,15 @@ func require(t testing.TB, err error) {
 		" or set ROOKERY_SKIP_CYRUS=1 to skip them", err, SetupCommand)
 }
 
+// RequireBinary is Require for another program the set-up command
+// installs (Debian package pkg), such as slapd or saslauthd.
+func RequireBinary(t testing.TB, path, pkg string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		require(t, fmt.Errorf("%s not installed (Debian package %s)", path, pkg))
+	}
+}
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago (it is
 // bound to port 0 and closed again). Another process may take it before it
 // is used; Start then fails clearly with "port(s) not available".

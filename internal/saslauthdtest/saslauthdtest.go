@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rookery/rookery/internal/cyrustest"
 )
 
 // imapLoginServer answers IMAP LOGIN for one user, which is what
@@ -97,17 +99,15 @@ func imapString(s string) (string, string) {
 	return b.String(), ""
 }
 
-// Start runs Debian's saslauthd in the foreground (skipping the test
-// when it is not installed) with its rimap mechanism asking an IMAP
+// Start runs Debian's saslauthd in the foreground (failing, or skipping
+// with ROOKERY_SKIP_CYRUS=1, when it is not installed) with its rimap mechanism asking an IMAP
 // server that accepts users (name: password). It returns the socket and
 // a stop function, also called at cleanup, that kills the daemon.
 func Start(t testing.TB, users map[string]string) (sock string, stop func()) {
 	t.Helper()
 	port := imapLoginServer(t, users)
 	bin := "/usr/sbin/saslauthd"
-	if _, err := os.Stat(bin); err != nil {
-		t.Skip("saslauthd not installed (Debian: apt-get install sasl2-bin)")
-	}
+	cyrustest.RequireBinary(t, bin, "sasl2-bin")
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "-a", "rimap", "-O", "127.0.0.1/"+strconv.Itoa(port), "-m", dir, "-n", "0", "-d")
 	logf, err := os.Create(filepath.Join(dir, "log"))

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rookery/rookery/internal/cyrustest"
 )
 
 const (
@@ -23,15 +25,13 @@ const (
 	AdminPassword = "adminpw"
 )
 
-// Start runs slapd (skipping the test when it is not installed: Debian's
-// slapd package) on a free loopback port with users (uid: password). It
+// Start runs slapd (failing, or skipping with ROOKERY_SKIP_CYRUS=1, when
+// Debian's slapd package is not installed) on a free loopback port with users (uid: password). It
 // returns the ldap:// URI and a stop function, also called at cleanup.
 func Start(t testing.TB, users map[string]string) (uri string, stop func()) {
 	t.Helper()
 	bin := "/usr/sbin/slapd"
-	if _, err := os.Stat(bin); err != nil {
-		t.Skip("slapd not installed (Debian: apt-get install slapd)")
-	}
+	cyrustest.RequireBinary(t, bin, "slapd")
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db")
 	if err := os.Mkdir(db, 0o700); err != nil {
