@@ -378,3 +378,35 @@ func TestCondstoreNamespaceAndSlash(t *testing.T) {
 	a.cmd("13", "ENABLE CONDSTORE", "OK")
 	a.cmd("14", "LOGOUT", "OK")
 }
+
+// TestLocalCreateDelete: LOCALCREATE and LOCALDELETE change this backend
+// only, the master never told, for admins; for anyone else they do not
+// exist.
+func TestLocalCreateDelete(t *testing.T) {
+	reg := &fakeRegistry{entries: map[string]string{}}
+	e := startEnv(t, t.TempDir(), func(c *Config) { c.Registry = reg })
+	e.makeUsers("alice")
+	reg.set(func(f *fakeRegistry) { f.calls = nil })
+	a := e.raw()
+	a.cmd("1", "LOGIN alice alicepw", "OK")
+	a.cmd("2", "LOCALCREATE user.alice.x", "BAD Unrecognized command")
+	admin := e.raw()
+	admin.cmd("1", "LOGIN admin adminpw", "OK")
+	admin.cmd("2", "LOCALCREATE user.alice.moved default", "OK")
+	if got := a.cmd("3", `LIST "" INBOX.moved`, "OK"); len(got) != 2 || !strings.HasSuffix(got[0], "INBOX.moved") {
+		t.Errorf("after LOCALCREATE: %q", got)
+	}
+	if acl := a.cmd("4", "GETACL INBOX.moved", "OK"); !strings.HasPrefix(acl[0], "* ACL INBOX.moved alice lrswipkxtecda") {
+		t.Errorf("LOCALCREATE's ACL: %q", acl)
+	}
+	admin.cmd("3", "LOCALCREATE user.alice.moved", "NO")
+	a.cmd("5", "LOCALDELETE user.alice.moved", "BAD Unrecognized command")
+	admin.cmd("4", "LOCALDELETE user.alice.moved", "OK")
+	admin.cmd("5", "LOCALDELETE user.alice.moved", "NO")
+	if got := a.cmd("6", `LIST "" INBOX.moved`, "OK"); len(got) != 1 {
+		t.Errorf("after LOCALDELETE: %q", got)
+	}
+	if len(reg.calls) != 0 {
+		t.Errorf("the master was told: %q", reg.calls)
+	}
+}

@@ -211,6 +211,8 @@ func init() {
 		"CANCELUPDATE": {cmdCancelUpdate, 2, true},
 		"GETMETADATA":  {cmdGetMetadata, 1, true},
 		"NOTIFY":       {cmdNotify, 1, true},
+		"LOCALCREATE":  {cmdLocalCreate, 1, true},
+		"LOCALDELETE":  {cmdLocalDelete, 1, true},
 		"SETMETADATA":  {cmdSetMetadata, 1, true},
 		"SORT":         {cmdSort, 2, false},
 		"THREAD":       {cmdThread, 2, false},
