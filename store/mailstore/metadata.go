@@ -32,7 +32,8 @@ func metadataPrefix(id uint64, owner string) []byte {
 }
 
 // Metadata calls fn with each entry (name, value) owner has on the
-// mailbox id, in name order, until fn returns false.
+// mailbox id, in name order, until fn returns false; the value is fn's
+// to keep.
 func (v *View) Metadata(id uint64, owner string, fn func(entry string, value []byte) bool) error {
 	lo := metadataPrefix(id, owner)
 	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
@@ -46,7 +47,7 @@ func (v *View) Metadata(id uint64, owner string, fn func(entry string, value []b
 			derr = fmt.Errorf("mailstore: bad metadata entry %x: %v", it.Key(), err)
 			break
 		}
-		if !fn(string(it.Key()[len(lo):]), val[1:]) {
+		if !fn(string(it.Key()[len(lo):]), bytes.Clone(val[1:])) {
 			break
 		}
 	}
