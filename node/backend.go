@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rookery/rookery/actors/pusher"
+	"github.com/rookery/rookery/listeners/admin"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/imap"
 	"github.com/rookery/rookery/listeners/lmtp"
@@ -237,4 +238,26 @@ func (n *Node) PusherStatus() (st pusher.Status, ok bool) {
 		return st, false
 	}
 	return *res.(*pusher.Status), true
+}
+
+// Mboxlist compares this backend's mailboxes with the master's list and,
+// with repair, makes the master match them (the admin listener's
+// /mboxlist).
+func (n *Node) Mboxlist(ctx context.Context, repair bool) (*admin.Mboxlist, error) {
+	if n.pusher == nil {
+		return nil, errors.New("node: not a backend of a murder")
+	}
+	d := time.Now().Add(askTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(d) {
+		d = dl
+	}
+	res, err := n.system.Root.RequestFuture(n.pusher, &pusher.Compare{Repair: repair, Deadline: d}, time.Until(d)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("node: mboxlist: %w", err)
+	}
+	r := res.(*pusher.CompareReply)
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	return &admin.Mboxlist{Missing: r.Missing, Stale: r.Stale, Conflicts: r.Conflicts, Repaired: r.Repaired}, nil
 }

@@ -225,13 +225,17 @@ func (n *Node) startAdmin(policyInternal string) error {
 		Local:       n.store.Get,
 		BackendAddr: n.backendIMAP,
 	}
-	n.admin = admin.NewServer(admin.Config{
+	acfg := admin.Config{
 		Metrics: n.metrics,
 		Refresh: n.refreshMetrics,
 		Status:  n.adminStatus,
 		Where:   loc.Where,
 		Logger:  n.log.With("listener", "admin"),
-	})
+	}
+	if n.cfg.Has(RoleBackend) {
+		acfg.Mboxlist = n.Mboxlist
+	}
+	n.admin = admin.NewServer(acfg)
 	n.serve(func() error { return n.admin.Serve(ln) }, "admin")
 	return nil
 }

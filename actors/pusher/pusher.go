@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +60,31 @@ type Delete struct {
 
 // Reply answers Reserve, Activate and Delete.
 type Reply struct{ Err error }
+
+// Compare asks how the master's list differs from this backend's
+// mailboxes (Cyrus: ctl_mboxlist -mw) and, with Repair, makes the master
+// match them (ctl_mboxlist -m, what every start does). Sent by the node
+// for an operator; reply *CompareReply.
+type Compare struct {
+	Repair   bool
+	Deadline time.Time
+}
+
+// CompareReply answers Compare. Names are internal mailbox names.
+type CompareReply struct {
+	// Missing are mailboxes here that the master lacks or has with
+	// another location or ACL.
+	Missing []string
+	// Stale are mailboxes the master places here that this backend does
+	// not have.
+	Stale []string
+	// Conflicts are mailboxes here that the master places on another
+	// server; they are never taken over.
+	Conflicts []string
+	// Repaired tells that Missing and Stale were fixed on the master.
+	Repaired bool
+	Err      error
+}
 
 // GetStatus asks for the pusher's state; reply *Status.
 type GetStatus struct{}
@@ -129,6 +155,16 @@ type job struct {
 	// then is dropped, so a change the client was told failed never
 	// happens later behind its back.
 	expires time.Time
+	// answer makes the reply from the job's error; nil: a *Reply.
+	answer func(error) any
+}
+
+// replyFor is the job's reply for err.
+func (j job) replyFor(err error) any {
+	if j.answer != nil {
+		return j.answer(err)
+	}
+	return &Reply{Err: err}
 }
 
 // progress is sent by the connection goroutine to the actor.
@@ -178,6 +214,23 @@ func (a *pusher) Receive(ctx actor.Context) {
 		a.submit(ctx, m.Deadline, func(c *mupdate.Client) error { return c.Activate(m.Name, loc, m.ACL) })
 	case *Delete:
 		a.submit(ctx, m.Deadline, func(c *mupdate.Client) error { return a.withdraw(c, m.Name) })
+	case *Compare:
+		res := &CompareReply{}
+		a.submitFor(ctx, m.Deadline, func(c *mupdate.Client) error {
+			w := &worker{cfg: a.cfg, c: c}
+			p, err := w.compare()
+			if err != nil {
+				return err
+			}
+			res.Missing, res.Stale, res.Conflicts = p.missing(), p.stale, p.conflicts
+			if m.Repair {
+				if err := w.apply(p); err != nil {
+					return err
+				}
+				res.Repaired = true
+			}
+			return nil
+		}, func(err error) any { res.Err = err; return res })
 	case *SetMaster:
 		if m.Addr != a.target.Addr() {
 			a.cfg.Logger.Info("backend switching master", "from", a.target.Addr(), "to", m.Addr)
@@ -199,13 +252,20 @@ func (a *pusher) Receive(ctx actor.Context) {
 func (a *pusher) location() string { return a.cfg.ServerName + "!" + a.cfg.Partition }
 
 func (a *pusher) submit(ctx actor.Context, deadline time.Time, run func(*mupdate.Client) error) {
+	a.submitFor(ctx, deadline, run, nil)
+}
+
+// submitFor is submit whose reply answer makes from the job's error (nil:
+// a *Reply).
+func (a *pusher) submitFor(ctx actor.Context, deadline time.Time, run func(*mupdate.Client) error, answer func(error) any) {
 	if deadline.IsZero() {
 		deadline = time.Now().Add(a.cfg.OpTimeout)
 	}
+	j := job{run: run, reply: ctx.Sender(), expires: deadline, answer: answer}
 	select {
-	case a.jobs <- job{run: run, reply: ctx.Sender(), expires: deadline}:
+	case a.jobs <- j:
 	default:
-		ctx.Respond(&Reply{Err: fmt.Errorf("%w: too many operations queued", ErrUnavailable)})
+		ctx.Respond(j.replyFor(fmt.Errorf("%w: too many operations queued", ErrUnavailable)))
 	}
 }
 
@@ -311,7 +371,7 @@ func (w *worker) do(ctx context.Context, j job) {
 		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if j.reply != nil {
-		w.root.Send(j.reply, &Reply{Err: err})
+		w.root.Send(j.reply, j.replyFor(err))
 	}
 }
 
@@ -321,7 +381,7 @@ func (w *worker) fail() {
 		select {
 		case j := <-w.jobs:
 			if j.reply != nil {
-				w.root.Send(j.reply, &Reply{Err: ErrUnavailable})
+				w.root.Send(j.reply, j.replyFor(ErrUnavailable))
 			}
 		default:
 			return
@@ -392,20 +452,53 @@ func (w *worker) drop(err error) {
 // that to an operator).
 func (w *worker) push() error {
 	start := time.Now()
+	p, err := w.compare()
+	if err != nil {
+		return err
+	}
+	if err := w.apply(p); err != nil {
+		return err
+	}
+	w.cfg.Logger.Info("pushed the mailbox list to the mupdate master", "master", w.target.Addr(),
+		"mailboxes", p.local, "activated", len(p.activate), "deleted", len(p.stale), "conflicts", len(p.conflicts),
+		"took", time.Since(start).Round(time.Millisecond))
+	w.report(func(s *Status) { s.LastPush, s.Conflicts = time.Now(), p.conflicts })
+	return nil
+}
+
+// plan is what a full push changes on the master.
+type plan struct {
+	local     int
+	activate  []Mailbox // here, and missing or different on the master
+	stale     []string  // on the master for this server, not here
+	conflicts []string  // here, placed on another server by the master
+}
+
+func (p *plan) missing() []string {
+	names := make([]string, len(p.activate))
+	for i, m := range p.activate {
+		names[i] = m.Name
+	}
+	return names
+}
+
+// compare lists the master's entries for this server and this backend's
+// mailboxes, and says what differs.
+func (w *worker) compare() (*plan, error) {
 	prefix := w.cfg.ServerName + "!"
 	held := make(map[string]mupdate.Record)
 	if err := w.c.List(prefix, func(r mupdate.Record) error {
 		held[r.Name] = r
 		return nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	loc := w.cfg.ServerName + "!" + w.cfg.Partition
-	var activated, deleted int
-	var conflicts []string
+	p := &plan{}
 	local := make(map[string]bool)
 	err := w.cfg.Local(func(m Mailbox) error {
 		local[m.Name] = true
+		p.local++
 		w.deadline(time.Time{})
 		if r, ok := held[m.Name]; ok {
 			if r.Kind == "MAILBOX" && r.Location == loc && r.ACL == m.ACL {
@@ -417,31 +510,41 @@ func (w *worker) push() error {
 				return err
 			}
 			if rec != nil && server(rec.Location) != w.cfg.ServerName {
-				conflicts = append(conflicts, m.Name)
+				p.conflicts = append(p.conflicts, m.Name)
 				w.cfg.Logger.Warn("mailbox conflict: a local mailbox is placed on another server by the master; not taking it over",
 					"mailbox", m.Name, "held_by", rec.Location)
 				return nil
 			}
 		}
-		activated++
-		return w.c.Activate(m.Name, loc, m.ACL)
+		p.activate = append(p.activate, m)
+		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for name := range held {
-		if local[name] {
-			continue
+		if !local[name] {
+			p.stale = append(p.stale, name)
 		}
+	}
+	slices.Sort(p.stale)
+	return p, nil
+}
+
+// apply makes the master match p.
+func (w *worker) apply(p *plan) error {
+	loc := w.cfg.ServerName + "!" + w.cfg.Partition
+	for _, m := range p.activate {
+		w.deadline(time.Time{})
+		if err := w.c.Activate(m.Name, loc, m.ACL); err != nil {
+			return err
+		}
+	}
+	for _, name := range p.stale {
 		w.deadline(time.Time{})
 		if err := w.c.Delete(name); err != nil {
 			return err
 		}
-		deleted++
 	}
-	w.cfg.Logger.Info("pushed the mailbox list to the mupdate master", "master", w.target.Addr(),
-		"mailboxes", len(local), "activated", activated, "deleted", deleted, "conflicts", len(conflicts),
-		"took", time.Since(start).Round(time.Millisecond))
-	w.report(func(s *Status) { s.LastPush, s.Conflicts = time.Now(), conflicts })
 	return nil
 }

@@ -33,6 +33,8 @@ const usageHead = `Usage:
   node passwd [-scheme S]           hash a password (asked twice, or one line on stdin)
                                     for the users file; S: ARGON2ID (default), BLF-CRYPT,
                                     SHA512-CRYPT, SHA256-CRYPT
+  node mboxlist [-w] [--admin H:P]  a backend makes the master's list match its mailboxes
+                                    (Cyrus's ctl_mboxlist -m); -w only reports (-mw)
   node --version                    version, VCS revision and Go version
 
 Signals: SIGINT and SIGTERM stop the node; SIGHUP reloads the users file and
@@ -53,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return checkConfig(stdout, stderr, args[1:])
 		case "passwd":
 			return passwd(os.Stdin, stdout, stderr, args[1:])
+		case "mboxlist":
+			return mboxlist(stdout, stderr, args[1:])
 		}
 	}
 	fs := flag.NewFlagSet("node", flag.ContinueOnError)

@@ -164,14 +164,17 @@ func adminFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 
 // fetch GETs path from the admin listener at addr (host:port or a URL)
 // and decodes its JSON answer into v.
-func fetch(addr, path string, v any) error {
+func fetch(addr, path string, v any) error { return call(addr, "GET", path, v) }
+
+// call is fetch with another method.
+func call(addr, method, path string, v any) error {
 	base := addr
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(base, "/")+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base, "/")+path, nil)
 	if err != nil {
 		return err
 	}

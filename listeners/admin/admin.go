@@ -97,6 +97,15 @@ type Entry struct {
 	ACL      string `json:"acl,omitempty"`
 }
 
+// Mboxlist is how a backend's mailboxes and the master's list differ
+// (names are internal), and whether the master was made to match.
+type Mboxlist struct {
+	Missing   []string `json:"missing"`   // here, not (or not so) on the master
+	Stale     []string `json:"stale"`     // on the master for this backend, not here
+	Conflicts []string `json:"conflicts"` // here, placed elsewhere by the master
+	Repaired  bool     `json:"repaired"`
+}
+
 // Config is what the listener serves.
 type Config struct {
 	// Metrics is served on /metrics; nil leaves /metrics out.
@@ -108,6 +117,11 @@ type Config struct {
 	Status func(ctx context.Context) (*Status, error)
 	// Where answers /where?mailbox=NAME; nil leaves /where out.
 	Where func(ctx context.Context, mailbox string) (*Where, error)
+	// Mboxlist compares this backend's mailboxes with the master's list
+	// (GET /mboxlist, Cyrus's ctl_mboxlist -mw) or makes the master match
+	// them (POST /mboxlist, ctl_mboxlist -m, what every start does); nil
+	// leaves /mboxlist out.
+	Mboxlist func(ctx context.Context, repair bool) (*Mboxlist, error)
 	// Timeout bounds one request, default 30s.
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -158,6 +172,10 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.Where != nil {
 		mux.HandleFunc("GET /where", s.where)
 	}
+	if s.cfg.Mboxlist != nil {
+		mux.HandleFunc("GET /mboxlist", s.mboxlist)
+		mux.HandleFunc("POST /mboxlist", s.mboxlist)
+	}
 	return http.TimeoutHandler(mux, s.cfg.Timeout, "admin: request timed out\n")
 }
 
@@ -206,6 +224,20 @@ func (s *Server) where(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	writeJSON(w, res)
+}
+
+func (s *Server) mboxlist(w http.ResponseWriter, r *http.Request) {
+	repair := r.Method == http.MethodPost
+	res, err := s.cfg.Mboxlist(r.Context(), repair)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if repair {
+		s.cfg.Logger.Info("master's mailbox list repaired on request", "remote", r.RemoteAddr,
+			"missing", len(res.Missing), "stale", len(res.Stale), "conflicts", len(res.Conflicts))
 	}
 	writeJSON(w, res)
 }
