@@ -13,11 +13,14 @@
 //
 // With -search it measures instead SORT, THREAD and SEARCH TEXT on one
 // big mailbox of generated mail, and a QRESYNC resync after changes to it.
+// With -list it starts a murder of each (a master, two backends and a
+// frontend) and measures LIST-STATUS through the frontend.
 //
 //	go run ./cmd/backendbench                  # about 1 minute
 //	go run ./cmd/backendbench -quick           # about 15 s
 //	go run ./cmd/backendbench -search          # 100,000 messages
 //	go run ./cmd/backendbench -search -quick   # 10,000 messages
+//	go run ./cmd/backendbench -list            # LIST-STATUS of 1,000 mailboxes through a frontend
 package main
 
 import (
@@ -35,13 +38,24 @@ func main() {
 	quick := flag.Bool("quick", false, "smaller sizes")
 	delayedACK := flag.Bool("delayed-ack", false, "keep the client's delayed ACKs: shows Cyrus's Nagle stalls on loopback")
 	search := flag.Bool("search", false, "measure SORT, THREAD, SEARCH TEXT and QRESYNC on one big mailbox instead")
-	n := flag.Int("n", 0, "messages in the -search mailbox (default 100000, 10000 with -quick)")
-	runs := flag.Int("runs", 20, "timed runs of each -search query after its first")
+	list := flag.Bool("list", false, "measure LIST-STATUS through a frontend of two backends instead, Rookery and Cyrus murders")
+	n := flag.Int("n", 0, "messages in the -search mailbox (default 100000, 10000 with -quick); mailboxes for -list (default 1000, 200 with -quick)")
+	runs := flag.Int("runs", 20, "timed runs of each -search query, and of -list's LIST-STATUS, after the first")
 	flag.Parse()
 	ctx, cancel := benchutil.Start("backendbench")
 
 	var err error
-	if *search {
+	switch {
+	case *list:
+		boxes := 1000
+		if *quick {
+			boxes = 200
+		}
+		if *n > 0 {
+			boxes = *n
+		}
+		err = runList(ctx, os.Stdout, os.Stderr, boxes, *runs)
+	case *search:
 		ss := searchSizes{N: 100_000, Batch: 500, Runs: *runs, Changes: 1000}
 		if *quick {
 			ss.N = 10_000
@@ -51,7 +65,7 @@ func main() {
 		}
 		ss.Changes = min(ss.Changes, ss.N/2)
 		err = runSearch(ctx, os.Stdout, os.Stderr, ss, *delayedACK)
-	} else {
+	default:
 		sz := fullSizes
 		if *quick {
 			sz = quickSizes
