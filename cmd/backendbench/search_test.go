@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rookery/rookery/internal/cyrustest"
+	"github.com/rookery/rookery/internal/rookerytest"
 )
 
 // TestSearchRookery runs the -search measurements with a tiny mailbox
@@ -88,19 +90,12 @@ func checkSearchTable(t *testing.T, table string, sz searchSizes) {
 	}
 	want = append(want, "MULTIAPPEND fill, 400 msgs", "MULTIAPPEND fill, total (s)",
 		"QRESYNC SELECT after 43 changes, first", "QRESYNC SELECT after 43 changes, p50", "QRESYNC SELECT after 43 changes, read (KiB)")
-	rows := strings.Split(table, "\n")
 	for _, w := range want {
-		found := false
-		for _, row := range rows {
-			if strings.HasPrefix(row, w) {
-				found = true
-				if cells := strings.Split(row, "|"); len(cells) != 4 || strings.TrimSpace(cells[1]) == "-" || strings.TrimSpace(cells[2]) == "-" || strings.TrimSpace(cells[3]) == "-" {
-					t.Errorf("row %q lacks a figure", row)
-				}
-			}
-		}
-		if !found {
+		cells := row(table, w)
+		if cells == nil {
 			t.Errorf("table lacks a row %q:\n%s", w, table)
+		} else if len(cells) != 4 || slices.Contains(cells[1:], "-") {
+			t.Errorf("row %q lacks a figure", cells)
 		}
 	}
 }
@@ -118,4 +113,74 @@ func TestSearchCyrus(t *testing.T) {
 	}
 	checkSearchTable(t, out.String(), sz)
 	t.Logf("\n%s", out.String())
+}
+
+// TestListRookery times LIST-STATUS through the frontend of a Rookery
+// murder with a few mailboxes and checks every one was listed with its
+// STATUS.
+func TestListRookery(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topo, err := rookerytest.Start(ctx, rookerytest.Murder, t.TempDir(), nil,
+		rookerytest.User{Name: benchUser, Pass: benchPass}, rookerytest.User{Name: otherUser, Pass: otherPass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer topo.Close()
+	tg := target{Name: "Rookery", IMAP: topo.IMAPAddr, User: benchUser, Pass: benchPass}
+	res, err := measureList(ctx, tg, 12, 3, nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Twelve made and the bench user's INBOX have a STATUS.
+	if res.Created != 12 || res.Times.Count != 13 || res.Times.First <= 0 || len(res.Times.Runs) != 3 {
+		t.Errorf("%d of 12 listed, %d STATUS, first %v, %d runs", res.Created, res.Times.Count, res.Times.First, len(res.Times.Runs))
+	}
+	for _, box := range []string{"user.bench.l0005", "user.bench2.l0006"} {
+		be := topo.Backends[0]
+		if strings.HasPrefix(box, "user.bench2") {
+			be = topo.Backends[1]
+		}
+		if _, ok, err := be.Mail().Mailbox(box); err != nil || !ok {
+			t.Errorf("%s not on its owner's backend (%v)", box, err)
+		}
+	}
+}
+
+// TestListCyrus runs the whole -list mode, tiny, with Rookery and Cyrus
+// murders.
+func TestListCyrus(t *testing.T) {
+	cyrustest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, logs bytes.Buffer
+	if err := runList(ctx, &out, &logs, 10, 2); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	table := out.String()
+	for _, want := range []string{"LIST-STATUS through the frontend, 10 mailboxes on 2 backends, first run (ms)",
+		"LIST-STATUS through the frontend, p50 of 2 (ms)", "LIST-STATUS through the frontend, p99 of 2 (ms)"} {
+		if cells := row(table, want); len(cells) != 4 || cells[3] == "-" {
+			t.Errorf("row %q: %q\n%s", want, cells, table)
+		}
+	}
+	if cells := row(table, "check: of the 10 mailboxes, listed"); len(cells) != 4 || cells[1] != "10" || cells[2] != "10" {
+		t.Errorf("listed: %q\n%s", cells, table)
+	}
+	t.Logf("\n%s", table)
+}
+
+// row is the trimmed cells of the table row whose metric starts with
+// prefix, nil if there is none.
+func row(table, prefix string) []string {
+	for _, line := range strings.Split(table, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			cells := strings.Split(line, "|")
+			for i := range cells {
+				cells[i] = strings.TrimSpace(cells[i])
+			}
+			return cells
+		}
+	}
+	return nil
 }
