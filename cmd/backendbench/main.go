@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 
 	"github.com/rookery/rookery/internal/benchutil"
 )
@@ -40,6 +41,7 @@ func main() {
 	search := flag.Bool("search", false, "measure SORT, THREAD, SEARCH TEXT and QRESYNC on one big mailbox instead")
 	list := flag.Bool("list", false, "measure LIST-STATUS through a frontend of two backends instead, Rookery and Cyrus murders")
 	n := flag.Int("n", 0, "messages in the -search mailbox (default 100000, 10000 with -quick); mailboxes for -list (default 1000, 200 with -quick)")
+	cpuprofile := flag.String("cpuprofile", "", "with -search: write a CPU profile of this process while it measures Rookery (in-process) to this file")
 	runs := flag.Int("runs", 20, "timed runs of each -search query, and of -list's LIST-STATUS, after the first")
 	flag.Parse()
 	ctx, cancel := benchutil.Start("backendbench")
@@ -64,7 +66,7 @@ func main() {
 			ss.N = *n
 		}
 		ss.Changes = min(ss.Changes, ss.N/2)
-		err = runSearch(ctx, os.Stdout, os.Stderr, ss, *delayedACK)
+		err = runSearch(ctx, os.Stdout, os.Stderr, ss, *delayedACK, *cpuprofile)
 	default:
 		sz := fullSizes
 		if *quick {
@@ -132,8 +134,9 @@ func run(ctx context.Context, out, logw io.Writer, sz sizes, delayedACK bool) (e
 	return nil
 }
 
-// runSearch is run for the -search mode.
-func runSearch(ctx context.Context, out, logw io.Writer, sz searchSizes, delayedACK bool) (err error) {
+// runSearch is run for the -search mode; with cpuprofile set it profiles
+// Rookery's part (its fill, queries and resyncs) into that file.
+func runSearch(ctx context.Context, out, logw io.Writer, sz searchSizes, delayedACK bool, cpuprofile string) (err error) {
 	s, err := startServers(ctx, logw, delayedACK)
 	if err != nil {
 		return err
@@ -145,7 +148,20 @@ func runSearch(ctx context.Context, out, logw io.Writer, sz searchSizes, delayed
 	}()
 	co := newCorpus(sz.N)
 	loadBefore := benchutil.LoadAvg()
+	var prof *os.File
+	if cpuprofile != "" {
+		if prof, err = os.Create(cpuprofile); err != nil {
+			return fmt.Errorf("backendbench: %w", err)
+		}
+		if err := pprof.StartCPUProfile(prof); err != nil {
+			return errors.Join(fmt.Errorf("backendbench: %w", err), prof.Close())
+		}
+	}
 	rr, err := measureSearch(ctx, s.rt, sz, co, logw)
+	if prof != nil {
+		pprof.StopCPUProfile()
+		err = errors.Join(err, prof.Close())
+	}
 	if err != nil {
 		return err
 	}

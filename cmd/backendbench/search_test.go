@@ -108,7 +108,7 @@ func TestSearchCyrus(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, logs bytes.Buffer
-	if err := runSearch(ctx, &out, &logs, sz, false); err != nil {
+	if err := runSearch(ctx, &out, &logs, sz, false, ""); err != nil {
 		t.Fatalf("%v\n%s", err, logs.String())
 	}
 	checkSearchTable(t, out.String(), sz)
