@@ -11,8 +11,16 @@
 // both are measured the same way, with the go-imap v2 client and a small
 // LMTP client, one after the other so they never compete for the CPU.
 //
-//	go run ./cmd/backendbench          # about 1 minute
-//	go run ./cmd/backendbench -quick   # about 15 s
+// With -search it measures instead SORT, THREAD and SEARCH TEXT on one
+// big mailbox of generated mail, and a QRESYNC resync after changes to it.
+// With -list it starts a murder of each (a master, two backends and a
+// frontend) and measures LIST-STATUS through the frontend.
+//
+//	go run ./cmd/backendbench                  # about 1 minute
+//	go run ./cmd/backendbench -quick           # about 15 s
+//	go run ./cmd/backendbench -search          # 100,000 messages
+//	go run ./cmd/backendbench -search -quick   # 10,000 messages
+//	go run ./cmd/backendbench -list            # LIST-STATUS of 1,000 mailboxes through a frontend
 package main
 
 import (
@@ -22,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 
 	"github.com/rookery/rookery/internal/benchutil"
 )
@@ -29,14 +38,42 @@ import (
 func main() {
 	quick := flag.Bool("quick", false, "smaller sizes")
 	delayedACK := flag.Bool("delayed-ack", false, "keep the client's delayed ACKs: shows Cyrus's Nagle stalls on loopback")
+	search := flag.Bool("search", false, "measure SORT, THREAD, SEARCH TEXT and QRESYNC on one big mailbox instead")
+	list := flag.Bool("list", false, "measure LIST-STATUS through a frontend of two backends instead, Rookery and Cyrus murders")
+	n := flag.Int("n", 0, "messages in the -search mailbox (default 100000, 10000 with -quick); mailboxes for -list (default 1000, 200 with -quick)")
+	cpuprofile := flag.String("cpuprofile", "", "with -search: write a CPU profile of this process while it measures Rookery (in-process) to this file")
+	runs := flag.Int("runs", 20, "timed runs of each -search query, and of -list's LIST-STATUS, after the first")
 	flag.Parse()
 	ctx, cancel := benchutil.Start("backendbench")
 
-	sz := fullSizes
-	if *quick {
-		sz = quickSizes
+	var err error
+	switch {
+	case *list:
+		boxes := 1000
+		if *quick {
+			boxes = 200
+		}
+		if *n > 0 {
+			boxes = *n
+		}
+		err = runList(ctx, os.Stdout, os.Stderr, boxes, *runs)
+	case *search:
+		ss := searchSizes{N: 100_000, Batch: 500, Runs: *runs, Changes: 1000}
+		if *quick {
+			ss.N = 10_000
+		}
+		if *n > 0 {
+			ss.N = *n
+		}
+		ss.Changes = min(ss.Changes, ss.N/2)
+		err = runSearch(ctx, os.Stdout, os.Stderr, ss, *delayedACK, *cpuprofile)
+	default:
+		sz := fullSizes
+		if *quick {
+			sz = quickSizes
+		}
+		err = run(ctx, os.Stdout, os.Stderr, sz, *delayedACK)
 	}
-	err := run(ctx, os.Stdout, os.Stderr, sz, *delayedACK)
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -94,5 +131,52 @@ func run(ctx context.Context, out, logw io.Writer, sz sizes, delayedACK bool) (e
 	fmt.Fprintf(out, "data: both backends under %s (%s); client: this process, go-imap v2 imapclient and a minimal LMTP client\n\n",
 		s.base, benchutil.FSType(s.base))
 	printTable(out, sz, rr, cr, delayedACK)
+	return nil
+}
+
+// runSearch is run for the -search mode; with cpuprofile set it profiles
+// Rookery's part (its fill, queries and resyncs) into that file.
+func runSearch(ctx context.Context, out, logw io.Writer, sz searchSizes, delayedACK bool, cpuprofile string) (err error) {
+	s, err := startServers(ctx, logw, delayedACK)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := s.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("backendbench: cleaning up: %w", cerr))
+		}
+	}()
+	co := newCorpus(sz.N)
+	loadBefore := benchutil.LoadAvg()
+	var prof *os.File
+	if cpuprofile != "" {
+		if prof, err = os.Create(cpuprofile); err != nil {
+			return fmt.Errorf("backendbench: %w", err)
+		}
+		if err := pprof.StartCPUProfile(prof); err != nil {
+			return errors.Join(fmt.Errorf("backendbench: %w", err), prof.Close())
+		}
+	}
+	rr, err := measureSearch(ctx, s.rt, sz, co, logw)
+	if prof != nil {
+		pprof.StopCPUProfile()
+		err = errors.Join(err, prof.Close())
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.rookery.Close(); err != nil {
+		return fmt.Errorf("backendbench: stopping rookery: %w", err)
+	}
+	cr, err := measureSearch(ctx, s.ct, sz, co, logw)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, benchutil.Machine(loadBefore))
+	fmt.Fprintf(out, "Rookery: %s (in-process master+backend node)\n", s.rookeryVersion)
+	fmt.Fprintf(out, "Cyrus:   %s (backend and mupdate -m master via cyrustest)\n", s.cyrusVersion)
+	fmt.Fprintf(out, "data: both backends under %s (%s); client: this process, a minimal IMAP client counting the bytes it reads\n\n",
+		s.base, benchutil.FSType(s.base))
+	printSearchTable(out, sz, co.Hits, rr, cr)
 	return nil
 }
