@@ -6,10 +6,13 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding/htmlindex"
 	"golang.org/x/text/transform"
+
+	"github.com/rookery/rookery/store/mailstore"
 )
 
 // SEARCH BODY and TEXT compare the text a reader sees, not the bytes
@@ -31,7 +34,7 @@ func (e *evaluator) textContains(s string, header bool) (bool, error) {
 	b := e.view.OpenBody(e.m)
 	defer b.Close()
 	if e.root == nil {
-		root, err := parseMIME(b)
+		root, err := e.structure(b)
 		if err != nil {
 			return false, err
 		}
@@ -43,6 +46,29 @@ func (e *evaluator) textContains(s string, header bool) (bool, error) {
 		}
 	}
 	return partHolds(b, e.root, needle)
+}
+
+// textFields are the header fields that say whether a message is one
+// part, and how to read it.
+var textFields = map[string]bool{"content-type": true, "content-transfer-encoding": true}
+
+// structure returns the message's MIME structure. Most mail is one part:
+// its header alone says so, and the body need not be read to find parts,
+// only to search it.
+func (e *evaluator) structure(b *mailstore.Body) (*part, error) {
+	fields, err := readFields(io.LimitReader(b, e.m.HeaderSize), textFields)
+	if err != nil {
+		return nil, err
+	}
+	root := &part{bodyStart: e.m.HeaderSize, bodyEnd: e.m.Size, fields: fields, done: true}
+	root.mediaType, root.subtype, root.params = contentType(root.get("Content-Type"), false)
+	if root.mediaType != "multipart" && root.mediaType != "message" {
+		return root, nil
+	}
+	if _, err := b.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return parseMIME(b)
 }
 
 // partHolds searches the body of p: a message's parts, in turn.
@@ -115,9 +141,12 @@ func headerHolds(b io.ReadSeeker, p *part, needle []byte) (bool, error) {
 // streamHolds looks for needle in the UTF-8 text r gives, folded, in
 // windows that overlap by len(needle) and never split a character.
 func streamHolds(r io.Reader, needle []byte) (bool, error) {
-	buf := make([]byte, 64<<10)
+	sb := searchBufs.Get().(*searchBuf)
+	defer searchBufs.Put(sb)
+	buf := sb.read
 	var carry []byte // the start of a character cut at the end of a read
-	var window []byte
+	window := sb.window[:0]
+	defer func() { sb.window = window[:0] }()
 	for {
 		n, err := io.ReadFull(r, buf)
 		chunk := append(carry, buf[:n]...)
@@ -128,7 +157,7 @@ func streamHolds(r io.Reader, needle []byte) (bool, error) {
 				chunk = chunk[:len(chunk)-cut]
 			}
 		}
-		window = append(window, casemap(string(chunk))...)
+		window = appendFolded(window, chunk)
 		if bytes.Contains(window, needle) {
 			return true, nil
 		}
@@ -142,6 +171,30 @@ func streamHolds(r io.Reader, needle []byte) (bool, error) {
 		window = append(window[:0], window[len(window)-keep:]...)
 	}
 }
+
+// appendFolded appends text folded as casemap folds it; ASCII, most of
+// what is searched, is folded in place of a string conversion and a map.
+func appendFolded(dst, text []byte) []byte {
+	for _, c := range text {
+		if c >= 0x80 {
+			return append(dst, casemap(string(text))...)
+		}
+	}
+	n := len(dst)
+	dst = append(dst, text...)
+	for i := n; i < len(dst); i++ {
+		if c := dst[i]; 'a' <= c && c <= 'z' {
+			dst[i] = c - 'a' + 'A'
+		}
+	}
+	return dst
+}
+
+// searchBuf is streamHolds's memory: SEARCH reads every message of a
+// mailbox, and buffers made for each would be garbage by the gigabyte.
+type searchBuf struct{ read, window []byte }
+
+var searchBufs = sync.Pool{New: func() any { return &searchBuf{read: make([]byte, 64<<10)} }}
 
 // incompleteTail is how many bytes at the end of b begin a UTF-8
 // character that the next read completes.
