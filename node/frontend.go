@@ -65,7 +65,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 			ConnectTimeout:   n.cfg.ClientTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
 		},
-		Metrics:    n.listenerMetrics("imap", n.metrics.IMAP),
+		Metrics:    n.listenerMetrics("imapproxy", "imap", n.metrics.IMAP),
 		NewSession: sessions,
 		Logger:     n.log.With("listener", "imap-proxy"),
 	})
@@ -92,7 +92,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 			ConnectTimeout:   n.cfg.ClientTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
 		},
-		Metrics:    n.listenerMetrics("pop3", n.metrics.POP3),
+		Metrics:    n.listenerMetrics("pop3proxy", "pop3", n.metrics.POP3),
 		NewSession: sessions,
 		Logger:     n.log.With("listener", "pop3-proxy"),
 	})
@@ -122,7 +122,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 			ConnectTimeout:   n.cfg.ClientTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
 		},
-		Metrics:    n.listenerMetrics("lmtp", n.metrics.LMTP),
+		Metrics:    n.listenerMetrics("lmtpproxy", "lmtp", n.metrics.LMTP),
 		NewSession: sessions,
 		Logger:     n.log.With("listener", "lmtp-proxy"),
 	})

@@ -103,7 +103,14 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 	}
 	// The listeners count into these from their start; /metrics serves
 	// them when admin_listen is set.
-	n := &Node{cfg: cfg, log: logger, metrics: admin.NewMetrics(), stopPoll: make(chan struct{})}
+	n := &Node{cfg: cfg, log: logger, metrics: admin.NewMetrics(admin.Roles{
+		Version:  Version,
+		Master:   cfg.Has(RoleMaster),
+		Replica:  cfg.Has(RoleReplica),
+		MUPDATE:  cfg.MUPDATEListen != "" && (cfg.Has(RoleMaster) || cfg.Has(RoleReplica)),
+		Mail:     cfg.Has(RoleBackend) || cfg.Has(RoleFrontend),
+		Frontend: cfg.Has(RoleFrontend),
+	}), stopPoll: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -229,7 +236,7 @@ func (n *Node) startMUPDATE(policy *auth.Policy) error {
 		MaxConns:         n.cfg.MUPDATEConnectionsMax,
 		FailedLoginPause: n.cfg.FailedLoginPause,
 		Plaintext:        n.plaintextAllowed,
-		Metrics:          n.listenerMetrics("mupdate", n.metrics.MUPDATE),
+		Metrics:          n.listenerMetrics("mupdate", "mupdate", n.metrics.MUPDATE),
 		Logger:           n.log.With("listener", "mupdate"),
 	}
 	if n.cfg.MUPDATETLS {

@@ -246,7 +246,7 @@ func (sess *session) command() error {
 		}
 	}
 	cmd, known := commands[name]
-	sess.srv.cfg.Metrics.Command(commandLabel(name, uid, known))
+	defer sess.srv.cfg.Metrics.Command(commandLabel(name, uid, known))()
 	var code string
 	err := r.err
 	switch {
@@ -485,6 +485,7 @@ func (sess *session) login(authzid, authcid, password string) (string, error) {
 	id, err := sess.srv.cfg.Login(authzid, authcid, password)
 	if err != nil {
 		sess.log.Info("imap: login failed", "user", authcid, "authzid", authzid, "err", err)
+		sess.srv.cfg.Metrics.LoginFailed()
 		if p := sess.srv.cfg.FailedLoginPause; p > 0 {
 			select {
 			case <-time.After(p):

@@ -248,8 +248,10 @@ func (s *session) serve() {
 			}
 			return
 		}
-		s.p.cfg.Metrics.Command(commandLabel(cmd.Verb))
-		if quit := s.command(cmd); quit {
+		done := s.p.cfg.Metrics.Command(commandLabel(cmd.Verb))
+		quit := s.command(cmd)
+		done()
+		if quit {
 			_ = s.w.Flush()
 			return
 		}
@@ -382,6 +384,7 @@ func (s *session) authCmd(arg string) bool {
 	if (authzid != "" && authzid != authcid) || s.p.cfg.Users.Verify(authcid, pass) != nil ||
 		!slices.Contains(s.p.cfg.Admins, authcid) {
 		s.log.Info("lmtp: authentication failed", "user", authcid)
+		s.p.cfg.Metrics.LoginFailed()
 		if pause := s.p.cfg.Limits.FailedLoginPause; pause > 0 {
 			// Cut short by shutdown, which must not wait for it.
 			select {
