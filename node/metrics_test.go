@@ -142,7 +142,7 @@ func TestMailMetrics(t *testing.T) {
 	q.expect("* OK")
 	imapCmd(t, q, "q1", "LOGIN admin secret", "OK")
 	imapCmd(t, q, "q2", "SETQUOTA user.alice (STORAGE 0)", "OK")
-	l := dialText(t, be.LMTPAddr())
+	l := dialText(t, fe.LMTPAddr())
 	l.expect("220")
 	if err := l.PrintfLine("LHLO test"); err != nil {
 		t.Fatal(err)
