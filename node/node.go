@@ -33,8 +33,10 @@ import (
 	"github.com/rookery/rookery/store/mailstore"
 )
 
-// Version is what the node reports in greetings.
-const Version = "0.1.0"
+// Version is what the node reports in greetings, --version and
+// rookery_build_info. A variable so that a release build can stamp it:
+// go build -ldflags "-X github.com/rookery/rookery/node.Version=1.2.3".
+var Version = "0.1.0"
 
 // askTimeout bounds how long a listener waits on an actor; a synced
 // Pebble commit takes milliseconds, so it only fires on a wedged node.
