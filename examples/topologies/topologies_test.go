@@ -198,6 +198,9 @@ func selectVia(t *testing.T, addr, user, pass, mailbox string) {
 func TestMixed(t *testing.T) {
 	cyrustest.Require(t)
 	env, _ := boot(t, "mixed")
+	addresses(t, env, map[string][]string{
+		"MASTER": {"MUPDATE", "ADMIN"}, "FE": {"IMAP", "POP3", "LMTP", "MUPDATE", "ADMIN"},
+	})
 	// carol is only in her Cyrus backend's sasldb.
 	for _, u := range []string{"alice", "bob", "carol"} {
 		selectVia(t, env["FE_IMAP"], u, u+"pw", "INBOX")
