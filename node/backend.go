@@ -97,7 +97,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 		TLS:               tlsConf,
 		Plaintext:         n.plaintextAllowed,
 		HandshakeTimeout:  n.cfg.ClientTimeout,
-		Metrics:           n.listenerMetrics("imap", n.metrics.IMAP),
+		Metrics:           n.listenerMetrics("imap", "imap", n.metrics.IMAP),
 		Logger:            n.log.With("listener", "imap"),
 	})
 	if err != nil {
@@ -121,7 +121,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 			Plaintext:        n.plaintextAllowed,
 			HandshakeTimeout: n.cfg.ClientTimeout,
 			Throttle:         n.throttle,
-			Metrics:          n.listenerMetrics("pop3", n.metrics.POP3),
+			Metrics:          n.listenerMetrics("pop3", "pop3", n.metrics.POP3),
 			Logger:           n.log.With("listener", "pop3"),
 		})
 		if err != nil {
@@ -148,7 +148,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 			Plaintext:        n.plaintextAllowed,
 			HandshakeTimeout: n.cfg.ClientTimeout,
 			Throttle:         n.throttle,
-			Metrics:          n.listenerMetrics("lmtp", n.metrics.LMTP),
+			Metrics:          n.listenerMetrics("lmtp", "lmtp", n.metrics.LMTP),
 			Logger:           n.log.With("listener", "lmtp"),
 		})
 		if err != nil {

@@ -58,7 +58,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 			FailedLoginPause: n.cfg.FailedLoginPause,
 			Throttle:         n.throttle,
 		},
-		Metrics:    n.listenerMetrics("imap", n.metrics.IMAP),
+		Metrics:    n.listenerMetrics("imapproxy", "imap", n.metrics.IMAP),
 		NewSession: sessions,
 		Logger:     n.log.With("listener", "imap-proxy"),
 	})
@@ -86,7 +86,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 			FailedLoginPause: n.cfg.FailedLoginPause,
 			Throttle:         n.throttle,
 		},
-		Metrics:    n.listenerMetrics("pop3", n.metrics.POP3),
+		Metrics:    n.listenerMetrics("pop3proxy", "pop3", n.metrics.POP3),
 		NewSession: sessions,
 		Logger:     n.log.With("listener", "pop3-proxy"),
 	})
@@ -117,7 +117,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 			FailedLoginPause: n.cfg.FailedLoginPause,
 			Throttle:         n.throttle,
 		},
-		Metrics:    n.listenerMetrics("lmtp", n.metrics.LMTP),
+		Metrics:    n.listenerMetrics("lmtpproxy", "lmtp", n.metrics.LMTP),
 		NewSession: sessions,
 		Logger:     n.log.With("listener", "lmtp-proxy"),
 	})

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"encoding/base64"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -192,5 +194,131 @@ func imapCmd(t *testing.T, c *textConn, tag, line, status string) {
 			}
 			return
 		}
+	}
+}
+
+// histogramCount is the number of observations in the histogram series of
+// family name whose labels include the given pairs; 0 when there is none.
+func histogramCount(fams map[string]*dto.MetricFamily, name string, labels ...string) uint64 {
+	f := fams[name]
+	if f == nil {
+		return 0
+	}
+next:
+	for _, m := range f.GetMetric() {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, l := range m.GetLabel() {
+				found = found || (l.GetName() == labels[i] && l.GetValue() == labels[i+1])
+			}
+			if !found {
+				continue next
+			}
+		}
+		return m.GetHistogram().GetSampleCount()
+	}
+	return 0
+}
+
+// hasFamily reports whether a family whose name starts with prefix was
+// served.
+func hasFamily(fams map[string]*dto.MetricFamily, prefix string) bool {
+	for name := range fams {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestOperatorMetrics: each node serves the gauges of its own roles and
+// its build, counts every failed login by listener and times commands,
+// all seen over real sockets.
+func TestOperatorMetrics(t *testing.T) {
+	m := clusterNode(t, "master.test", []Role{RoleMaster}, "")
+	be := clusterNode(t, "be1.test", []Role{RoleBackend}, "", m.GossipAddr())
+	fe := frontendNode(t, m.GossipAddr())
+	waitMetric(t, fe, want{"rookery_replica_connected", nil, 1})
+
+	for _, c := range []struct {
+		n            *Node
+		served, none []string
+	}{
+		{m, []string{"rookery_mupdate_conflicts_total", "rookery_mupdate_connections"}, []string{"rookery_replica_", "rookery_imap_", "rookery_proxied_"}},
+		{be, []string{"rookery_imap_connections", "rookery_lmtp_deliveries_total"}, []string{"rookery_replica_", "rookery_mupdate_"}},
+		{fe, []string{"rookery_replica_connected", "rookery_replica_lag_seconds", "rookery_imap_connections"}, []string{"rookery_mupdate_conflicts_total"}},
+	} {
+		fams := scrape(t, c.n.AdminAddr())
+		for _, p := range c.served {
+			if !hasFamily(fams, p) {
+				t.Errorf("%s: no %s", c.n.cfg.ServerName, p)
+			}
+		}
+		for _, p := range c.none {
+			if hasFamily(fams, p) {
+				t.Errorf("%s: %s* served", c.n.cfg.ServerName, p)
+			}
+		}
+		checkMetrics(t, c.n, "at start", want{"rookery_build_info", []string{"version", Version, "goversion", runtime.Version()}, 1})
+	}
+
+	// Wrong passwords: IMAP and POP3 on the backend and the frontend,
+	// LMTP AUTH on the backend (a frontend's LMTP is preauthenticated),
+	// MUPDATE on the master.
+	for _, n := range []*Node{be, fe} {
+		c := dialText(t, n.IMAPAddr())
+		c.expect("* OK")
+		imapCmd(t, c, "a", "LOGIN alice wrong", "NO")
+		imapCmd(t, c, "b", "LOGIN alice wrong", "NO")
+		imapCmd(t, c, "c", "LOGIN alice alicepw", "OK")
+		p := dialText(t, n.POP3Addr())
+		p.expect("+OK")
+		p.cmd("USER alice", "+OK")
+		p.cmd("PASS wrong", "-ERR")
+	}
+	l := dialText(t, be.LMTPAddr())
+	l.expect("220")
+	if err := l.PrintfLine("LHLO test"); err != nil {
+		t.Fatal(err)
+	}
+	for line := ""; !strings.HasPrefix(line, "250 "); {
+		line = l.expect("250")
+	}
+	l.cmd("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00admin\x00wrong")), "535")
+	// The backend and the replica log in to the master too.
+	mupdateAuths := histogramCount(scrape(t, m.AdminAddr()), "rookery_command_duration_seconds", "listener", "mupdate", "cmd", "AUTHENTICATE")
+	mc := dialRaw(t, m.MUPDATEAddr(), false)
+	mc.cmd(`A01 AUTHENTICATE "PLAIN" "`+base64.StdEncoding.EncodeToString([]byte("\x00admin\x00wrong"))+`"`, "A01 NO")
+
+	failures := func(listener string, v float64) want {
+		return want{"rookery_login_failures_total", []string{"listener", listener}, v}
+	}
+	checkMetrics(t, be, "after wrong passwords", failures("imap", 2), failures("pop3", 1), failures("lmtp", 1))
+	checkMetrics(t, fe, "after wrong passwords", failures("imapproxy", 2), failures("pop3proxy", 1), failures("lmtpproxy", 0))
+	checkMetrics(t, m, "after a wrong password", failures("mupdate", 1))
+
+	// Every command is timed under its listener: the failed and the good
+	// LOGINs, made-up ones as OTHER.
+	for _, c := range []struct {
+		n             *Node
+		listener, cmd string
+		count         uint64
+	}{
+		{be, "imap", "LOGIN", 3}, {fe, "imapproxy", "LOGIN", 3}, {be, "pop3", "PASS", 1}, {fe, "pop3proxy", "USER", 1},
+		{be, "lmtp", "LHLO", 1}, {be, "lmtp", "AUTH", 1}, {m, "mupdate", "AUTHENTICATE", mupdateAuths + 1},
+	} {
+		fams := scrape(t, c.n.AdminAddr())
+		if got := histogramCount(fams, "rookery_command_duration_seconds", "listener", c.listener, "cmd", c.cmd); got != c.count {
+			t.Errorf("%s: rookery_command_duration_seconds{listener=%s,cmd=%s} count %d, want %d", c.n.cfg.ServerName, c.listener, c.cmd, got, c.count)
+		}
+	}
+	c := dialText(t, be.IMAPAddr())
+	c.expect("* OK")
+	imapCmd(t, c, "a", "XYZZY", "BAD")
+	if got := histogramCount(scrape(t, be.AdminAddr()), "rookery_command_duration_seconds", "listener", "imap", "cmd", "OTHER"); got != 1 {
+		t.Errorf("made-up IMAP command: OTHER count %d, want 1", got)
+	}
+	if got := histogramCount(scrape(t, be.AdminAddr()), "rookery_command_duration_seconds", "listener", "imap", "cmd", "XYZZY"); got != 0 {
+		t.Errorf("made-up IMAP command timed under its own name")
 	}
 }

@@ -33,8 +33,10 @@ import (
 	"github.com/rookery/rookery/store/mailstore"
 )
 
-// Version is what the node reports in greetings.
-const Version = "0.1.0"
+// Version is what the node reports in greetings, --version and
+// rookery_build_info. A variable so that a release build can stamp it:
+// go build -ldflags "-X github.com/rookery/rookery/node.Version=1.2.3".
+var Version = "0.1.0"
 
 // askTimeout bounds how long a listener waits on an actor; a synced
 // Pebble commit takes milliseconds, so it only fires on a wedged node.
@@ -105,7 +107,14 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 	}
 	// The listeners count into these from their start; /metrics serves
 	// them when admin_listen is set.
-	n := &Node{cfg: cfg, log: logger, metrics: admin.NewMetrics(), stopPoll: make(chan struct{})}
+	n := &Node{cfg: cfg, log: logger, metrics: admin.NewMetrics(admin.Roles{
+		Version:  Version,
+		Master:   cfg.Has(RoleMaster),
+		Replica:  cfg.Has(RoleReplica),
+		MUPDATE:  cfg.MUPDATEListen != "" && (cfg.Has(RoleMaster) || cfg.Has(RoleReplica)),
+		Mail:     cfg.Has(RoleBackend) || cfg.Has(RoleFrontend),
+		Frontend: cfg.Has(RoleFrontend),
+	}), stopPoll: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -232,7 +241,7 @@ func (n *Node) startMUPDATE(policy *auth.Policy) error {
 		MaxConns:         n.cfg.MUPDATEConnectionsMax,
 		FailedLoginPause: n.cfg.FailedLoginPause,
 		Plaintext:        n.plaintextAllowed,
-		Metrics:          n.listenerMetrics("mupdate", n.metrics.MUPDATE),
+		Metrics:          n.listenerMetrics("mupdate", "mupdate", n.metrics.MUPDATE),
 		Logger:           n.log.With("listener", "mupdate"),
 	}
 	if n.cfg.MUPDATETLS {

@@ -61,3 +61,17 @@ stop_all() {
 env_out() {
     printf '%s\n' "$@" | tee -a "$STATE/topology.env"
 }
+
+# node_env NAME PREFIX: prints and records PREFIX_KEY=ADDRESS for every
+# listener NAME's "node started" line names (MUPDATE, IMAP, IMAPS, POP3,
+# POP3S, LMTP, ADMIN, GOSSIP), so an operator can reach any node, e.g.
+# join a new master through a backend's gossip address.
+node_env() {
+    local name=$1 prefix=$2 key addr
+    for key in mupdate imap imaps pop3 pop3s lmtp admin gossip; do
+        addr=$(sed -n "s/.*node started.* $key=\([^ \"]*\).*/\1/p" "$STATE/$name.log" | head -n 1)
+        if [ -n "$addr" ]; then
+            env_out "${prefix}_$(echo "$key" | tr a-z A-Z)=$addr"
+        fi
+    done
+}

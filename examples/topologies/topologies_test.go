@@ -3,6 +3,7 @@ package topologies
 
 import (
 	"bufio"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -118,6 +119,7 @@ func findAt(t *testing.T, addr, user, pass, mailbox string) *mupdate.Record {
 
 func TestAllInOne(t *testing.T) {
 	env, _ := boot(t, "all-in-one")
+	addresses(t, env, map[string][]string{"AIO": {"MUPDATE", "IMAP", "POP3", "LMTP", "ADMIN"}})
 	pw := password(t, env["USERS"], "admin")
 	create(t, env["IMAP"], "admin", pw, "user.alice")
 	rec := findAt(t, env["MUPDATE"], "admin", pw, "user.alice")
@@ -126,8 +128,35 @@ func TestAllInOne(t *testing.T) {
 	}
 }
 
+// addresses checks that run.sh printed each node's listed addresses and
+// that something answers on each.
+func addresses(t *testing.T, env map[string]string, nodes map[string][]string) {
+	t.Helper()
+	for node, keys := range nodes {
+		for _, k := range keys {
+			addr := env[node+"_"+k]
+			if addr == "" {
+				t.Errorf("no %s_%s printed", node, k)
+				continue
+			}
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Errorf("%s_%s=%s: %v", node, k, addr, err)
+				continue
+			}
+			c.Close()
+		}
+	}
+}
+
 func TestMurder(t *testing.T) {
 	env, _ := boot(t, "murder")
+	mail := []string{"IMAP", "POP3", "LMTP", "ADMIN", "GOSSIP"}
+	addresses(t, env, map[string][]string{
+		"MASTER": {"MUPDATE", "ADMIN", "GOSSIP"},
+		"BE1":    mail, "BE2": mail,
+		"FE1": append(mail, "MUPDATE"), "FE2": append(mail, "MUPDATE"),
+	})
 	create(t, env["BE1_IMAP"], "admin", "adminpw", "user.alice")
 	create(t, env["BE2_IMAP"], "admin", "adminpw", "user.bob")
 	if rec := findAt(t, env["MASTER"], "admin", "adminpw", "user.bob"); rec.Location != "be2!default" {
@@ -169,6 +198,9 @@ func selectVia(t *testing.T, addr, user, pass, mailbox string) {
 func TestMixed(t *testing.T) {
 	cyrustest.Require(t)
 	env, _ := boot(t, "mixed")
+	addresses(t, env, map[string][]string{
+		"MASTER": {"MUPDATE", "ADMIN"}, "FE": {"IMAP", "POP3", "LMTP", "MUPDATE", "ADMIN"},
+	})
 	// carol is only in her Cyrus backend's sasldb.
 	for _, u := range []string{"alice", "bob", "carol"} {
 		selectVia(t, env["FE_IMAP"], u, u+"pw", "INBOX")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -56,10 +57,12 @@ func get(t *testing.T, url, accept string) (*http.Response, string) {
 	return resp, string(b)
 }
 
+var everyRole = Roles{Version: "1.2.3", Master: true, Replica: true, MUPDATE: true, Mail: true, Frontend: true}
+
 // TestMetricsScrape scrapes /metrics over a socket and parses it with
 // Prometheus's own text parser.
 func TestMetricsScrape(t *testing.T) {
-	m := NewMetrics()
+	m := NewMetrics(everyRole)
 	m.MUPDATE.Connections.Set(3)
 	m.MUPDATE.Commands.WithLabelValues("FIND").Add(2)
 	m.MUPDATE.Commands.WithLabelValues("RESERVE").Inc()
@@ -76,7 +79,7 @@ func TestMetricsScrape(t *testing.T) {
 		m.ReplicaLag.Set(0.25)
 	}})
 	// A second node's metrics in the same process: no clash.
-	NewMetrics().Mailboxes.Set(1)
+	NewMetrics(everyRole).Mailboxes.Set(1)
 
 	resp, body := get(t, base+"/metrics", "text/plain")
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
@@ -154,6 +157,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"rookery_proxied_sessions", gauge, map[string]string{"backend": "be2", "protocol": "pop3"}, 2},
 		{"rookery_lmtp_deliveries_total", counter, nil, 5},
 		{"rookery_lmtp_deferrals_total", counter, nil, 1},
+		{"rookery_build_info", gauge, map[string]string{"version": "1.2.3", "goversion": runtime.Version()}, 1},
 	} {
 		if got := value(c.name, c.typ, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
@@ -353,5 +357,54 @@ func TestWhere(t *testing.T) {
 
 	if resp, _ := get(t, base+"/where", ""); resp.StatusCode != 400 {
 		t.Errorf("/where without a mailbox: %d", resp.StatusCode)
+	}
+}
+
+// TestMetricsRoles: a role's collectors are served only where it runs,
+// and counting into one that is not served is harmless.
+func TestMetricsRoles(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		roles   Roles
+		present []string
+		absent  []string
+	}{
+		{"backend", Roles{Mail: true},
+			[]string{"rookery_imap_connections", "rookery_lmtp_deliveries_total", "rookery_mailboxes", "rookery_build_info"},
+			[]string{"rookery_replica_", "rookery_mupdate_"}},
+		{"master", Roles{Master: true, MUPDATE: true},
+			[]string{"rookery_mupdate_conflicts_total", "rookery_mupdate_connections", "rookery_mupdate_update_subscribers"},
+			[]string{"rookery_replica_", "rookery_imap_", "rookery_pop3_", "rookery_lmtp_"}},
+		{"replica", Roles{Replica: true, MUPDATE: true},
+			[]string{"rookery_replica_connected", "rookery_replica_lag_seconds", "rookery_replica_applied_seq", "rookery_mupdate_connections"},
+			[]string{"rookery_mupdate_conflicts_total", "rookery_imap_"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := NewMetrics(c.roles)
+			m.ReplicaLag.Set(3)
+			m.Conflicts.Inc()
+			m.IMAP.Commands.WithLabelValues("SELECT").Inc()
+			m.ProxiedSessions.WithLabelValues("be1", "imap").Inc()
+			fams, err := m.Registry.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			names := map[string]bool{}
+			for _, f := range fams {
+				names[f.GetName()] = true
+			}
+			for _, want := range c.present {
+				if !names[want] {
+					t.Errorf("no %s", want)
+				}
+			}
+			for name := range names {
+				for _, prefix := range append(c.absent, "rookery_proxied_sessions") {
+					if strings.HasPrefix(name, prefix) {
+						t.Errorf("%s served", name)
+					}
+				}
+			}
+		})
 	}
 }

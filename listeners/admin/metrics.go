@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"runtime"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -64,61 +66,116 @@ type Metrics struct {
 	// refused until space is freed), 2 failed (until a restart)
 	// (rookery_storage_state{store}).
 	StorageState *prometheus.GaugeVec
+
+	// CommandDuration is how long commands took from their first line
+	// to their reply, by listener and command
+	// (rookery_command_duration_seconds{listener,cmd}).
+	CommandDuration *prometheus.HistogramVec
+	// LoginFailures counts failed authentications, by listener
+	// (rookery_login_failures_total{listener}).
+	LoginFailures *prometheus.CounterVec
 }
 
-// NewMetrics makes a node's metrics in a new registry.
-func NewMetrics() *Metrics {
+// Roles say which role-specific collectors a node's registry serves:
+// a gauge of a role the node does not run would sit at 0 and fire naive
+// alerts (a replica "disconnected" on every backend). The collectors
+// exist either way, so counting into one not served costs nothing.
+type Roles struct {
+	// Version is the node's version (rookery_build_info{version}).
+	Version string
+	// Master serves rookery_mupdate_conflicts_total.
+	Master bool
+	// Replica serves the rookery_replica_* gauges.
+	Replica bool
+	// MUPDATE serves the MUPDATE listener's metrics, the reservations
+	// and the UPDATE streams (masters and replicas).
+	MUPDATE bool
+	// Mail serves the IMAP, POP3 and LMTP metrics (backends and
+	// frontends).
+	Mail bool
+	// Frontend serves rookery_proxied_sessions.
+	Frontend bool
+}
+
+// commandBuckets reach from a cached FETCH (well under a millisecond)
+// to a large APPEND or a slow backend (tens of seconds).
+var commandBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+// NewMetrics makes the metrics of a node running roles in a new
+// registry.
+func NewMetrics(roles Roles) *Metrics {
 	reg := prometheus.NewRegistry()
-	gauge := func(name, help string) prometheus.Gauge {
+	// serve registers c when its role runs here.
+	serve := func(role bool, c prometheus.Collector) {
+		if role {
+			reg.MustRegister(c)
+		}
+	}
+	gauge := func(role bool, name, help string) prometheus.Gauge {
 		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
-		reg.MustRegister(g)
+		serve(role, g)
 		return g
 	}
-	counter := func(name, help string) prometheus.Counter {
+	counter := func(role bool, name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
-		reg.MustRegister(c)
+		serve(role, c)
 		return c
 	}
-	protocol := func(proto, label string) Protocol {
+	protocol := func(role bool, proto, label string) Protocol {
 		cmds := prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rookery_" + proto + "_commands_total",
 			Help: label + " commands received, by command.",
 		}, []string{"command"})
-		reg.MustRegister(cmds)
+		serve(role, cmds)
 		return Protocol{
-			Connections: gauge("rookery_"+proto+"_connections", label+" connections open."),
+			Connections: gauge(role, "rookery_"+proto+"_connections", label+" connections open."),
 			Commands:    cmds,
 		}
 	}
 	m := &Metrics{
 		Registry: reg,
-		MUPDATE:  protocol("mupdate", "MUPDATE"),
-		IMAP:     protocol("imap", "IMAP"),
-		POP3:     protocol("pop3", "POP3"),
-		LMTP:     protocol("lmtp", "LMTP"),
+		MUPDATE:  protocol(roles.MUPDATE, "mupdate", "MUPDATE"),
+		IMAP:     protocol(roles.Mail, "imap", "IMAP"),
+		POP3:     protocol(roles.Mail, "pop3", "POP3"),
+		LMTP:     protocol(roles.Mail, "lmtp", "LMTP"),
 
-		Mailboxes:         gauge("rookery_mailboxes", "Entries in this node's mailbox list."),
-		Reservations:      gauge("rookery_mupdate_reservations", "Mailbox-list entries reserved and not yet active."),
-		Conflicts:         counter("rookery_mupdate_conflicts_total", "Mailbox-list writes refused because they clashed with an existing entry."),
-		UpdateSubscribers: gauge("rookery_mupdate_update_subscribers", "MUPDATE UPDATE streams being served."),
+		Mailboxes:         gauge(true, "rookery_mailboxes", "Entries in this node's mailbox list."),
+		Reservations:      gauge(roles.MUPDATE, "rookery_mupdate_reservations", "Mailbox-list entries reserved and not yet active."),
+		Conflicts:         counter(roles.Master, "rookery_mupdate_conflicts_total", "Mailbox-list writes refused because they clashed with an existing entry."),
+		UpdateSubscribers: gauge(roles.MUPDATE, "rookery_mupdate_update_subscribers", "MUPDATE UPDATE streams being served."),
 
-		ReplicaConnected:  gauge("rookery_replica_connected", "1 while the replica streams changes from its master."),
-		ReplicaLag:        gauge("rookery_replica_lag_seconds", "How far the replica is behind its master."),
-		ReplicaLastSync:   gauge("rookery_replica_last_sync_timestamp_seconds", "When the replica last finished a resync or resume."),
-		ReplicaAppliedSeq: gauge("rookery_replica_applied_seq", "The master's sequence number of the last change applied here."),
+		ReplicaConnected:  gauge(roles.Replica, "rookery_replica_connected", "1 while the replica streams changes from its master."),
+		ReplicaLag:        gauge(roles.Replica, "rookery_replica_lag_seconds", "How far the replica is behind its master."),
+		ReplicaLastSync:   gauge(roles.Replica, "rookery_replica_last_sync_timestamp_seconds", "When the replica last finished a resync or resume."),
+		ReplicaAppliedSeq: gauge(roles.Replica, "rookery_replica_applied_seq", "The master's sequence number of the last change applied here."),
 
-		LMTPDeliveries: counter("rookery_lmtp_deliveries_total", "Messages delivered to a mailbox over LMTP."),
-		LMTPDeferrals:  counter("rookery_lmtp_deferrals_total", "LMTP recipients answered with a temporary failure."),
+		LMTPDeliveries: counter(roles.Mail, "rookery_lmtp_deliveries_total", "Messages delivered to a mailbox over LMTP."),
+		LMTPDeferrals:  counter(roles.Mail, "rookery_lmtp_deferrals_total", "LMTP recipients answered with a temporary failure."),
 	}
 	m.ProxiedSessions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "rookery_proxied_sessions",
 		Help: "Client sessions proxied to a backend, by backend and protocol.",
 	}, []string{"backend", "protocol"})
+	serve(roles.Frontend, m.ProxiedSessions)
 	m.StorageState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "rookery_storage_state",
 		Help: "Disk state of each store: 0 ok, 1 full, 2 failed.",
 	}, []string{"store"})
-	reg.MustRegister(m.ProxiedSessions, m.StorageState,
+	m.CommandDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "rookery_command_duration_seconds",
+		Help:    "Time from a command's first line to its reply, by listener and command.",
+		Buckets: commandBuckets,
+	}, []string{"listener", "cmd"})
+	m.LoginFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rookery_login_failures_total",
+		Help: "Failed authentications, by listener.",
+	}, []string{"listener"})
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rookery_build_info",
+		Help: "Always 1; its labels say which build runs.",
+	}, []string{"version", "goversion"})
+	buildInfo.WithLabelValues(roles.Version, runtime.Version()).Set(1)
+	reg.MustRegister(m.StorageState, m.CommandDuration, m.LoginFailures, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

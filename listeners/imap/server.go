@@ -82,13 +82,17 @@ type Config struct {
 type Metrics interface {
 	// Command counts a command received, by its upper-case name ("UID
 	// FETCH" for UID commands), or "OTHER" for a name the server does not
-	// know (so that clients cannot make up label values).
-	Command(name string)
+	// know (so that clients cannot make up label values); done is called
+	// once its reply is written, to time it.
+	Command(name string) (done func())
+	// LoginFailed counts a failed LOGIN or AUTHENTICATE.
+	LoginFailed()
 }
 
 type noMetrics struct{}
 
-func (noMetrics) Command(string) {}
+func (noMetrics) Command(string) func() { return func() {} }
+func (noMetrics) LoginFailed()          {}
 
 // Server serves IMAP on any number of listeners.
 type Server struct {

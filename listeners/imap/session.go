@@ -248,7 +248,7 @@ func (sess *session) command() error {
 		}
 	}
 	cmd, known := commands[name]
-	sess.srv.cfg.Metrics.Command(commandLabel(name, uid, known))
+	defer sess.srv.cfg.Metrics.Command(commandLabel(name, uid, known))()
 	var code string
 	err := r.err
 	switch {
@@ -495,6 +495,7 @@ func (sess *session) login(authzid, authcid, password string) (string, error) {
 	}
 	if err != nil {
 		sess.log.Info("imap: login failed", "user", authcid, "authzid", authzid, "err", err)
+		sess.srv.cfg.Metrics.LoginFailed()
 		if p := sess.srv.cfg.FailedLoginPause; p > 0 {
 			select {
 			case <-time.After(p):

@@ -185,8 +185,11 @@ type Config struct {
 type Metrics interface {
 	// Command counts a command received, by its upper-case name ("UID
 	// FETCH" for UID commands), or "OTHER" for a name the proxy does not
-	// know (so that clients cannot make up label values).
-	Command(name string)
+	// know (so that clients cannot make up label values); done is called
+	// once its reply is written, to time it.
+	Command(name string) (done func())
+	// LoginFailed counts a failed LOGIN or AUTHENTICATE.
+	LoginFailed()
 	// Proxying counts a session's connection to backend: +1 when it
 	// opens, -1 when it closes (without Config.NewSession).
 	Proxying(backend string, delta int)
@@ -194,8 +197,9 @@ type Metrics interface {
 
 type noMetrics struct{}
 
-func (noMetrics) Command(string)       {}
-func (noMetrics) Proxying(string, int) {}
+func (noMetrics) Command(string) func() { return func() {} }
+func (noMetrics) LoginFailed()          {}
+func (noMetrics) Proxying(string, int)  {}
 
 // Server is an IMAP frontend. Serve may be called for several listeners.
 type Server struct {

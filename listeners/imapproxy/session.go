@@ -255,7 +255,7 @@ func (s *session) command() error {
 		return err
 	}
 	c, err := s.parseHead(piece)
-	s.srv.cfg.Metrics.Command(commandLabel(c.name))
+	defer s.srv.cfg.Metrics.Command(commandLabel(c.name))()
 	if err != nil {
 		if err := c.drain(); err != nil {
 			return err
@@ -548,6 +548,7 @@ func (s *session) login(tag, user, pass, okText string) {
 
 func (s *session) failLogin(tag, user, why string) {
 	s.log.Info("imapproxy: login failed", "user", user, "err", why)
+	s.srv.cfg.Metrics.LoginFailed()
 	if p := s.srv.cfg.Limits.FailedLoginPause; p > 0 {
 		t := time.NewTimer(p)
 		select {

@@ -250,8 +250,10 @@ func (s *session) serve() {
 			}
 			return
 		}
-		s.p.cfg.Metrics.Command(commandLabel(cmd.Verb))
-		if quit := s.command(cmd); quit {
+		done := s.p.cfg.Metrics.Command(commandLabel(cmd.Verb))
+		quit := s.command(cmd)
+		done()
+		if quit {
 			_ = s.w.Flush()
 			return
 		}
@@ -390,6 +392,7 @@ func (s *session) authCmd(arg string) bool {
 	if (authzid != "" && authzid != authcid) || err != nil ||
 		!slices.Contains(s.p.cfg.Admins, authcid) {
 		s.log.Info("lmtp: authentication failed", "user", authcid)
+		s.p.cfg.Metrics.LoginFailed()
 		if pause := s.p.cfg.Limits.FailedLoginPause; pause > 0 {
 			// Cut short by shutdown, which must not wait for it.
 			select {

@@ -85,8 +85,11 @@ type ServerConfig struct {
 type Metrics interface {
 	// Command counts a command received, by its upper-case name, or
 	// "OTHER" for a name the server does not know (so that clients
-	// cannot make up label values).
-	Command(name string)
+	// cannot make up label values); done is called once its reply is
+	// written, to time it.
+	Command(name string) (done func())
+	// LoginFailed counts a failed AUTH.
+	LoginFailed()
 	// Delivered counts a recipient whose copy was accepted after DATA.
 	Delivered()
 	// Deferred counts a recipient answered with a temporary failure
@@ -99,10 +102,11 @@ type Metrics interface {
 
 type noMetrics struct{}
 
-func (noMetrics) Command(string)       {}
-func (noMetrics) Delivered()           {}
-func (noMetrics) Deferred()            {}
-func (noMetrics) Proxying(string, int) {}
+func (noMetrics) Command(string) func() { return func() {} }
+func (noMetrics) LoginFailed()          {}
+func (noMetrics) Delivered()            {}
+func (noMetrics) Deferred()             {}
+func (noMetrics) Proxying(string, int)  {}
 
 // commandLabel is a command's name as counted.
 func commandLabel(verb string) string {
@@ -288,8 +292,10 @@ func (s *Server) serveConn(c net.Conn) {
 			ss.hangUp(err)
 			return
 		}
-		s.cfg.Metrics.Command(commandLabel(cmd.Verb))
-		if ss.command(cmd) {
+		done := s.cfg.Metrics.Command(commandLabel(cmd.Verb))
+		end := ss.command(cmd)
+		done()
+		if end {
 			_ = ss.w.Flush()
 			return
 		}
@@ -433,6 +439,7 @@ func (ss *serverSession) auth(arg string) bool {
 	}
 	if err != nil {
 		ss.log.Info("lmtp: authentication failed", "user", parts[1], "authzid", parts[0], "err", err)
+		cfg.Metrics.LoginFailed()
 		if p := cfg.FailedLoginPause; p > 0 {
 			select {
 			case <-time.After(p):

@@ -94,13 +94,17 @@ type ServerConfig struct {
 type Metrics interface {
 	// Command counts a command received, by its upper-case name, or
 	// "OTHER" for a name the server does not know (so that clients
-	// cannot make up label values).
-	Command(name string)
+	// cannot make up label values); done is called once its reply is
+	// written, to time it.
+	Command(name string) (done func())
+	// LoginFailed counts a failed authentication.
+	LoginFailed()
 }
 
 type noMetrics struct{}
 
-func (noMetrics) Command(string) {}
+func (noMetrics) Command(string) func() { return func() {} }
+func (noMetrics) LoginFailed()          {}
 
 // commandLabel is a command's name as counted.
 func commandLabel(name string) string {
@@ -426,7 +430,10 @@ var writeCommands = map[string]bool{"ACTIVATE": true, "RESERVE": true, "DEACTIVA
 
 // command handles one command whose head was read; false ends the session.
 func (ss *session) command(tag, name string) bool {
-	ss.s.cfg.Metrics.Command(commandLabel(name))
+	done := ss.s.cfg.Metrics.Command(commandLabel(name))
+	// The writer runs items in order: this one runs once the reply is out
+	// (a write's after its commit).
+	defer ss.queue(&item{run: func(*session) { done() }})
 	switch name {
 	case "LOGOUT":
 		if _, err := ss.r.ReadArgs(tag, name); err != nil {
@@ -835,6 +842,7 @@ func (ss *session) authenticate(tag string, args []string) bool {
 				why = err.Error()
 			}
 			ss.log.Warn("mupdate: authentication failed", "reason", why)
+			ss.s.cfg.Metrics.LoginFailed()
 			select {
 			case <-time.After(ss.s.cfg.FailedLoginPause):
 			case <-ss.s.ctx.Done():

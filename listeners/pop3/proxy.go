@@ -218,8 +218,9 @@ func (s *session) serve(mu *sync.Mutex) {
 		if err != nil {
 			return
 		}
-		s.p.cfg.Metrics.Command(commandLabel(cmd.Name))
+		cmdDone := s.p.cfg.Metrics.Command(commandLabel(cmd.Name))
 		user, be, greeting, done := s.command(cmd)
+		cmdDone()
 		if done {
 			_ = s.w.Flush()
 			return
@@ -373,6 +374,7 @@ func (s *session) auth(args []string) (string, net.Conn, string, bool) {
 
 func (s *session) failLogin(user, why string) {
 	s.log.Info("pop3: login failed", "user", user, "err", why)
+	s.p.cfg.Metrics.LoginFailed()
 	if p := s.p.cfg.Limits.FailedLoginPause; p > 0 {
 		// Cut short by shutdown, which must not wait for it.
 		select {

@@ -69,8 +69,11 @@ type ServerConfig struct {
 type Metrics interface {
 	// Command counts a command received, by its upper-case name, or
 	// "OTHER" for a name the server does not know (so that clients
-	// cannot make up label values).
-	Command(name string)
+	// cannot make up label values); done is called once its reply is
+	// written, to time it.
+	Command(name string) (done func())
+	// LoginFailed counts a failed login (PASS, APOP or AUTH).
+	LoginFailed()
 	// Proxying counts a proxied session to backend: +1 when it starts,
 	// -1 when it ends.
 	Proxying(backend string, delta int)
@@ -78,8 +81,9 @@ type Metrics interface {
 
 type noMetrics struct{}
 
-func (noMetrics) Command(string)       {}
-func (noMetrics) Proxying(string, int) {}
+func (noMetrics) Command(string) func() { return func() {} }
+func (noMetrics) LoginFailed()          {}
+func (noMetrics) Proxying(string, int)  {}
 
 // commandLabel is a command's name as counted.
 func commandLabel(name string) string {
@@ -256,8 +260,10 @@ func (s *Server) serveConn(c net.Conn) {
 			}
 			return
 		}
-		s.cfg.Metrics.Command(commandLabel(cmd.Name))
-		if ss.command(cmd) {
+		done := s.cfg.Metrics.Command(commandLabel(cmd.Name))
+		end := ss.command(cmd)
+		done()
+		if end {
 			_ = ss.w.Flush()
 			return
 		}
@@ -407,6 +413,7 @@ func (ss *serverSession) login(authzid, authcid, password string) {
 	}
 	if err != nil {
 		ss.log.Info("pop3: login failed", "user", authcid, "authzid", authzid, "err", err)
+		cfg.Metrics.LoginFailed()
 		if p := cfg.FailedLoginPause; p > 0 {
 			select {
 			case <-time.After(p):

@@ -10,6 +10,7 @@ start)
     POP3=127.0.0.1:$(free_port) LMTP=127.0.0.1:$(free_port)
     start_node aio --mupdate "$MUPDATE" --imap "$IMAP" --pop3 "$POP3" --lmtp "$LMTP" --admin "$ADMIN"
     wait_log aio "node started"
+    node_env aio AIO
     env_out "MUPDATE=$MUPDATE" "IMAP=$IMAP" "POP3=$POP3" "LMTP=$LMTP" "ADMIN=$ADMIN" "USERS=$STATE/aio/users"
     ;;
 stop)

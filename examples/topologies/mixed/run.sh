@@ -57,7 +57,9 @@ start)
         --mupdate 127.0.0.1:$(free_port) --imap "$FE_IMAP" --pop3 127.0.0.1:$(free_port) \
         --lmtp 127.0.0.1:$(free_port) --admin 127.0.0.1:$(free_port)
     wait_log fe "replica synchronised"
-    env_out "MASTER=$MASTER" "FE_IMAP=$FE_IMAP" "USERS=$users"
+    node_env master MASTER
+    node_env fe FE
+    env_out "MASTER=$MASTER" "USERS=$users"
     ;;
 stop)
     stop_mixed

@@ -37,12 +37,7 @@ start)
     done
     for n in be1 be2; do wait_log "$n" "pushed the mailbox list"; done
     for n in fe1 fe2; do wait_log "$n" "replica synchronised"; done
-    for n in be1 be2 fe1 fe2; do
-        u=$(echo "$n" | tr a-z A-Z)
-        env_out "${u}_IMAP=$(sed -n 's/.*node started.* imap=\([^ ]*\).*/\1/p' "$STATE/$n.log")" \
-            "${u}_POP3=$(sed -n 's/.*node started.* pop3=\([^ ]*\).*/\1/p' "$STATE/$n.log")" \
-            "${u}_LMTP=$(sed -n 's/.*node started.* lmtp=\([^ ]*\).*/\1/p' "$STATE/$n.log")"
-    done
+    for n in master be1 be2 fe1 fe2; do node_env "$n" "$(echo "$n" | tr a-z A-Z)"; done
     env_out "MASTER=$MASTER" "SEED=$SEED" "USERS=$users"
     ;;
 stop)
