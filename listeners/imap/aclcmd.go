@@ -94,7 +94,7 @@ func cmdGetACL(sess *session, _ string, _ bool) (string, error) {
 		return "", err
 	}
 	w := sess.w
-	w.raw("* ACL ").astr(ext)
+	w.raw("* ACL ").astr(sess.toWire(ext))
 	for _, e := range parseACL(m.ACL) {
 		rt, _ := parseRights(e.rights)
 		w.raw(" ").astr(e.id).raw(" ").astr(rt.String())
@@ -114,7 +114,7 @@ func cmdMyRights(sess *session, _ string, _ bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sess.w.raw("* MYRIGHTS ").astr(ext).raw(" ").astr(have.String()).raw("\r\n")
+	sess.w.raw("* MYRIGHTS ").astr(sess.toWire(ext)).raw(" ").astr(have.String()).raw("\r\n")
 	return "", nil
 }
 
@@ -139,7 +139,7 @@ func cmdListRights(sess *session, _ string, _ bool) (string, error) {
 		required = implicitOwner
 	}
 	w := sess.w
-	w.raw("* LISTRIGHTS ").astr(ext).raw(" ").astr(id).raw(" ")
+	w.raw("* LISTRIGHTS ").astr(sess.toWire(ext)).raw(" ").astr(id).raw(" ")
 	if required == 0 {
 		w.raw(`""`)
 	} else {
@@ -156,7 +156,7 @@ func cmdListRights(sess *session, _ string, _ bool) (string, error) {
 
 func (sess *session) writeQuota(q mailstore.Quota) {
 	w := sess.w
-	w.raw("* QUOTA ").astr(sess.srv.ns.external(sess.id.User, q.Root)).raw(" (")
+	w.raw("* QUOTA ").astr(sess.toWire(sess.srv.ns.external(sess.id.User, q.Root))).raw(" (")
 	if q.Limit >= 0 {
 		w.raw("STORAGE ").num(uint64(q.Used / 1024)).raw(" ").num(uint64(q.Limit))
 	}
@@ -178,9 +178,9 @@ func cmdGetQuotaRoot(sess *session, _ string, _ bool) (string, error) {
 		return "", err
 	}
 	w := sess.w
-	w.raw("* QUOTAROOT ").astr(ext)
+	w.raw("* QUOTAROOT ").astr(sess.toWire(ext))
 	if ok {
-		w.raw(" ").astr(sess.srv.ns.external(sess.id.User, q.Root))
+		w.raw(" ").astr(sess.toWire(sess.srv.ns.external(sess.id.User, q.Root)))
 	}
 	w.raw("\r\n")
 	if ok {

@@ -163,7 +163,7 @@ func (c *catenation) openURL(s string) error {
 		return badURL(err.Error())
 	}
 	sess := c.sess
-	ext := u.Mailbox
+	ext := sess.fromWire(u.Mailbox)
 	if strings.EqualFold(ext, "INBOX") {
 		ext = "INBOX"
 	}

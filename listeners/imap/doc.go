@@ -1,4 +1,5 @@
-// Package imap is a backend's IMAP server: IMAP4rev1 with IDLE, UIDPLUS,
+// Package imap is a backend's IMAP server: IMAP4rev1 (and IMAP4rev2 for
+// a client that enables it, rev2.go) with IDLE, UIDPLUS,
 // MOVE, LITERAL+, MULTIAPPEND, NAMESPACE, ID, ENABLE, CONDSTORE, QRESYNC,
 // SPECIAL-USE, UNSELECT, ACL (RFC 4314 with Cyrus's rights) and QUOTA,
 // SORT and SORT=DISPLAY, THREAD (ORDEREDSUBJECT, REFERENCES), ESEARCH,

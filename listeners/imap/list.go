@@ -80,14 +80,14 @@ func cmdList(sess *session, _ string, _ bool) (string, error) {
 		})
 		r.sp()
 	}
-	ref := r.listMailbox()
+	ref := sess.fromWire(r.listMailbox())
 	r.sp()
 	var patterns []string
 	if r.peek() == '(' {
 		o.Extended = true
-		r.list(func() { patterns = append(patterns, r.listMailbox()) })
+		r.list(func() { patterns = append(patterns, sess.fromWire(r.listMailbox())) })
 	} else {
-		patterns = append(patterns, r.listMailbox())
+		patterns = append(patterns, sess.fromWire(r.listMailbox()))
 	}
 	if r.maybeSP() {
 		o.Extended = true
@@ -101,7 +101,7 @@ func cmdList(sess *session, _ string, _ bool) (string, error) {
 				r.sp()
 				r.list(func() {
 					it := strings.ToUpper(r.atom())
-					if !slices.Contains(imaplist.StatusItems, it) && r.err == nil {
+					if !slices.Contains(statusItems, it) && r.err == nil {
 						r.fail(badf("Invalid status attribute %s", it))
 					}
 					o.Status = append(o.Status, it)
@@ -171,7 +171,7 @@ func cmdList(sess *session, _ string, _ bool) (string, error) {
 			status = false
 			l.Attrs = append([]string{`\Noselect`}, l.Attrs...)
 		}
-		sess.w.raw("* ").raw(l.Format(kind, ns.sep, astring(l.Name))).raw("\r\n")
+		sess.w.raw("* ").raw(l.Format(kind, ns.sep, astring(sess.toWire(l.Name)))).raw("\r\n")
 		if status {
 			if _, err := sess.writeStatus(view, l.Name, e.mbox.ID, o.Status); err != nil {
 				return "", err
@@ -200,8 +200,8 @@ func (sess *session) writeStatus(view *mailstore.View, ext string, id uint64, it
 	if err != nil || !ok {
 		return ok, err
 	}
-	var unseen, recent uint32
-	if slices.Contains(items, "UNSEEN") || slices.Contains(items, "RECENT") {
+	var unseen, recent, deleted uint32
+	if slices.Contains(items, "UNSEEN") || slices.Contains(items, "RECENT") || slices.Contains(items, "DELETED") {
 		recentUID, err := view.RecentUID(m.ID)
 		if err != nil {
 			return false, err
@@ -209,6 +209,9 @@ func (sess *session) writeStatus(view *mailstore.View, ext string, id uint64, it
 		if err := view.Messages(m, 1, ^uint32(0), func(msg *mailstore.Message) bool {
 			if !slices.Contains(msg.Flags, `\Seen`) {
 				unseen++
+			}
+			if slices.Contains(msg.Flags, `\Deleted`) {
+				deleted++
 			}
 			if msg.UID > recentUID {
 				recent++
@@ -219,7 +222,7 @@ func (sess *session) writeStatus(view *mailstore.View, ext string, id uint64, it
 		}
 	}
 	w := sess.w
-	w.raw("* STATUS ").astr(ext).raw(" (")
+	w.raw("* STATUS ").astr(sess.toWire(ext)).raw(" (")
 	for i, it := range items {
 		if i > 0 {
 			w.raw(" ")
@@ -240,6 +243,8 @@ func (sess *session) writeStatus(view *mailstore.View, ext string, id uint64, it
 			w.num(uint64(m.Size))
 		case "HIGHESTMODSEQ":
 			w.num(m.HighestModSeq)
+		case "DELETED":
+			w.num(uint64(deleted))
 		case "MAILBOXID":
 			w.raw("(").raw(mailboxID(&m)).raw(")")
 		}

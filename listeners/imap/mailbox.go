@@ -9,7 +9,6 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapserver"
 
-	"github.com/rookery/rookery/internal/imaplist"
 	"github.com/rookery/rookery/store/mailstore"
 )
 
@@ -377,7 +376,7 @@ func (r *reader) listMailbox() string {
 func (sess *session) writeList(kind string, attrs []string, name string) {
 	w := sess.w
 	w.raw("* ").raw(kind).raw(" (").raw(strings.Join(attrs, " ")).raw(`) "`).raw(string(sess.srv.ns.sep)).raw(`" `)
-	w.astr(name).raw("\r\n")
+	w.astr(sess.toWire(name)).raw("\r\n")
 }
 
 // matchAny matches a name against LIST patterns, INBOX case-insensitively.
@@ -402,9 +401,9 @@ func canonicalInbox(s string, sep byte) string {
 func cmdLsub(sess *session, _ string, _ bool) (string, error) {
 	r := sess.r
 	r.sp()
-	ref := r.listMailbox()
+	ref := sess.fromWire(r.listMailbox())
 	r.sp()
-	pattern := r.listMailbox()
+	pattern := sess.fromWire(r.listMailbox())
 	if err := r.end(); err != nil {
 		return "", err
 	}
@@ -456,7 +455,7 @@ func cmdStatus(sess *session, _ string, _ bool) (string, error) {
 		return "", err
 	}
 	for _, it := range items {
-		if !slices.Contains(imaplist.StatusItems, it) {
+		if !slices.Contains(statusItems, it) {
 			return "", badf("Invalid status attribute %s", it)
 		}
 	}

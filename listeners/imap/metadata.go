@@ -69,7 +69,7 @@ type metadataTarget struct {
 
 func (sess *session) metadataTarget() (metadataTarget, error) {
 	r := sess.r
-	ext := r.astring()
+	ext := sess.fromWire(r.astring())
 	if r.err != nil {
 		return metadataTarget{}, r.err
 	}
@@ -191,7 +191,7 @@ func cmdGetMetadata(sess *session, _ string, _ bool) (string, error) {
 		if t.server {
 			w.raw(`""`)
 		} else {
-			w.astr(t.ext)
+			w.astr(sess.toWire(t.ext))
 		}
 		w.raw(" (")
 		n := 0

@@ -273,7 +273,7 @@ func (sess *session) notifyStatus(tell bool) error {
 			continue
 		}
 		w := sess.w
-		w.raw("* STATUS ").astr(sess.srv.ns.external(sess.id.User, m.Name)).raw(" (MESSAGES ").num(uint64(m.Exists)).
+		w.raw("* STATUS ").astr(sess.toWire(sess.srv.ns.external(sess.id.User, m.Name))).raw(" (MESSAGES ").num(uint64(m.Exists)).
 			raw(" UIDNEXT ").num(uint64(m.UIDNext)).raw(" UIDVALIDITY ").num(uint64(m.UIDValidity))
 		if b.flags {
 			w.raw(" HIGHESTMODSEQ ").num(m.HighestModSeq)

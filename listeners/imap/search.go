@@ -247,6 +247,10 @@ func cmdSearch(sess *session, tag string, uid bool) (string, error) {
 	if c.ModSeq != nil {
 		sess.enableCondstore()
 	}
+	if ret == nil && sess.rev2 {
+		// RFC 9051 6.4.4: IMAP4rev2 answers SEARCH with ESEARCH.
+		ret = &returnOpts{all: true}
+	}
 	hits, err := sess.match(&c, false)
 	if err != nil {
 		sess.searchFailed(ret)

@@ -100,7 +100,7 @@ func cmdSelect(sess *session, _ string, _ bool) (string, error) {
 	r := sess.r
 	examine := sess.cmd == "EXAMINE"
 	r.sp()
-	_, name := sess.mailboxArg()
+	ext, name := sess.mailboxArg()
 	var q *qresyncArgs
 	if r.maybeSP() {
 		r.list(func() {
@@ -172,9 +172,17 @@ func cmdSelect(sess *session, _ string, _ bool) (string, error) {
 	sess.sel = v
 	w := sess.w
 	sess.writeFlags(v.keywords)
-	w.raw("* ").num(uint64(len(v.uids))).raw(" EXISTS\r\n* ").num(uint64(len(v.recent))).raw(" RECENT\r\n")
-	if list.FirstUnseen > 0 {
-		w.raw("* OK [UNSEEN ").num(uint64(list.FirstUnseen)).raw("] Ok\r\n")
+	w.raw("* ").num(uint64(len(v.uids))).raw(" EXISTS\r\n")
+	if sess.rev2 {
+		// RFC 9051 6.3.2: the mailbox's LIST line, not RECENT or UNSEEN.
+		if err := sess.selectedList(ext, &m); err != nil {
+			return "", err
+		}
+	} else {
+		w.raw("* ").num(uint64(len(v.recent))).raw(" RECENT\r\n")
+		if list.FirstUnseen > 0 {
+			w.raw("* OK [UNSEEN ").num(uint64(list.FirstUnseen)).raw("] Ok\r\n")
+		}
 	}
 	w.raw("* OK [UIDVALIDITY ").num(uint64(m.UIDValidity)).raw("] Ok\r\n")
 	w.raw("* OK [UIDNEXT ").num(uint64(m.UIDNext)).raw("] Ok\r\n")
@@ -197,7 +205,9 @@ func cmdSelect(sess *session, _ string, _ bool) (string, error) {
 // session claims them for itself; EXAMINE shows them without claiming
 // (RFC 3501 2.3.2, 6.3.2).
 func (sess *session) takeRecent(v *selected, view *mailstore.View, added []uint32) error {
-	if len(added) == 0 {
+	if len(added) == 0 || sess.rev2 {
+		// IMAP4rev2 has no \Recent: such a session neither shows nor
+		// claims it, and IMAP4rev1 sessions still see it.
 		return nil
 	}
 	var before uint32
@@ -302,7 +312,10 @@ func (sess *session) update(allowExpunge bool) error {
 		if err := sess.takeRecent(v, view, added); err != nil {
 			return err
 		}
-		w.raw("* ").num(uint64(len(v.uids))).raw(" EXISTS\r\n* ").num(uint64(len(v.recent))).raw(" RECENT\r\n")
+		w.raw("* ").num(uint64(len(v.uids))).raw(" EXISTS\r\n")
+		if !sess.rev2 {
+			w.raw("* ").num(uint64(len(v.recent))).raw(" RECENT\r\n")
+		}
 	}
 	if sess.qresync && len(gone) > 0 {
 		sess.noteHighestModSeq(told, firstGone, m.HighestModSeq)

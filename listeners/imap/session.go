@@ -36,6 +36,7 @@ type session struct {
 	authed    bool
 	condstore bool // CONDSTORE enabled (ENABLE or SELECT (CONDSTORE))
 	qresync   bool // QRESYNC enabled (it implies CONDSTORE)
+	rev2      bool // IMAP4rev2 enabled (rev2.go)
 	sel       *selected
 	tls       bool       // under TLS (STARTTLS done, or an implicit-TLS listener)
 	plainOK   bool       // LOGIN and AUTHENTICATE PLAIN allowed now
@@ -136,7 +137,7 @@ func (sess *session) ended(err error) {
 // capabilities lists what the session may use now.
 func (sess *session) capabilities() string {
 	if !sess.authed {
-		caps := "IMAP4rev1 LITERAL+ ID ENABLE SASL-IR"
+		caps := "IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE SASL-IR"
 		if sess.srv.cfg.TLS != nil && !sess.tls {
 			caps += " STARTTLS"
 		}
@@ -145,7 +146,7 @@ func (sess *session) capabilities() string {
 		}
 		return caps + " AUTH=PLAIN"
 	}
-	return "IMAP4rev1 LITERAL+ ID ENABLE ACL RIGHTS=kxten QUOTA QUOTA=RES-STORAGE NAMESPACE UIDPLUS " +
+	return "IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE ACL RIGHTS=kxten QUOTA QUOTA=RES-STORAGE NAMESPACE UIDPLUS " +
 		"UNSELECT CHILDREN MULTIAPPEND IDLE MOVE SPECIAL-USE CREATE-SPECIAL-USE CONDSTORE QRESYNC SASL-IR " +
 		"LIST-EXTENDED LIST-STATUS XLIST " +
 		"SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH " +
@@ -539,6 +540,10 @@ func cmdEnable(sess *session, _ string, _ bool) (string, error) {
 			sess.qresync, sess.condstore = true, true
 			enabled = append(enabled, c)
 		}
+		if c == "IMAP4REV2" && !sess.rev2 {
+			sess.rev2 = true
+			enabled = append(enabled, "IMAP4rev2")
+		}
 	}
 	sess.w.raw("* ENABLED")
 	for _, c := range enabled {
@@ -635,7 +640,7 @@ func (sess *session) updateAll(allowExpunge bool) error {
 
 // mailboxArg reads a mailbox name and returns it with its internal name.
 func (sess *session) mailboxArg() (ext, name string) {
-	ext = sess.r.astring()
+	ext = sess.fromWire(sess.r.astring())
 	if sess.r.err != nil {
 		return "", ""
 	}
