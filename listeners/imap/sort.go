@@ -21,14 +21,20 @@ func (sess *session) match(c *criteria, keys bool) ([]hit, error) {
 	view := sess.srv.cfg.Store.View()
 	defer view.Close()
 	cache := &sess.srv.sortKeys
-	var hits []hit
+	// Room for every message: SORT and THREAD usually match them all,
+	// and growing the slice would copy it a dozen times.
+	hits := make([]hit, 0, len(v.uids))
 	var added map[uint32]*msgKeys
 	var err error
+	next := 0 // Find visits v.uids in order: the sequence number follows
 	serr := view.Find(v.id, v.uids, func(m *mailstore.Message, _ bool) bool {
-		seq := v.seq(m.UID)
-		if seq == 0 {
+		for next < len(v.uids) && v.uids[next] < m.UID {
+			next++
+		}
+		if next == len(v.uids) || v.uids[next] != m.UID {
 			return true
 		}
+		seq := uint32(next + 1)
 		ev := evaluator{view: view, m: m, names: names}
 		var ok bool
 		if ok, err = ev.match(c, seq); err != nil || !ok {
