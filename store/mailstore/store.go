@@ -725,6 +725,7 @@ func (s *Store) floorAt(id, modseq uint64) uint32 {
 // mailbox cheap.
 func (s *Store) uids(r pebble.Reader, m Mailbox) (UIDList, error) {
 	from := uint32(1)
+	var prev *uidCacheEntry
 	s.uidMu.Lock()
 	if e, ok := s.uidCache[m.ID]; ok {
 		if e.modseq == m.HighestModSeq {
@@ -733,10 +734,21 @@ func (s *Store) uids(r pebble.Reader, m Mailbox) (UIDList, error) {
 		}
 		if e.modseq < m.HighestModSeq { // as floorAt
 			from = max(from, e.floor)
+			prev = &e
 		}
 	}
 	s.uidMu.Unlock()
 
+	if prev != nil {
+		list, ok, err := advanceUIDs(r, m, prev)
+		if err != nil {
+			return UIDList{}, err
+		}
+		if ok {
+			s.keepUIDs(m, list)
+			return list, nil
+		}
+	}
 	list := UIDList{UIDs: make([]uint32, 0, m.Exists)}
 	lo, hi := messageBounds(m.ID, from, ^uint32(0))
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
@@ -766,7 +778,14 @@ func (s *Store) uids(r pebble.Reader, m Mailbox) (UIDList, error) {
 	if derr != nil {
 		return UIDList{}, derr
 	}
+	s.keepUIDs(m, list)
+	return list, nil
+}
+
+// keepUIDs caches list as mailbox m's at its HIGHESTMODSEQ.
+func (s *Store) keepUIDs(m Mailbox, list UIDList) {
 	s.uidMu.Lock()
+	defer s.uidMu.Unlock()
 	if len(s.uidCache) >= uidCacheSize {
 		for id := range s.uidCache { // evict one, any
 			delete(s.uidCache, id)
@@ -780,8 +799,142 @@ func (s *Store) uids(r pebble.Reader, m Mailbox) (UIDList, error) {
 	if e, ok := s.uidCache[m.ID]; !ok || e.modseq < m.HighestModSeq {
 		s.uidCache[m.ID] = uidCacheEntry{modseq: m.HighestModSeq, list: list, floor: floor}
 	}
-	s.uidMu.Unlock()
-	return list, nil
+}
+
+// advanceUIDs brings a cached UID list from its modseq to m's with the
+// change index, which costs what changed rather than the mailbox's size:
+// a resync after a thousand changes to a hundred thousand messages reads
+// a thousand entries, not a hundred thousand records. ok is false when
+// so much changed that reading the whole list is as cheap.
+func advanceUIDs(r pebble.Reader, m Mailbox, prev *uidCacheEntry) (list UIDList, ok bool, err error) {
+	old := prev.list.UIDs
+	limit := len(old)/4 + 1024
+	lo, hi := changeBounds(m.ID, prev.modseq)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return UIDList{}, false, fmt.Errorf("mailstore: uids: %w", err)
+	}
+	var gone, changed []uint32
+	for valid := it.First(); valid; valid = it.Next() {
+		_, uid, kok := parseChangeKey(it.Key())
+		v, verr := it.ValueAndErr()
+		if verr != nil || !kok || len(v) != 1 {
+			err = fmt.Errorf("mailstore: bad change entry %x: %v", it.Key(), verr)
+			break
+		}
+		if v[0] == changeExpunged {
+			gone = append(gone, uid)
+		} else {
+			changed = append(changed, uid)
+		}
+		if len(gone)+len(changed) > limit {
+			break
+		}
+	}
+	if cerr := it.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("mailstore: uids: %w", cerr)
+	}
+	if err != nil || len(gone)+len(changed) > limit {
+		return UIDList{}, false, err
+	}
+	slices.Sort(gone)
+	slices.Sort(changed)
+	in := func(set []uint32, u uint32) bool { _, f := slices.BinarySearch(set, u); return f }
+
+	uids := make([]uint32, 0, len(old)+len(changed))
+	for _, u := range old {
+		if !in(gone, u) {
+			uids = append(uids, u)
+		}
+	}
+	var last uint32
+	if len(old) > 0 {
+		last = old[len(old)-1]
+	}
+	for _, u := range changed {
+		if u > last {
+			uids = append(uids, u) // new since
+		}
+	}
+
+	// The first unseen: the earliest unseen among the changed messages,
+	// and the old first unseen if it is unchanged; if that one went away
+	// or was seen, the unchanged messages after it are read up to the
+	// earliest found so far.
+	best := uint32(0)
+	for _, u := range changed {
+		msg, found, gerr := getMessage(r, m.ID, u)
+		if gerr != nil {
+			return UIDList{}, false, gerr
+		}
+		if found && !slices.Contains(msg.Flags, `\Seen`) {
+			best = u
+			break // changed is ascending
+		}
+	}
+	if f := prev.list.FirstUnseen; f > 0 {
+		fu := old[f-1]
+		switch {
+		case !in(gone, fu) && !in(changed, fu):
+			if best == 0 || fu < best {
+				best = fu
+			}
+		default:
+			next, nerr := nextUnseen(r, m.ID, fu+1, best)
+			if nerr != nil {
+				return UIDList{}, false, nerr
+			}
+			if next != 0 {
+				best = next
+			}
+		}
+	}
+	list = UIDList{UIDs: uids}
+	if best != 0 {
+		if i, found := slices.BinarySearch(uids, best); found {
+			list.FirstUnseen = uint32(i + 1)
+		}
+	}
+	return list, true, nil
+}
+
+// nextUnseen returns the first UID from from on, below before (0: no
+// bound), of a message without \Seen in mailbox id, or 0.
+func nextUnseen(r pebble.Reader, id uint64, from, before uint32) (uint32, error) {
+	to := ^uint32(0)
+	if before != 0 {
+		if before <= from {
+			return 0, nil
+		}
+		to = before - 1
+	}
+	lo, hi := messageBounds(id, from, to)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return 0, fmt.Errorf("mailstore: uids: %w", err)
+	}
+	var found uint32
+	var derr error
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			derr = fmt.Errorf("mailstore: uids: %w", err)
+			break
+		}
+		uid, seen, err := peekMessage(it.Key(), v)
+		if err != nil {
+			derr = err
+			break
+		}
+		if !seen {
+			found = uid
+			break
+		}
+	}
+	if err := it.Close(); err != nil && derr == nil {
+		derr = fmt.Errorf("mailstore: uids: %w", err)
+	}
+	return found, derr
 }
 
 // Message returns one message.

@@ -407,3 +407,87 @@ func TestFolderRemovedRefusesWrites(t *testing.T) {
 		t.Errorf("Close took %v", d)
 	}
 }
+
+// TestUIDsAdvance: a cached UID list brought forward through the change
+// index (flags set and cleared, expunges, deliveries, in random mixes)
+// always equals a full read, first unseen included.
+func TestUIDsAdvance(t *testing.T) {
+	s := open(t, t.TempDir())
+	mb, err := s.CreateMailbox("user.erin", "erin\tlrswipkxtecda\t", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 11))
+	deliver := func(n int) {
+		for range n {
+			var flags []string
+			if rng.IntN(3) > 0 {
+				flags = []string{`\Seen`}
+			}
+			if _, err := s.Deliver(context.Background(), "user.erin", flags, time.Now(), strings.NewReader("S: x\r\n\r\nhi\r\n"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	deliver(200)
+	check := func(step int) {
+		t.Helper()
+		v := s.View()
+		defer v.Close()
+		m, _, err := v.MailboxByID(mb.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := v.UIDs(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want UIDList
+		if err := v.Messages(m, 1, ^uint32(0), func(msg *Message) bool {
+			want.UIDs = append(want.UIDs, msg.UID)
+			if want.FirstUnseen == 0 && !slices.Contains(msg.Flags, `\Seen`) {
+				want.FirstUnseen = uint32(len(want.UIDs))
+			}
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.UIDs, want.UIDs) || got.FirstUnseen != want.FirstUnseen {
+			t.Fatalf("step %d: UIDs %d first unseen %d, want %d first unseen %d", step, len(got.UIDs), got.FirstUnseen, len(want.UIDs), want.FirstUnseen)
+		}
+	}
+	check(0)
+	for step := 1; step <= 60; step++ {
+		v := s.View()
+		m, _, _ := v.MailboxByID(mb.ID)
+		l, _ := v.UIDs(m)
+		v.Close()
+		pick := func() []uint32 {
+			var some []uint32
+			for _, u := range l.UIDs {
+				if rng.IntN(20) == 0 {
+					some = append(some, u)
+				}
+			}
+			if l.FirstUnseen > 0 && rng.IntN(2) == 0 {
+				some = append(some, l.UIDs[l.FirstUnseen-1]) // the first unseen itself
+			}
+			slices.Sort(some)
+			return slices.Compact(some)
+		}
+		switch rng.IntN(4) {
+		case 0:
+			_, err = s.SetFlags(mb.ID, pick(), FlagsAdd, []string{`\Seen`}, 0)
+		case 1:
+			_, err = s.SetFlags(mb.ID, pick(), FlagsRemove, []string{`\Seen`}, 0)
+		case 2:
+			_, err = s.Expunge(mb.ID, pick())
+		default:
+			deliver(rng.IntN(5))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(step)
+	}
+}
