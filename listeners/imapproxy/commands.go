@@ -190,6 +190,7 @@ func (s *session) cmdSelect(c *command) error {
 		s.routes.Selected("", "")
 	} else {
 		s.routes.Selected(name, b.server)
+		s.selected = s.internal(name)
 		if condstore && !slices.Contains(s.enabled, "CONDSTORE") {
 			s.enabled = append(s.enabled, "CONDSTORE")
 			b.enabled["CONDSTORE"] = true

@@ -20,7 +20,7 @@ func (s *session) cmdIdle(c *command) error {
 		return s.refuse(c, "BAD", "Unexpected extra arguments")
 	}
 	b := s.current
-	if !b.caps["IDLE"] {
+	if !b.caps["IDLE"] || s.notify != nil {
 		return s.pollIdle(c, b)
 	}
 	b.w.WriteString(c.tag + " IDLE\r\n")
@@ -91,9 +91,14 @@ func (s *session) cmdIdle(c *command) error {
 // while the client idles (Cyrus's imapidlepoll default is 60 s).
 const idlePoll = 30 * time.Second
 
-// pollIdle idles for a backend without IDLE: a NOOP every idlePoll
-// relays what changed, and one more follows the client's DONE.
+// pollIdle idles for a backend without IDLE, or for a client with
+// NOTIFY, whose other mailboxes must be polled too: a NOOP every idlePoll
+// (Limits.NotifyPoll with NOTIFY) relays what changed, and one more
+// follows the client's DONE. b is nil when no mailbox is selected.
 func (s *session) pollIdle(c *command, b *backend) error {
+	if !c.atEnd() {
+		return s.refuse(c, "BAD", "Unexpected extra arguments")
+	}
 	s.w.WriteString("+ idling\r\n")
 	if err := s.flush(); err != nil {
 		return err
@@ -104,16 +109,25 @@ func (s *session) pollIdle(c *command, b *backend) error {
 		line, err := s.pr.next()
 		done <- idleEnd{line: string(line), err: err}
 	}()
-	tick := time.NewTicker(idlePoll)
+	every := idlePoll
+	if s.notify != nil {
+		every = min(every, s.srv.cfg.Limits.NotifyPoll)
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	noop := func() error {
-		tag := b.nextTag()
-		b.w.WriteString(tag + " NOOP\r\n")
-		if err := b.flush(); err != nil {
-			return err
+		if b != nil {
+			tag := b.nextTag()
+			b.w.WriteString(tag + " NOOP\r\n")
+			if err := b.flush(); err != nil {
+				return err
+			}
+			if _, _, err := s.relayTagged(b, tag); err != nil {
+				return err
+			}
 		}
-		if _, _, err := s.relayTagged(b, tag); err != nil {
-			return err
+		if s.notify != nil {
+			s.pollNotify(true)
 		}
 		return s.flush()
 	}

@@ -81,6 +81,9 @@ type Limits struct {
 	FailedLoginPause time.Duration
 	// Throttle refuses logins after repeated failures; nil: none.
 	Throttle *auth.Throttle
+	// NotifyPoll is how often a NOTIFY client's mailboxes are asked for
+	// their STATUS, after its commands and while it IDLEs. Default 10 s.
+	NotifyPoll time.Duration
 }
 
 func (l *Limits) setDefaults() {
@@ -104,6 +107,9 @@ func (l *Limits) setDefaults() {
 	}
 	if l.WriteTimeout <= 0 {
 		l.WriteTimeout = 2 * time.Minute
+	}
+	if l.NotifyPoll <= 0 {
+		l.NotifyPoll = 10 * time.Second
 	}
 }
 
@@ -273,7 +279,7 @@ func (s *Server) capabilities(full, tlsActive, authed bool) string {
 	if full {
 		caps = append(caps, "IDLE", "NAMESPACE", "CHILDREN", "SPECIAL-USE")
 		// Answered here from the mailbox list and each backend (listext.go).
-		caps = append(caps, "LIST-EXTENDED", "LIST-STATUS", "XLIST")
+		caps = append(caps, "LIST-EXTENDED", "LIST-STATUS", "XLIST", "NOTIFY")
 		caps = append(caps, s.cfg.Passthrough...)
 		caps = append(caps, "APPENDLIMIT="+strconv.FormatInt(s.cfg.Limits.MaxLiteral, 10))
 	}

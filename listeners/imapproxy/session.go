@@ -63,7 +63,9 @@ type session struct {
 	routes   frontend.Session
 	backends map[string]*backend // by server name
 	current  *backend            // the selected mailbox's backend
+	selected string              // its internal name, while current is set
 	enabled  []string            // extensions the client enabled
+	notify   *notifier           // NOTIFY SET, if any (notify.go)
 	// torn is set while a backend's response is partly relayed to the
 	// client: a backend failing then leaves the client's stream broken
 	// beyond repair, so the session ends, whichever backend it was.
@@ -126,6 +128,7 @@ func (s *session) shutdown() {
 func (s *session) serve() {
 	defer s.routes.End()
 	defer s.closeBackends()
+	defer s.stopNotify()
 	s.log.Debug("imapproxy: connected")
 	if tc, ok := s.conn.(*tls.Conn); ok {
 		_ = tc.SetDeadline(time.Now().Add(s.srv.cfg.Limits.ConnectTimeout))
@@ -143,6 +146,7 @@ func (s *session) serve() {
 		}
 		err := s.command()
 		if err == nil {
+			s.notifyDue()
 			continue
 		}
 		if errors.Is(err, errLogout) {
@@ -326,6 +330,8 @@ func (s *session) authenticated(c *command) error {
 		return s.cmdAppend(c)
 	case "GETMETADATA", "SETMETADATA":
 		return s.cmdMetadata(c)
+	case "NOTIFY":
+		return s.cmdNotify(c)
 	case "STATUS", "GETACL", "MYRIGHTS", "LISTRIGHTS", "GETQUOTAROOT", "GETQUOTA":
 		return s.routed(c, routeOpts{})
 	case "DELETE", "SETACL", "DELETEACL", "SETQUOTA":
@@ -339,6 +345,10 @@ func (s *session) authenticated(c *command) error {
 	case "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "FETCH", "STORE", "SEARCH", "SORT", "THREAD",
 		"UID FETCH", "UID STORE", "UID SEARCH", "UID SORT", "UID THREAD", "UID EXPUNGE", "IDLE",
 		"COPY", "MOVE", "UID COPY", "UID MOVE", "CANCELUPDATE":
+		if c.name == "IDLE" && s.current == nil && s.notify != nil {
+			// NOTIFY makes IDLE useful without a mailbox selected.
+			return s.pollIdle(c, nil)
+		}
 		if s.current == nil {
 			return s.refuse(c, "BAD", "Please select a mailbox first")
 		}
