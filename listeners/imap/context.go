@@ -18,14 +18,20 @@ import (
 // a re-evaluation of every changed message after every command.
 const maxContexts = 8
 
-// contextSearch is one SEARCH kept updated.
+// contextSearch is one SEARCH or SORT kept updated.
 type contextSearch struct {
 	tag    string
 	uid    bool // UID SEARCH: results are told as UIDs
 	c      criteria
 	names  map[string]bool // the header fields c needs
-	uids   []uint32        // the result, ascending
-	modseq uint64          // changes up to here are in uids
+	uids   []uint32        // a SEARCH's result, ascending
+	modseq uint64          // changes up to here are in the result
+	// A SORT's (CONTEXT=SORT): its criteria and its result in sort
+	// order, each hit with its keys, which no flag change moves: a
+	// message's position changes only as others come and go.
+	sorted   bool
+	sortKeys []sortKey
+	hits     []hit
 }
 
 // keepUpdated registers a SEARCH RETURN (UPDATE) with its result.
@@ -42,6 +48,40 @@ func (sess *session) keepUpdated(tag string, uid bool, c *criteria, hits []hit) 
 	slices.Sort(ctx.uids)
 	v.contexts = append(slices.DeleteFunc(v.contexts, func(o *contextSearch) bool { return o.tag == tag }), ctx)
 	return nil
+}
+
+// keepSorted registers a SORT RETURN (UPDATE) with its result, in sort
+// order.
+func (sess *session) keepSorted(tag string, uid bool, c *criteria, keys []sortKey, hits []hit) error {
+	v := sess.sel
+	if len(v.contexts) >= maxContexts {
+		return noCode(fmt.Sprintf("NOUPDATE %q", tag), fmt.Sprintf("Already %d searches kept updated", maxContexts))
+	}
+	ctx := &contextSearch{tag: tag, uid: uid, c: *c, names: map[string]bool{}, modseq: v.modseq,
+		sorted: true, sortKeys: keys, hits: slices.Clone(hits)}
+	headerNames(c, ctx.names)
+	if needsKeys(keys) {
+		for k := range keyFields {
+			ctx.names[k] = true
+		}
+	}
+	v.contexts = append(slices.DeleteFunc(v.contexts, func(o *contextSearch) bool { return o.tag == tag }), ctx)
+	return nil
+}
+
+// sortedPos is where h belongs in ctx's sorted result, and whether that
+// message is there.
+func (ctx *contextSearch) sortedPos(h *hit) (int, bool) {
+	i, _ := slices.BinarySearchFunc(ctx.hits, h, func(a hit, b *hit) int { return cmpSorted(&a, b, ctx.sortKeys) })
+	return i, i < len(ctx.hits) && ctx.hits[i].uid == h.uid
+}
+
+// cmpSorted is compareHits with the UID breaking ties, as the sequence
+// number does: it keeps its order while sequence numbers shift.
+func cmpSorted(a, b *hit, keys []sortKey) int {
+	x, y := *a, *b
+	x.seq, y.seq = a.uid, b.uid
+	return compareHits(&x, &y, keys)
 }
 
 // cmdCancelUpdate handles CANCELUPDATE (RFC 5267 4.3).
@@ -92,6 +132,13 @@ func (sess *session) refreshContexts(view *mailstore.View, m mailstore.Mailbox) 
 	slices.Sort(changed)
 	changed = slices.Compact(changed)
 	for _, ctx := range v.contexts {
+		if ctx.sorted {
+			if err := sess.refreshSorted(ctx, view, changed); err != nil {
+				return err
+			}
+			ctx.modseq = m.HighestModSeq
+			continue
+		}
 		var add, remove []uint32
 		var err error
 		ferr := view.Find(v.id, changed, func(msg *mailstore.Message, _ bool) bool {
@@ -125,11 +172,98 @@ func (sess *session) refreshContexts(view *mailstore.View, m mailstore.Mailbox) 
 	return nil
 }
 
+// refreshSorted brings a sorted result up to date with the changed
+// messages: REMOVEFROM for those that left it, then ADDTO for those that
+// joined, one position and message per pair, in the order applied.
+func (sess *session) refreshSorted(ctx *contextSearch, view *mailstore.View, changed []uint32) error {
+	v := sess.sel
+	cache := &sess.srv.sortKeys
+	var removed, added []hit
+	var err error
+	ferr := view.Find(v.id, changed, func(msg *mailstore.Message, _ bool) bool {
+		if msg.ModSeq <= ctx.modseq {
+			return true
+		}
+		seq := v.seq(msg.UID)
+		ev := evaluator{view: view, m: msg, names: ctx.names}
+		var ok bool
+		if ok, err = ev.match(&ctx.c, seq); err != nil {
+			return false
+		}
+		h := hit{seq: seq, uid: msg.UID, modseq: msg.ModSeq, size: msg.Size, arrival: msg.InternalDate.Unix()}
+		if needsKeys(ctx.sortKeys) {
+			if h.keys = cache.get(v.id, msg.UID); h.keys == nil {
+				if h.keys, err = extractKeys(view, msg); err != nil {
+					return false
+				}
+			}
+		}
+		switch _, in := ctx.sortedPos(&h); {
+		case ok && !in:
+			added = append(added, h)
+		case !ok && in:
+			removed = append(removed, h)
+		}
+		return true
+	})
+	if ferr != nil {
+		return ferr
+	}
+	if err != nil {
+		return err
+	}
+	sess.sortedChange(ctx, "REMOVEFROM", removed)
+	sess.sortedChange(ctx, "ADDTO", added)
+	return nil
+}
+
+// sortedChange tells, and applies, hits leaving (REMOVEFROM) or joining
+// (ADDTO) a sorted result.
+func (sess *session) sortedChange(ctx *contextSearch, what string, hits []hit) {
+	if len(hits) == 0 {
+		return
+	}
+	w := sess.w
+	w.raw("* ESEARCH (TAG ").str(ctx.tag).raw(")")
+	if ctx.uid {
+		w.raw(" UID")
+	}
+	w.raw(" ").raw(what).raw(" (")
+	for i := range hits {
+		h := &hits[i]
+		pos, in := ctx.sortedPos(h)
+		if what == "ADDTO" {
+			ctx.hits = slices.Insert(ctx.hits, pos, *h)
+		} else if in {
+			ctx.hits = slices.Delete(ctx.hits, pos, pos+1)
+		}
+		if i > 0 {
+			w.raw(" ")
+		}
+		id := h.uid
+		if !ctx.uid {
+			id = sess.sel.seq(h.uid)
+		}
+		w.num(uint64(pos + 1)).raw(" ").num(uint64(id))
+	}
+	w.raw(")\r\n")
+}
+
 // contextsExpunged takes expunged messages out of the kept results; it
 // runs before their EXPUNGE (or VANISHED), while their sequence numbers
 // still stand.
 func (sess *session) contextsExpunged(uids []uint32) {
 	for _, ctx := range sess.sel.contexts {
+		if ctx.sorted {
+			var gone []hit
+			for _, h := range ctx.hits {
+				if slices.Contains(uids, h.uid) {
+					gone = append(gone, h)
+				}
+			}
+			sess.sortedChange(ctx, "REMOVEFROM", gone)
+			continue
+		}
 		var gone []uint32
 		for _, u := range uids {
 			if _, in := slices.BinarySearch(ctx.uids, u); in {

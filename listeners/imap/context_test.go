@@ -56,7 +56,6 @@ func TestContextSearchUpdate(t *testing.T) {
 	a.cmd("9", `CANCELUPDATE "s1"`, "OK")
 	a.cmd("10", `CANCELUPDATE "s1"`, "BAD")
 	check(a, "11", `STORE 3 +FLAGS.SILENT (\Flagged)`)
-	a.cmd("12", "SORT RETURN (UPDATE) (ARRIVAL) UTF-8 ALL", "BAD")
 	for i := range maxContexts - 1 {
 		a.cmd(fmt.Sprint("c", i), "SEARCH RETURN (UPDATE) ALL", "OK")
 	}
@@ -66,4 +65,40 @@ func TestContextSearchUpdate(t *testing.T) {
 	}
 	a.cmd("13", "SELECT INBOX", "OK")
 	a.cmd("14", `CANCELUPDATE "s2"`, "BAD")
+}
+
+// TestContextSortUpdate: SORT RETURN (UPDATE) (CONTEXT=SORT, RFC 5267
+// 4.3) keeps a sorted result current: a message joining it is told with
+// its position in sort order, one leaving it (a flag change, an expunge)
+// with the position it had.
+func TestContextSortUpdate(t *testing.T) {
+	e := startEnv(t, t.TempDir(), nil)
+	e.makeUsers("alice")
+	a := e.raw()
+	a.cmd("1", "LOGIN alice alicepw", "OK")
+	for _, s := range []string{"delta", "alpha", "charlie"} {
+		msg := testMessage(s, "body")
+		a.cmd("2", fmt.Sprintf("APPEND INBOX (\\Flagged) {%d+}\r\n%s", len(msg), msg), "OK")
+	}
+	a.cmd("3", "SELECT INBOX", "OK")
+	b := e.raw()
+	b.cmd("1", "LOGIN alice alicepw", "OK")
+	b.cmd("2", "SELECT INBOX", "OK")
+	check := func(c *raw, tag, cmd string, want ...string) {
+		t.Helper()
+		if got := untagged(c.cmd(tag, cmd, "OK")); !slices.Equal(got, want) {
+			t.Errorf("%s:\n got %q\nwant %q", cmd, got, want)
+		}
+	}
+	// Sorted by subject: alpha (2), charlie (3), delta (1).
+	check(a, "s", "UID SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 FLAGGED", `* ESEARCH (TAG "s") UID ALL 2:3,1`)
+	msg := testMessage("bravo", "body")
+	b.cmd("3", fmt.Sprintf("APPEND INBOX (\\Flagged) {%d+}\r\n%s", len(msg), msg), "OK")
+	check(a, "4", "NOOP", "* 4 EXISTS", `* ESEARCH (TAG "s") UID ADDTO (2 4)`)
+	b.cmd("4", `UID STORE 3 -FLAGS.SILENT (\Flagged)`, "OK")
+	check(a, "5", "NOOP", `* 3 FETCH (UID 3 FLAGS (\Recent))`, `* ESEARCH (TAG "s") UID REMOVEFROM (3 3)`)
+	b.cmd("5", `UID STORE 2 +FLAGS.SILENT (\Deleted)`, "OK")
+	b.cmd("6", "EXPUNGE", "OK")
+	check(a, "6", "NOOP", `* ESEARCH (TAG "s") UID REMOVEFROM (1 2)`, "* 2 EXPUNGE")
+	check(a, "7", "UID SORT RETURN (ALL) (SUBJECT) UTF-8 FLAGGED", `* ESEARCH (TAG "7") UID ALL 4,1`)
 }

@@ -3,7 +3,7 @@
 // MOVE, LITERAL+, MULTIAPPEND, NAMESPACE, ID, ENABLE, CONDSTORE, QRESYNC,
 // SPECIAL-USE, UNSELECT, ACL (RFC 4314 with Cyrus's rights) and QUOTA,
 // SORT and SORT=DISPLAY, THREAD (ORDEREDSUBJECT, REFERENCES), ESEARCH,
-// ESORT, CONTEXT=SEARCH, SEARCHRES, WITHIN, STATUS=SIZE, APPENDLIMIT, BINARY,
+// ESORT, CONTEXT=SEARCH, CONTEXT=SORT, SEARCHRES, WITHIN, STATUS=SIZE, APPENDLIMIT, BINARY,
 // CATENATE, METADATA (with Cyrus's vendor entries), OBJECTID, SAVEDATE and NOTIFY
 // (message events), plus Cyrus's
 // LOCALAPPEND, over a
@@ -50,9 +50,10 @@
 // them in the server's keyCache by mailbox and UID: headers never change
 // and UIDs are never reused, so a repeated SORT of a folder view reads
 // only the message records. RETURN's PARTIAL is accepted on SEARCH and
-// SORT, and SEARCH RETURN (UPDATE) is kept current (CONTEXT=SEARCH,
-// context.go). CONTEXT=SORT is not announced: a sorted result kept
-// current needs positions in sort order, tracked across changes.
+// SORT, and SEARCH and SORT RETURN (UPDATE) are kept current
+// (CONTEXT=SEARCH and CONTEXT=SORT, context.go): a sorted result keeps
+// its hits with their keys, so a message joining or leaving is placed by
+// binary search.
 //
 // # Mailbox changes and the murder
 //

@@ -184,18 +184,17 @@ func cmdSort(sess *session, tag string, uid bool) (string, error) {
 		sess.searchFailed(ret)
 		return "", err
 	}
-	if ret != nil && ret.update {
-		// CONTEXT=SORT is not announced: a sorted result kept current
-		// needs positions in sort order, which this server does not
-		// track.
-		return "", bad("RETURN (UPDATE) is for SEARCH only")
-	}
 	hits, err := sess.match(&c, needsKeys(keys))
 	if err != nil {
 		sess.searchFailed(ret)
 		return "", err
 	}
 	slices.SortFunc(hits, func(a, b hit) int { return compareHits(&a, &b, keys) })
+	if ret != nil && ret.update {
+		if err := sess.keepSorted(tag, uid, &c, keys, hits); err != nil {
+			return "", err
+		}
+	}
 	if ret != nil {
 		sess.esearch(tag, uid, ret, hits, c.ModSeq != nil)
 		return "", nil

@@ -116,7 +116,7 @@ func (l *Limits) setDefaults() {
 // RookeryPassthrough are the extensions Rookery backends offer beyond
 // DefaultPassthrough that pass through the proxy unchanged: a frontend
 // whose backends are all Rookery may announce them too.
-var RookeryPassthrough = []string{"SEARCHRES", "CONTEXT=SEARCH"}
+var RookeryPassthrough = []string{"SEARCHRES", "CONTEXT=SEARCH", "CONTEXT=SORT"}
 
 // DefaultPassthrough are the extensions a frontend advertises on top of
 // its own because backends implement them and the proxy only pipes them:
