@@ -1,15 +1,15 @@
 // Package imap is a backend's IMAP server: IMAP4rev1 (and IMAP4rev2 for
-// a client that enables it, rev2.go) with IDLE, UIDPLUS,
-// MOVE, LITERAL+, MULTIAPPEND, NAMESPACE, ID, ENABLE, CONDSTORE, QRESYNC,
-// SPECIAL-USE, UNSELECT, ACL (RFC 4314 with Cyrus's rights) and QUOTA,
-// SORT and SORT=DISPLAY, THREAD (ORDEREDSUBJECT, REFERENCES), ESEARCH,
-// ESORT, CONTEXT=SEARCH, CONTEXT=SORT, SEARCHRES, WITHIN, STATUS=SIZE, APPENDLIMIT, BINARY,
-// CATENATE, METADATA (with Cyrus's vendor entries), OBJECTID, SAVEDATE and NOTIFY
-// (message events), plus Cyrus's
-// LOCALAPPEND, over a
-// mailstore.Store, in the namespace a
-// default Cyrus backend presents (internal "user.alice" is the user's
-// INBOX, other users under "user.", the separator "." or "/").
+// a client that enables it, rev2.go) with IDLE, UIDPLUS, MOVE, LITERAL+,
+// MULTIAPPEND, NAMESPACE, ID, ENABLE, CONDSTORE, QRESYNC, SPECIAL-USE,
+// UNSELECT, ACL (RFC 4314 with Cyrus's rights) and QUOTA, SORT and
+// SORT=DISPLAY, THREAD (ORDEREDSUBJECT, REFERENCES), ESEARCH, ESORT,
+// CONTEXT=SEARCH and CONTEXT=SORT, SEARCHRES, WITHIN, STATUS=SIZE,
+// APPENDLIMIT, BINARY, CATENATE, METADATA (with Cyrus's vendor entries),
+// OBJECTID, SAVEDATE and NOTIFY (message events), plus Cyrus's
+// LOCALAPPEND, LOCALCREATE and LOCALDELETE, over a mailstore.Store, in
+// the namespace a default Cyrus backend presents (internal "user.alice"
+// is the user's INBOX, other users under "user.", the separator "." or
+// "/").
 //
 // # Why our own command loop, and what it takes from go-imap
 //
