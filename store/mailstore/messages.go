@@ -603,6 +603,11 @@ type Body struct {
 	it   *pebble.Iterator
 	cur  []byte // rest of the current chunk
 	err  error
+	// whole is a one-chunk body, read with one Get (most mail is
+	// smaller than a chunk, and an iterator costs more than the read),
+	// valid until closer is closed.
+	whole  []byte
+	closer io.Closer
 }
 
 // OpenBody returns a reader of m's body; Close it when done.
@@ -620,7 +625,10 @@ func (b *Body) Seek(offset int64, whence int) (int64, error) {
 	}
 	b.off = min(offset, b.size)
 	b.cur = nil
-	if b.it != nil {
+	switch {
+	case b.whole != nil:
+		b.cur = b.whole[b.off:]
+	case b.it != nil:
 		b.err = b.position()
 	}
 	return b.off, b.err
@@ -666,7 +674,24 @@ func (b *Body) Read(p []byte) (int, error) {
 	if b.off >= b.size {
 		return 0, io.EOF
 	}
-	if b.it == nil {
+	if b.it == nil && b.whole == nil && b.size <= chunkSize {
+		v, c, err := b.r.Get(chunkKey(b.id, 0))
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+			b.err = fmt.Errorf("mailstore: body %d is missing", b.id)
+			return 0, b.err
+		case err != nil:
+			b.err = fmt.Errorf("mailstore: read body: %w", err)
+			return 0, b.err
+		case int64(len(v)) < b.size:
+			c.Close()
+			b.err = fmt.Errorf("mailstore: body %d is shorter than its size %d", b.id, b.size)
+			return 0, b.err
+		}
+		b.whole, b.closer = v[:b.size], c
+		b.cur = b.whole[b.off:]
+	}
+	if b.it == nil && b.whole == nil {
 		lo, hi := chunkBounds(b.id)
 		it, err := b.r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {
@@ -678,7 +703,7 @@ func (b *Body) Read(p []byte) (int, error) {
 			return 0, b.err
 		}
 	}
-	if len(b.cur) == 0 {
+	if len(b.cur) == 0 && b.whole == nil {
 		if !b.it.Next() {
 			b.err = b.missing()
 			return 0, b.err
@@ -698,6 +723,12 @@ func (b *Body) Read(p []byte) (int, error) {
 
 // Close releases the reader's view of the store.
 func (b *Body) Close() error {
+	if b.closer != nil {
+		err := b.closer.Close()
+		b.closer, b.whole, b.cur = nil, nil, nil
+		b.err = errors.New("mailstore: body closed")
+		return err
+	}
 	if b.it == nil {
 		return nil
 	}
