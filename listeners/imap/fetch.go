@@ -134,14 +134,7 @@ func (r *reader) fetchItem(macros bool) []fetchItem {
 		it.sec.Peek = name == "BODY.PEEK"
 		text := r.section(&it.sec)
 		it.name = "BODY[" + text + "]"
-		if r.maybe('<') {
-			off := r.number(false)
-			r.expect('.')
-			n := r.number(true)
-			r.expect('>')
-			it.sec.Partial = &imap.SectionPartial{Offset: int64(off), Size: int64(n)}
-			it.name += "<" + strconv.FormatUint(off, 10) + ">"
-		}
+		r.partial(&it)
 		return []fetchItem{it}
 	case "BINARY", "BINARY.PEEK", "BINARY.SIZE":
 		it := fetchItem{kind: fBinary, setsSeen: name == "BINARY"}
@@ -149,13 +142,8 @@ func (r *reader) fetchItem(macros bool) []fetchItem {
 			it.kind = fBinarySize
 		}
 		it.name = strings.TrimSuffix(name, ".PEEK") + "[" + r.binarySection(&it) + "]"
-		if it.kind == fBinary && r.maybe('<') {
-			off := r.number(false)
-			r.expect('.')
-			n := r.number(true)
-			r.expect('>')
-			it.sec.Partial = &imap.SectionPartial{Offset: int64(off), Size: int64(n)}
-			it.name += "<" + strconv.FormatUint(off, 10) + ">"
+		if it.kind == fBinary {
+			r.partial(&it)
 		}
 		return []fetchItem{it}
 	}
@@ -164,6 +152,19 @@ func (r *reader) fetchItem(macros bool) []fetchItem {
 	}
 	r.syntax("unknown fetch item " + strconv.Quote(name))
 	return nil
+}
+
+// partial reads a section's "<offset.size>", if it comes next, into it.
+func (r *reader) partial(it *fetchItem) {
+	if !r.maybe('<') {
+		return
+	}
+	off := r.number(false)
+	r.expect('.')
+	n := r.number(true)
+	r.expect('>')
+	it.sec.Partial = &imap.SectionPartial{Offset: int64(off), Size: int64(n)}
+	it.name += "<" + strconv.FormatUint(off, 10) + ">"
 }
 
 // section reads "[...]" into sec and returns its canonical text.

@@ -1,9 +1,5 @@
 package imap
 
-import (
-	"strings"
-)
-
 // LOCALCREATE and LOCALDELETE are Cyrus's backend commands for murder
 // repair and mailbox moves: they create or delete a mailbox on this
 // backend only, without telling the MUPDATE master, for an admin who
@@ -25,10 +21,7 @@ func cmdLocalCreate(sess *session, _ string, _ bool) (string, error) {
 	if err := r.end(); err != nil {
 		return "", err
 	}
-	if strings.ContainsAny(ext, "%*") {
-		return "", no("Invalid mailbox name")
-	}
-	if err := checkName(name); err != nil {
+	if err := checkNewName(ext, name); err != nil {
 		return "", err
 	}
 	srv := sess.srv

@@ -63,6 +63,16 @@ func (sess *session) newMailboxACL(name string) (string, error) {
 	return anc.ACL, nil
 }
 
+// checkNewName refuses a name a new mailbox cannot take: one with LIST
+// wildcards as the client wrote it (ext), or one the store or a Cyrus
+// peer would refuse (name, internal).
+func checkNewName(ext, name string) error {
+	if strings.ContainsAny(ext, "%*") {
+		return no("Invalid mailbox name")
+	}
+	return checkName(name)
+}
+
 func cmdCreate(sess *session, _ string, _ bool) (string, error) {
 	r := sess.r
 	r.sp()
@@ -86,10 +96,7 @@ func cmdCreate(sess *session, _ string, _ bool) (string, error) {
 	if err := r.end(); err != nil {
 		return "", err
 	}
-	if strings.ContainsAny(ext, "%*") {
-		return "", no("Invalid mailbox name")
-	}
-	if err := checkName(name); err != nil {
+	if err := checkNewName(ext, name); err != nil {
 		return "", err
 	}
 	var specialUse string

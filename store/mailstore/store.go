@@ -750,33 +750,14 @@ func (s *Store) uids(r pebble.Reader, m Mailbox) (UIDList, error) {
 		}
 	}
 	list := UIDList{UIDs: make([]uint32, 0, m.Exists)}
-	lo, hi := messageBounds(m.ID, from, ^uint32(0))
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return UIDList{}, fmt.Errorf("mailstore: uids: %w", err)
-	}
-	var derr error
-	for ok := it.First(); ok; ok = it.Next() {
-		v, err := it.ValueAndErr()
-		if err != nil {
-			derr = fmt.Errorf("mailstore: uids: %w", err)
-			break
-		}
-		uid, seen, err := peekMessage(it.Key(), v)
-		if err != nil {
-			derr = err
-			break
-		}
+	if err := scanSeen(r, m.ID, from, ^uint32(0), func(uid uint32, seen bool) bool {
 		list.UIDs = append(list.UIDs, uid)
 		if !seen && list.FirstUnseen == 0 {
 			list.FirstUnseen = uint32(len(list.UIDs))
 		}
-	}
-	if err := it.Close(); err != nil && derr == nil {
-		derr = fmt.Errorf("mailstore: uids: %w", err)
-	}
-	if derr != nil {
-		return UIDList{}, derr
+		return true
+	}); err != nil {
+		return UIDList{}, err
 	}
 	s.keepUIDs(m, list)
 	return list, nil
@@ -908,12 +889,26 @@ func nextUnseen(r pebble.Reader, id uint64, from, before uint32) (uint32, error)
 		}
 		to = before - 1
 	}
+	var found uint32
+	err := scanSeen(r, id, from, to, func(uid uint32, seen bool) bool {
+		if !seen {
+			found = uid
+			return false
+		}
+		return true
+	})
+	return found, err
+}
+
+// scanSeen calls fn with the UID of each message of mailbox id from from
+// to to and whether it has \Seen, reading only that much of each record,
+// until fn returns false.
+func scanSeen(r pebble.Reader, id uint64, from, to uint32, fn func(uid uint32, seen bool) bool) error {
 	lo, hi := messageBounds(id, from, to)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		return 0, fmt.Errorf("mailstore: uids: %w", err)
+		return fmt.Errorf("mailstore: uids: %w", err)
 	}
-	var found uint32
 	var derr error
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
@@ -926,15 +921,14 @@ func nextUnseen(r pebble.Reader, id uint64, from, before uint32) (uint32, error)
 			derr = err
 			break
 		}
-		if !seen {
-			found = uid
+		if !fn(uid, seen) {
 			break
 		}
 	}
 	if err := it.Close(); err != nil && derr == nil {
 		derr = fmt.Errorf("mailstore: uids: %w", err)
 	}
-	return found, derr
+	return derr
 }
 
 // Message returns one message.
