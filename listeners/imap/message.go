@@ -277,52 +277,40 @@ func cmdAppend(sess *session, _ string, _ bool) (string, error) {
 				refusal = err
 			}
 		}
-		if catenate {
-			if refusal != nil {
-				// The rest, literals too, is skipped with the command.
-				r.fail(refusal)
-				break
-			}
-			body, err := sess.catenate(maxSize)
-			if err != nil {
-				discard()
-				if isConnError(err) {
-					return "", err
+		if refusal != nil {
+			if !catenate {
+				// Refuse the literal itself: a synchronising one is
+				// never sent, a non-synchronising one is skipped.
+				if n, nonSync, ok := r.literalHeader(); ok {
+					r.refuse(n, nonSync, refusal)
 				}
-				r.fail(err)
 				break
 			}
-			if hasQuota && quota.Limit >= 0 && quota.Used+total+body.Size() > quota.Limit*1024 {
+			// The rest, literals too, is skipped with the command.
+			r.fail(refusal)
+			break
+		}
+		var body *mailstore.Staged
+		if catenate {
+			body, err = sess.catenate(maxSize)
+		} else {
+			if n, ok := r.peekLiteralSize(); ok && hasQuota && quota.Limit >= 0 && quota.Used+total+n > quota.Limit*1024 {
+				if n, nonSync, ok := r.literalHeader(); ok {
+					r.refuse(n, nonSync, noCode("OVERQUOTA", "Over quota"))
+				}
+				break
+			}
+			lit, n := r.literal(maxSize)
+			if r.err != nil {
+				break
+			}
+			body, err = sess.srv.cfg.Store.Stage(context.Background(), lit, 0)
+			if err == nil && body.Size() != n {
 				_ = body.Discard()
 				discard()
-				return "", noCode("OVERQUOTA", "Over quota")
+				return "", errors.New("imap: literal ended early")
 			}
-			total += body.Size()
-			staged = append(staged, mailstore.NewMessage{Flags: flags, InternalDate: date, Body: body})
-			if r.atEOL() {
-				break
-			}
-			continue
 		}
-		if refusal != nil {
-			// Refuse the literal itself: a synchronising one is never
-			// sent, a non-synchronising one is skipped.
-			if n, nonSync, ok := r.literalHeader(); ok {
-				r.refuse(n, nonSync, refusal)
-			}
-			break
-		}
-		if n, ok := r.peekLiteralSize(); ok && hasQuota && quota.Limit >= 0 && quota.Used+total+n > quota.Limit*1024 {
-			if n, nonSync, ok := r.literalHeader(); ok {
-				r.refuse(n, nonSync, noCode("OVERQUOTA", "Over quota"))
-			}
-			break
-		}
-		lit, n := r.literal(maxSize)
-		if r.err != nil {
-			break
-		}
-		body, err := sess.srv.cfg.Store.Stage(context.Background(), lit, 0)
 		if err != nil {
 			discard()
 			if isConnError(err) {
@@ -331,14 +319,18 @@ func cmdAppend(sess *session, _ string, _ bool) (string, error) {
 			r.fail(err)
 			break
 		}
-		if body.Size() != n {
+		if catenate && hasQuota && quota.Limit >= 0 && quota.Used+total+body.Size() > quota.Limit*1024 {
+			// A literal's size is known before it is read; a joined
+			// message's only once it is staged.
 			_ = body.Discard()
 			discard()
-			return "", errors.New("imap: literal ended early")
+			return "", noCode("OVERQUOTA", "Over quota")
 		}
-		total += n
+		total += body.Size()
 		staged = append(staged, mailstore.NewMessage{Flags: flags, InternalDate: date, Body: body})
-		r.resume()
+		if !catenate {
+			r.resume()
+		}
 		if r.atEOL() {
 			break
 		}
