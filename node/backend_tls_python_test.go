@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rookery/rookery/internal/cyrustest"
 )
 
 // pythonTLSClient drives Python's imaplib, poplib and smtplib (LMTP)
@@ -100,10 +102,7 @@ func TestFrontendTLSPython(t *testing.T) {
 // step authenticates as lmtpUser and delivers to rcpt.
 func runPythonTLSClient(t *testing.T, n *Node, lmtpUser, lmtpPass, rcpt string) {
 	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed: skipping the Python client test")
-	}
+	py := cyrustest.RequireTool(t, "python3", "python3")
 	host, _, _ := net.SplitHostPort(n.IMAPAddr())
 	args := []string{"-c", pythonTLSClient, host}
 	for _, a := range []string{n.IMAPAddr(), n.IMAPSAddr(), n.POP3Addr(), n.POP3SAddr(), n.LMTPAddr()} {

@@ -132,6 +132,17 @@ func RequireBinary(t testing.TB, path, pkg string) {
 	}
 }
 
+// RequireTool is RequireBinary for a program looked up on PATH; it
+// returns the program's path.
+func RequireTool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		require(t, fmt.Errorf("%s not installed (Debian package %s)", name, pkg))
+	}
+	return path
+}
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago (it is
 // bound to port 0 and closed again). Another process may take it before it
 // is used; Start then fails clearly with "port(s) not available".

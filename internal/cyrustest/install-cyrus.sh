@@ -24,7 +24,7 @@ flock -w 900 9 || { say "another run holds $lock for 15 minutes; giving up" >&2;
 
 # Never dovecot-imapd: it conflicts with cyrus-imapd and would remove it.
 packages="cyrus-common cyrus-imapd cyrus-murder cyrus-pop3d cyrus-clients cyrus-admin
-    sasl2-bin libsasl2-modules libsasl2-modules-db isync dovecot-core slapd
+    sasl2-bin libsasl2-modules libsasl2-modules-db isync dovecot-core slapd openssl
     gcc libc6-dev python3 netbase util-linux"
 
 missing=""

@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/rookery/rookery/internal/cyrustest"
 )
 
 // Written by `doveadm pw -s SCHEME -p 'pässword 1'` (Dovecot 2.3).
@@ -58,9 +60,7 @@ func TestShaCryptVectors(t *testing.T) {
 
 // A SHA-crypt hash made by another implementation (OpenSSL's) verifies.
 func TestShaCryptAgainstOpenSSL(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	cyrustest.RequireTool(t, "openssl", "openssl")
 	for _, alg := range []string{"-5", "-6"} {
 		out, err := exec.Command("openssl", "passwd", alg, "pw with spaces ü").Output()
 		if err != nil {
@@ -137,9 +137,7 @@ func TestUsersFileSchemes(t *testing.T) {
 
 // Dovecot itself verifies what MakeSecret writes.
 func TestMakeSecretDoveadm(t *testing.T) {
-	if _, err := exec.LookPath("doveadm"); err != nil {
-		t.Skip("doveadm not installed")
-	}
+	cyrustest.RequireTool(t, "doveadm", "dovecot-core")
 	for _, scheme := range []string{"ARGON2ID", "BLF-CRYPT", "SHA512-CRYPT", "SHA256-CRYPT"} {
 		v, err := MakeSecret(scheme, "pw ü")
 		if err != nil {

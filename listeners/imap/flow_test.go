@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/rookery/rookery/internal/cyrustest"
 )
 
 // makeUsers creates the INBOXes of the given users as admin.
@@ -367,13 +368,7 @@ func TestRestartKeepsAcknowledged(t *testing.T) {
 // TestPythonImaplib runs the same flows with Python's imaplib, a client
 // nobody here wrote, IDLE woken by a delivery included.
 func TestPythonImaplib(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3 is needed")
-		}
-		t.Skip("python3 not installed")
-	}
+	py := cyrustest.RequireTool(t, "python3", "python3")
 	e := startEnv(t, t.TempDir(), nil)
 	e.makeUsers("alice")
 	host, port, _ := net.SplitHostPort(e.addr)

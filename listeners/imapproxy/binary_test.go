@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/rookery/rookery/internal/cyrustest"
 )
 
 // TestBinaryThroughFrontend: BINARY through the frontend, to a mailbox
@@ -46,10 +48,7 @@ func TestBinaryThroughFrontend(t *testing.T) {
 			}
 		})
 	}
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("no python3")
-	}
+	python := cyrustest.RequireTool(t, "python3", "python3")
 	out, err := exec.Command(python, "testdata/binary.py", addr, "INBOX", "rook").CombinedOutput()
 	if err != nil {
 		t.Fatalf("binary.py: %v\n%s", err, out)

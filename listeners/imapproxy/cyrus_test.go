@@ -293,10 +293,7 @@ func TestCyrusDelivery(t *testing.T) {
 // TestCyrusPythonClients: Python's imaplib, poplib and smtplib (LMTP)
 // work through the frontend.
 func TestCyrusPythonClients(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("no python3")
-	}
+	python := cyrustest.RequireTool(t, "python3", "python3")
 	m := startMurder(t)
 	_, imapAddr := m.frontend(t)
 	lmtpAddr := m.lmtpFrontend(t, lmtp.Limits{})

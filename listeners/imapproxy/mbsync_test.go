@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rookery/rookery/internal/cyrustest"
 )
 
 // TestMbsync: mbsync (isync), a packaged sync tool nobody here wrote,
@@ -21,13 +23,7 @@ import (
 // a new folder, a flag, a deletion) go back the other way, and a third
 // run finds nothing left to do.
 func TestMbsync(t *testing.T) {
-	bin, err := exec.LookPath("mbsync")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("mbsync not on PATH; .ci/run installs it (Debian package isync)")
-		}
-		t.Skip("mbsync not on PATH (Debian package isync)")
-	}
+	bin := cyrustest.RequireTool(t, "mbsync", "isync")
 	m, rb1, _ := startRookeryMurder(t)
 	_, addr := m.frontend(t)
 

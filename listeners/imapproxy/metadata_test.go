@@ -4,6 +4,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/rookery/rookery/internal/cyrustest"
 )
 
 // TestMetadataThroughFrontend: GETMETADATA and SETMETADATA through the
@@ -43,10 +45,7 @@ func TestMetadataThroughFrontend(t *testing.T) {
 	if text := c.no("GETMETADATA nosuchbox /private/comment"); !strings.Contains(text, "exist") {
 		t.Errorf("a missing mailbox: %s", text)
 	}
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("no python3")
-	}
+	python := cyrustest.RequireTool(t, "python3", "python3")
 	out, err := exec.Command(python, "testdata/metadata.py", addr, "INBOX", "rook").CombinedOutput()
 	if err != nil {
 		t.Fatalf("metadata.py: %v\n%s", err, out)

@@ -22,6 +22,8 @@ import (
 	"github.com/rookery/rookery/listeners/lmtp"
 	"github.com/rookery/rookery/listeners/pop3"
 	"github.com/rookery/rookery/store/mailstore"
+
+	"github.com/rookery/rookery/internal/cyrustest"
 )
 
 const srvUsers = "admin:{PLAIN}adminpw\nalice:{PLAIN}alicepw\nbob:{PLAIN}bobpw\nproxy:{PLAIN}proxypw\n"
@@ -525,9 +527,7 @@ func TestServerIdleWokenByDelivery(t *testing.T) {
 // TestServerThenPOP3 delivers with Python's smtplib.LMTP, a client no
 // one here wrote, and reads the messages back with POP3.
 func TestServerThenPOP3(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 not installed")
-	}
+	cyrustest.RequireTool(t, "python3", "python3")
 	e := startSrv(t, t.TempDir(), nil)
 	e.create("user.alice", "alice\tlrswipkxtecda\t")
 	e.create("user.bob", "bob\tlrswipkxtecda\t")

@@ -22,6 +22,8 @@ import (
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/pop3"
 	"github.com/rookery/rookery/store/mailstore"
+
+	"github.com/rookery/rookery/internal/cyrustest"
 )
 
 const srvUsers = "admin:{PLAIN}adminpw\nalice:{PLAIN}alice pw\nbob:{PLAIN}bobpw\nproxy:{PLAIN}proxypw\n"
@@ -452,9 +454,7 @@ func TestServerLimits(t *testing.T) {
 // TestServerPoplib runs Python's poplib, a client no one here wrote,
 // through a session.
 func TestServerPoplib(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 not installed")
-	}
+	cyrustest.RequireTool(t, "python3", "python3")
 	e := startSrv(t, t.TempDir(), nil)
 	msgs := []string{srvMessage("one", "first", "..two dots"), srvMessage("two", "second")}
 	e.deliver("alice", msgs...)
