@@ -46,6 +46,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		Admins:         n.cfg.Admins,
 		Proxy:          proxy,
 		ServerList:     n.cfg.ServerList,
+		Separator:      n.cfg.Separator,
 		Passthrough:    append(slices.Clone(imapproxy.DefaultPassthrough), n.cfg.FrontendExtensions...),
 		Backends:       n.aliveBackends,
 		TLS:            tlsConf,

@@ -277,7 +277,7 @@ func (s *session) cmdLsub(c *command) error {
 	if err != nil {
 		return s.backendFailed(c.tag, b, err)
 	}
-	s.writeLsub(canonicalPattern(ref+pat), subs, lines)
+	s.writeLsub(canonicalPattern(ref+pat, s.sep), subs, lines)
 	s.tagged(c.tag, "OK", "Completed")
 	return nil
 }
@@ -340,14 +340,14 @@ func (s *session) writeLsub(pattern string, subs, lines []string) {
 	}
 	listed := map[string]bool{}
 	for i, n := range subs {
-		if match(pattern, n) {
+		if match(pattern, n, s.sep) {
 			s.w.WriteString(s.fixListAttrs(lines[i], "* LSUB (") + "\r\n")
 			continue
 		}
-		for j := strings.LastIndexByte(n, '.'); j > 0; j = strings.LastIndexByte(n[:j], '.') {
-			if p := n[:j]; !subscribed[p] && !listed[p] && match(pattern, p) {
+		for j := strings.LastIndexByte(n, s.sep); j > 0; j = strings.LastIndexByte(n[:j], s.sep) {
+			if p := n[:j]; !subscribed[p] && !listed[p] && match(pattern, p, s.sep) {
 				listed[p] = true
-				s.untagged(`LSUB (\Noselect) "." ` + astring(p))
+				s.untagged(`LSUB (\Noselect) "` + string(s.sep) + `" ` + astring(p))
 			}
 		}
 	}

@@ -38,7 +38,7 @@ func fuzzSession(data []byte) (*session, *backend, *scriptConn) {
 	srv := &Server{log: slog.New(slog.DiscardHandler)}
 	srv.cfg.Limits.setDefaults()
 	client := &scriptConn{}
-	s := &session{srv: srv, log: srv.log, backends: map[string]*backend{}, bconns: map[net.Conn]struct{}{}}
+	s := &session{srv: srv, log: srv.log, backends: map[string]*backend{}, bconns: map[net.Conn]struct{}{}, sep: '.'}
 	s.setConn(client)
 	b := newBackend("fuzz", &scriptConn{r: bytes.NewReader(data)})
 	b.timeout = time.Minute

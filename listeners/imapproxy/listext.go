@@ -37,7 +37,7 @@ func (s *session) cmdList(c *command) error {
 	}
 	kind := c.name // LIST or XLIST
 	if !o.Extended && len(patterns) == 1 && patterns[0] == "" {
-		s.untagged(kind + ` (\Noselect) "." ""`)
+		s.untagged(kind + ` (\Noselect) "` + string(s.sep) + `" ""`)
 		s.tagged(c.tag, "OK", "Completed")
 		return nil
 	}
@@ -53,10 +53,10 @@ func (s *session) cmdList(c *command) error {
 	pats := make([]string, 0, len(patterns))
 	for _, p := range patterns {
 		if p != "" { // as Cyrus: an empty pattern in a list matches nothing
-			pats = append(pats, canonicalPattern(ref+p))
+			pats = append(pats, canonicalPattern(ref+p, s.sep))
 		}
 	}
-	matches := func(n string) bool { return slices.ContainsFunc(pats, func(p string) bool { return match(p, n) }) }
+	matches := func(n string) bool { return slices.ContainsFunc(pats, func(p string) bool { return match(p, n, s.sep) }) }
 	mailboxes, servers, err := s.listTree()
 	if err != nil {
 		s.log.Error("imapproxy: reading the mailbox list", "err", err)
@@ -104,7 +104,7 @@ func (s *session) cmdList(c *command) error {
 			}
 		}
 	}
-	for _, l := range imaplist.List(mailboxes, subs, '.', matches, &o) {
+	for _, l := range imaplist.List(mailboxes, subs, s.sep, matches, &o) {
 		var status string
 		if len(o.Status) > 0 && l.Mailbox >= 0 && mailboxes[l.Mailbox].Exists {
 			if a := answers[servers[l.Mailbox]]; a != nil {
@@ -115,7 +115,7 @@ func (s *session) cmdList(c *command) error {
 				}
 			}
 		}
-		s.untagged(l.Format(kind, '.', astring(l.Name)))
+		s.untagged(l.Format(kind, s.sep, astring(l.Name)))
 		if status != "" {
 			s.w.WriteString(status + "\r\n")
 		}
@@ -280,7 +280,7 @@ func (s *session) listTree() ([]imaplist.Mailbox, []string, error) {
 	parents := map[string]bool{}
 	for _, n := range names {
 		for i := 0; i < len(n); i++ {
-			if n[i] == '.' {
+			if n[i] == s.sep {
 				if !parents[n[:i]] {
 					parents[n[:i]] = true
 					if _, ok := server[n[:i]]; !ok {
@@ -297,7 +297,7 @@ func (s *session) listTree() ([]imaplist.Mailbox, []string, error) {
 			}
 			return 1
 		}
-		return bytes.Compare(store.DBName(a), store.DBName(b))
+		return bytes.Compare(s.sortKey(a), s.sortKey(b))
 	})
 	mailboxes := make([]imaplist.Mailbox, len(names))
 	servers := make([]string, len(names))

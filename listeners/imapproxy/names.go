@@ -9,12 +9,14 @@ import (
 	"github.com/rookery/rookery/store"
 )
 
-// Names follow Cyrus's default namespace with '.' as hierarchy separator
-// (altnamespace: no, unixhierarchysep: no), as backends interpret them
-// for the same user: the user's own "user.alice" is "INBOX" and
-// "user.alice.sub" is "INBOX.sub"; other users' mailboxes are under
-// "user."; shared ones at the top level. Commands carry names to backends
-// as the client gave them; the proxy converts only to look them up.
+// Names follow Cyrus's default namespace (altnamespace: no), as backends
+// interpret them for the same user: the user's own "user.alice" is
+// "INBOX" and "user.alice.sub" is "INBOX.sub"; other users' mailboxes are
+// under "user."; shared ones at the top level. With unixhierarchysep the
+// separator clients see is '/', and a '.' within a level is '^' inside,
+// as Cyrus has it: "INBOX/a.b" is "user.alice.a^b". Commands carry names
+// to backends as the client gave them (backends use the same separator);
+// the proxy converts only to look them up.
 
 // deletedPrefix is where Cyrus's delayed delete parks mailboxes; they are
 // not for clients to see.
@@ -30,10 +32,10 @@ func (s *session) internal(ext string) string {
 	switch {
 	case strings.EqualFold(ext, "INBOX"):
 		return inbox
-	case len(ext) > 6 && strings.EqualFold(ext[:6], "INBOX."):
-		return inbox + ext[5:]
+	case len(ext) > 6 && strings.EqualFold(ext[:5], "INBOX") && ext[5] == s.sep:
+		return inbox + s.levels(ext[5:])
 	}
-	return ext
+	return s.levels(ext)
 }
 
 // external returns the client's name for the internal name in.
@@ -43,10 +45,34 @@ func (s *session) external(in string) string {
 	case in == inbox:
 		return "INBOX"
 	case strings.HasPrefix(in, inbox) && in[len(inbox)] == '.':
-		return "INBOX" + in[len(inbox):]
+		return "INBOX" + s.unlevels(in[len(inbox):])
 	}
-	return in
+	return s.unlevels(in)
 }
+
+// levels turns a name with the client's separator into the internal
+// form; unlevels the other way. With '.' both are the identity.
+func (s *session) levels(ext string) string {
+	if s.sep == '.' {
+		return ext
+	}
+	return unixSep.Replace(ext)
+}
+
+func (s *session) unlevels(in string) string {
+	if s.sep == '.' {
+		return in
+	}
+	return cyrusSep.Replace(in)
+}
+
+var (
+	unixSep  = strings.NewReplacer(".", "^", "/", ".")
+	cyrusSep = strings.NewReplacer("^", ".", ".", "/")
+)
+
+// sortKey orders the client's names as Cyrus lists them.
+func (s *session) sortKey(ext string) []byte { return store.DBName(s.levels(ext)) }
 
 // rights returns the rights the session's user has on e, from its Cyrus
 // ACL ("id\trights\t..."): the user's and anyone's, less negative
@@ -109,10 +135,10 @@ func (s *session) list(ref string, patterns []string) error {
 func (s *session) listItems(ref string, patterns []string) ([]*listItem, error) {
 	pats := make([]string, len(patterns))
 	for i, p := range patterns {
-		pats[i] = canonicalPattern(ref + p)
+		pats[i] = canonicalPattern(ref+p, s.sep)
 	}
 	matches := func(n string) bool {
-		return slices.ContainsFunc(pats, func(p string) bool { return match(p, n) })
+		return slices.ContainsFunc(pats, func(p string) bool { return match(p, n, s.sep) })
 	}
 	server := map[string]string{}
 	var names []string
@@ -126,7 +152,7 @@ func (s *session) listItems(ref string, patterns []string) ([]*listItem, error) 
 	parents := map[string]bool{}
 	for _, n := range names {
 		for i := 0; i < len(n); i++ {
-			if n[i] == '.' {
+			if n[i] == s.sep {
 				parents[n[:i]] = true
 			}
 		}
@@ -138,7 +164,7 @@ func (s *session) listItems(ref string, patterns []string) ([]*listItem, error) 
 		}
 	}
 	for p := range parents {
-		if _, ok := server[p]; !ok && slices.ContainsFunc(pats, func(pat string) bool { return strings.HasSuffix(pat, "%") && match(pat, p) }) {
+		if _, ok := server[p]; !ok && slices.ContainsFunc(pats, func(pat string) bool { return strings.HasSuffix(pat, "%") && match(pat, p, s.sep) }) {
 			out = append(out, &listItem{name: p, noselect: true, children: true})
 		}
 	}
@@ -149,7 +175,7 @@ func (s *session) listItems(ref string, patterns []string) ([]*listItem, error) 
 			}
 			return 1
 		}
-		return bytes.Compare(store.DBName(a.name), store.DBName(b.name))
+		return bytes.Compare(s.sortKey(a.name), s.sortKey(b.name))
 	})
 	return out, nil
 }
@@ -164,7 +190,7 @@ func (s *session) writeListItem(it *listItem) {
 	} else {
 		attrs = append(attrs, `\HasNoChildren`)
 	}
-	s.untagged("LIST (" + strings.Join(attrs, " ") + `) "." ` + astring(it.name))
+	s.untagged("LIST (" + strings.Join(attrs, " ") + `) "` + string(s.sep) + `" ` + astring(it.name))
 }
 
 // visible calls f, in list order, for each active mailbox the user may
@@ -185,8 +211,8 @@ func (s *session) visible(f func(e *store.Entry, ext string)) error {
 }
 
 // canonicalPattern upper-cases a leading INBOX, which is case-insensitive.
-func canonicalPattern(p string) string {
-	if len(p) >= 5 && strings.EqualFold(p[:5], "INBOX") && (len(p) == 5 || p[5] == '.') {
+func canonicalPattern(p string, sep byte) string {
+	if len(p) >= 5 && strings.EqualFold(p[:5], "INBOX") && (len(p) == 5 || p[5] == sep) {
 		return "INBOX" + p[5:]
 	}
 	return p
@@ -196,7 +222,7 @@ func canonicalPattern(p string) string {
 // anything, '%' anything but the separator. It is a dynamic programme
 // over pattern and name, so hostile patterns cost no more than their
 // length times the name's.
-func match(pat, name string) bool {
+func match(pat, name string, sep byte) bool {
 	// ok[j]: pat[:i] matches name[:j], for the current i.
 	ok := make([]bool, len(name)+1)
 	ok[0] = true
@@ -206,7 +232,7 @@ func match(pat, name string) bool {
 		case '*', '%':
 			// ok[j] stays true; extend over any run the wildcard covers.
 			for j := 1; j <= len(name); j++ {
-				if !ok[j] && ok[j-1] && (c == '*' || name[j-1] != '.') {
+				if !ok[j] && ok[j-1] && (c == '*' || name[j-1] != sep) {
 					ok[j] = true
 				}
 			}

@@ -160,6 +160,9 @@ type Config struct {
 	// for new top-level mailboxes: backends known to be up (by gossip)
 	// that may hold no mailbox yet.
 	Backends func() []string
+	// Separator is the hierarchy separator clients see: '.' (the
+	// default) or '/' (Cyrus's unixhierarchysep), as the backends have.
+	Separator byte
 	// Passthrough are the backend extensions advertised to clients; nil
 	// means DefaultPassthrough.
 	Passthrough []string
@@ -224,6 +227,13 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.Resolve == nil {
 		cfg.Resolve = frontend.CyrusResolve
+	}
+	switch cfg.Separator {
+	case 0:
+		cfg.Separator = '.'
+	case '.', '/':
+	default:
+		return nil, errors.New("imapproxy: the separator must be '.' or '/'")
 	}
 	if cfg.Passthrough == nil {
 		cfg.Passthrough = DefaultPassthrough

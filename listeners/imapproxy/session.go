@@ -65,6 +65,7 @@ type session struct {
 	current  *backend            // the selected mailbox's backend
 	selected string              // its internal name, while current is set
 	enabled  []string            // extensions the client enabled
+	sep      byte                // the hierarchy separator clients see
 	notify   *notifier           // NOTIFY SET, if any (notify.go)
 	// torn is set while a backend's response is partly relayed to the
 	// client: a backend failing then leaves the client's stream broken
@@ -86,6 +87,7 @@ func newSession(srv *Server, c net.Conn) *session {
 		routes:   srv.cfg.NewSession("imap"),
 		backends: map[string]*backend{},
 		bconns:   map[net.Conn]struct{}{},
+		sep:      srv.cfg.Separator,
 	}
 	_, s.tlsActive = c.(*tls.Conn)
 	s.setConn(c)
@@ -317,7 +319,10 @@ func (s *session) authenticated(c *command) error {
 	case "ENABLE":
 		return s.cmdEnable(c)
 	case "NAMESPACE":
-		return s.noArgs(c, func() { s.untagged(`NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))`) })
+		return s.noArgs(c, func() {
+			sep := string(s.sep)
+			s.untagged(`NAMESPACE (("INBOX` + sep + `" "` + sep + `")) (("user` + sep + `" "` + sep + `")) (("" "` + sep + `"))`)
+		})
 	case "SELECT", "EXAMINE":
 		return s.cmdSelect(c)
 	case "LIST", "XLIST":

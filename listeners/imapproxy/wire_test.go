@@ -80,8 +80,13 @@ func TestMatch(t *testing.T) {
 		{strings.Repeat("*%", 200) + "z", strings.Repeat("a.", 200) + "b", false},
 	}
 	for _, c := range cases {
-		if got := match(c.pat, c.name); got != c.want {
+		if got := match(c.pat, c.name, '.'); got != c.want {
 			t.Errorf("match(%q, %q) = %v", c.pat, c.name, got)
+		}
+		// The same with '/' as the separator.
+		pat, name := strings.ReplaceAll(c.pat, ".", "/"), strings.ReplaceAll(c.name, ".", "/")
+		if got := match(pat, name, '/'); got != c.want {
+			t.Errorf("match(%q, %q, '/') = %v", pat, name, got)
 		}
 	}
 }
@@ -122,7 +127,7 @@ func TestQuote(t *testing.T) {
 }
 
 func TestParseHead(t *testing.T) {
-	s := &session{}
+	s := &session{sep: '.'}
 	for in, want := range map[string]string{
 		"a1 NOOP":             "a1/NOOP",
 		"x uid fetch 1 FLAGS": "x/UID FETCH",
@@ -154,7 +159,7 @@ func TestParseMeta(t *testing.T) {
 }
 
 func TestNames(t *testing.T) {
-	s := &session{user: "alice.b"}
+	s := &session{user: "alice.b", sep: '.'}
 	for ext, in := range map[string]string{
 		"INBOX":       "user.alice^b",
 		"inbox.Sent":  "user.alice^b.Sent",
@@ -179,7 +184,7 @@ func TestNames(t *testing.T) {
 }
 
 func TestRights(t *testing.T) {
-	s := &session{user: "alice"}
+	s := &session{user: "alice", sep: '.'}
 	for acl, want := range map[string]string{
 		"bob\tlrs\t":                       "",
 		"anyone\tlr\t":                     "lr",
@@ -247,7 +252,7 @@ func TestList(t *testing.T) {
 	}
 	for _, c := range cases {
 		var out strings.Builder
-		s := &session{srv: srv, user: "alice", w: bufio.NewWriter(&out)}
+		s := &session{srv: srv, user: "alice", w: bufio.NewWriter(&out), sep: '.'}
 		if err := s.list(c.ref, c.pat); err != nil {
 			t.Fatal(err)
 		}
