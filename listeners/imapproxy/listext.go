@@ -56,7 +56,9 @@ func (s *session) cmdList(c *command) error {
 			pats = append(pats, canonicalPattern(ref+p, s.sep))
 		}
 	}
-	matches := func(n string) bool { return slices.ContainsFunc(pats, func(p string) bool { return match(p, n, s.sep) }) }
+	matches := func(n string) bool {
+		return slices.ContainsFunc(pats, func(p string) bool { return match(p, n, s.sep) })
+	}
 	mailboxes, servers, err := s.listTree()
 	if err != nil {
 		s.log.Error("imapproxy: reading the mailbox list", "err", err)
