@@ -574,6 +574,13 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 				bad(k, v, "want debug, info, warn or error")
 			}
+		case "virtdomains", "altnamespace", "crossdomains":
+			// Cyrus options that change what names mean: a node that
+			// ignored them would file two domains' users together or
+			// show another namespace than its Cyrus peers.
+			if b, err := parseBool(v); err != nil || b {
+				bad(k, v, "not supported: Rookery has one namespace, Cyrus's default (set it to no, or leave it out)")
+			}
 		default:
 			// "<shorthost>_password": a frontend's password at one backend.
 			if short, ok := strings.CutSuffix(k, "_password"); ok && short != "" {

@@ -21,6 +21,7 @@ func TestValidate(t *testing.T) {
 		{map[string]string{"backend_addrs": "cy1=127.0.0.2 cy2"}, []string{"not host:port", "want NAME=IMAP"}},
 		{map[string]string{"roles": "frontend,replica", "mupdate_server": "m:3905", "mupdate_authname": "x", "password_check": "users, sasldb"}, []string{`password_check: unknown method "sasldb"`}},
 		{map[string]string{"frontend_extensions": "searchres NOTIFY"}, []string{`frontend_extensions: "NOTIFY" cannot be announced`}},
+		{map[string]string{"virtdomains": "userid", "altnamespace": "yes"}, []string{`virtdomains: "userid": not supported`, `altnamespace: "yes": not supported`}},
 	}
 	for _, c := range cases {
 		cfg := DefaultConfig()

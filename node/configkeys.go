@@ -3,9 +3,9 @@ package node
 // configKeys are the keys Config.Apply reads ("<shorthost>_password"
 // aside); a test keeps the list and Apply's switch in step.
 var configKeys = []string{
-	"admin_listen", "admins", "allowallsubscribe", "allowplaintext", "allowplaintext_loopback",
+	"admin_listen", "admins", "allowallsubscribe", "allowplaintext", "allowplaintext_loopback", "altnamespace",
 	"backend_addrs",
-	"client_timeout", "cluster_key_file", "cluster_name", "data", "defaultpartition",
+	"client_timeout", "cluster_key_file", "cluster_name", "crossdomains", "data", "defaultpartition",
 	"failedloginpause", "frontend_extensions", "gossip_join", "gossip_listen", "gossip_preset", "imap_listen",
 	"imaps_listen", "ldap_base", "ldap_bind_dn", "ldap_filter", "ldap_password", "ldap_uri",
 	"lmtp_listen", "lmtp_require_auth", "log_level",
@@ -16,7 +16,7 @@ var configKeys = []string{
 	"mupdate_write_timeout", "password_check", "pop3_listen", "pop3s_listen", "poptimeout",
 	"proxy_authname", "proxy_password", "proxyservers", "roles", "rookery_data",
 	"sasl_pwcheck_method", "sasl_saslauthd_path", "saslauthd_path", "serverlist", "servername", "timeout", "tls_client_ca_file", "tls_server_cert",
-	"tls_server_key", "unixhierarchysep", "users", "users_file", "users_poll",
+	"tls_server_key", "unixhierarchysep", "users", "users_file", "users_poll", "virtdomains",
 }
 
 // SuggestKey returns the known option closest to an unknown key by edit

@@ -64,7 +64,7 @@ func TestSuggestKey(t *testing.T) {
 		"sasl_mech_list":     "",
 		"partition-default":  "",
 		"tls_server_ca_file": "",
-		"virtdomains":        "",
+		"virtdomain":         "virtdomains",
 		"defaultdomain":      "",
 		"ab":                 "",
 	}
