@@ -34,3 +34,23 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse: any text parses or is refused, never panics, and what
+// parses names a message.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"/INBOX/;UID=20",
+		"/INBOX;UIDVALIDITY=785799047/;UID=113330/;SECTION=1.5.9",
+		"imap://joe@example.com/INBOX.Sent%20Items/;uid=3/;section=HEADER.FIELDS%20(SUBJECT)/;partial=0.1024",
+		"/a/;UID=1/;PARTIAL=7",
+		"/%ZZ/;UID=1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := Parse(s)
+		if err == nil && (u.UID == 0 || u.Mailbox == "") {
+			t.Fatalf("Parse(%q) = %+v without an error", s, u)
+		}
+	})
+}

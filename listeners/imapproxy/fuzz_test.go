@@ -129,3 +129,25 @@ func FuzzBackendResponse(f *testing.F) {
 		_ = s.streamMessage(src, dst, "D1", message{uid: 7, date: `"01-Jan-2020 00:00:00 +0000"`})
 	})
 }
+
+// FuzzNotifyGroups feeds arbitrary text to the NOTIFY SET event-group
+// parser; it must neither panic nor loop.
+func FuzzNotifyGroups(f *testing.F) {
+	for _, s := range []string{
+		"(MAILBOXES INBOX (MessageNew MessageExpunge FlagChange)) (SUBTREE (a b) (MessageNew (UID FLAGS) MessageExpunge))",
+		"(PERSONAL NONE) (SELECTED (MessageNew MessageExpunge))",
+		"(MAILBOXES {3}",
+		"(SUBTREE (",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		s, _, _ := fuzzSession(nil)
+		c := &command{s: s, line: []byte(line)}
+		for range 20 {
+			if _, err := c.notifyGroup(); err != nil || c.atEnd() || c.sp() != nil {
+				return
+			}
+		}
+	})
+}
