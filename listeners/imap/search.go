@@ -3,7 +3,6 @@ package imap
 import (
 	"io"
 	"mime"
-	"net/mail"
 	"slices"
 	"strings"
 	"time"
@@ -450,7 +449,7 @@ func (e *evaluator) match(c *criteria, seq uint32) (bool, error) {
 		}
 		if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
 			v, _ := headerValue(fields, "Date")
-			sent, err := mail.ParseDate(v)
+			sent, err := parseDate(v)
 			if err != nil {
 				return false, nil
 			}

@@ -26,6 +26,10 @@ func (sess *session) match(c *criteria, keys bool) ([]hit, error) {
 	hits := make([]hit, 0, len(v.uids))
 	var added map[uint32]*msgKeys
 	var err error
+	// Messages whose keys are not cached are read together after the
+	// walk (extractAllKeys), not one by one inside it.
+	var missing []*mailstore.Message
+	var missingAt []int
 	next := 0 // Find visits v.uids in order: the sequence number follows
 	serr := view.Find(v.id, v.uids, func(m *mailstore.Message, _ bool) bool {
 		for next < len(v.uids) && v.uids[next] < m.UID {
@@ -43,13 +47,8 @@ func (sess *session) match(c *criteria, keys bool) ([]hit, error) {
 		h := hit{seq: seq, uid: m.UID, modseq: m.ModSeq, size: m.Size, arrival: m.InternalDate.Unix()}
 		if keys {
 			if h.keys = cache.get(v.id, m.UID); h.keys == nil {
-				if h.keys, err = extractKeys(view, m); err != nil {
-					return false
-				}
-				if added == nil {
-					added = map[uint32]*msgKeys{}
-				}
-				added[m.UID] = h.keys
+				cp := *m // Find reuses m
+				missing, missingAt = append(missing, &cp), append(missingAt, len(hits))
 			}
 		}
 		hits = append(hits, h)
@@ -60,6 +59,17 @@ func (sess *session) match(c *criteria, keys bool) ([]hit, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if len(missing) > 0 {
+		found, err := extractAllKeys(view, missing)
+		if err != nil {
+			return nil, err
+		}
+		added = make(map[uint32]*msgKeys, len(found))
+		for i, k := range found {
+			hits[missingAt[i]].keys = k
+			added[missing[i].UID] = k
+		}
 	}
 	if keys {
 		cache.put(v.id, added, func(uid uint32) bool { return v.seq(uid) != 0 }, len(v.uids))

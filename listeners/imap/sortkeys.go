@@ -1,10 +1,12 @@
 package imap
 
 import (
+	"bytes"
 	"io"
 	"net/mail"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rookery/rookery/store/mailstore"
 )
@@ -44,7 +46,46 @@ var keyFields = map[string]bool{
 func extractKeys(view *mailstore.View, m *mailstore.Message) (*msgKeys, error) {
 	b := view.OpenBody(m)
 	defer b.Close()
-	fields, err := readFields(io.LimitReader(b, m.HeaderSize), keyFields)
+	return keysFrom(io.LimitReader(b, m.HeaderSize), m)
+}
+
+// parseDate reads a Date field. Most are in RFC 5322's usual form, which
+// one layout reads; net/mail.ParseDate tries its layouts in turn and
+// makes an error for each miss, which SORT's first read of a large
+// mailbox felt.
+func parseDate(v string) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if t, err := time.Parse(time.RFC1123Z, v); err == nil {
+		return t, nil
+	}
+	return mail.ParseDate(v)
+}
+
+// extractAllKeys is extractKeys for many messages at once, their headers
+// read in one pass over the store; keys[i] is msgs[i]'s.
+func extractAllKeys(view *mailstore.View, msgs []*mailstore.Message) ([]*msgKeys, error) {
+	keys := make([]*msgKeys, len(msgs))
+	err := view.Headers(msgs, func(i int, header []byte) error {
+		k, err := keysFrom(io.LimitReader(bytes.NewReader(header), int64(len(header))), msgs[i])
+		keys[i] = k
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range keys {
+		if k == nil { // a header longer than a chunk
+			if keys[i], err = extractKeys(view, msgs[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return keys, nil
+}
+
+// keysFrom computes m's keys from its header, read from r.
+func keysFrom(r io.Reader, m *mailstore.Message) (*msgKeys, error) {
+	fields, err := readFields(r, keyFields)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +93,7 @@ func extractKeys(view *mailstore.View, m *mailstore.Message) (*msgKeys, error) {
 	k := &msgKeys{sent: m.InternalDate.Unix()}
 	// RFC 5256 2.2: the Date field if it parses, else the internal date;
 	// both compared as instants, whatever their zones.
-	if t, err := mail.ParseDate(strings.TrimSpace(get("Date"))); err == nil {
+	if t, err := parseDate(get("Date")); err == nil {
 		k.sent = t.Unix()
 	}
 	subj, refwd := baseSubject(get("Subject"))
