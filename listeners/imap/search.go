@@ -27,6 +27,9 @@ type criteria struct {
 	// SAVEDATE's SAVEDBEFORE, SAVEDON and SAVEDSINCE (RFC 8514 4.2), as
 	// BEFORE and SINCE are for the internal date.
 	savedBefore, savedSince time.Time
+	// restricted is set by any key but ALL: without it every message
+	// matches, and a SORT or THREAD need not read the messages at all.
+	restricted bool
 }
 
 // searchKeys reads search keys until the end of the line or ')' into c.
@@ -52,10 +55,14 @@ func (r *reader) searchKey(c *criteria, v *selected) {
 		return
 	}
 	if ch := r.peek(); ch >= '0' && ch <= '9' || ch == '*' || ch == '$' {
+		c.restricted = true
 		c.UID = append(c.UID, r.uidSet(v, false))
 		return
 	}
 	key := strings.ToUpper(r.atom())
+	if key != "ALL" {
+		c.restricted = true
+	}
 	arg := func() string { r.sp(); return r.searchString() }
 	date := func() time.Time { r.sp(); return r.date() }
 	flag := func(f string, not bool) {
@@ -250,7 +257,7 @@ func cmdSearch(sess *session, tag string, uid bool) (string, error) {
 		// RFC 9051 6.4.4: IMAP4rev2 answers SEARCH with ESEARCH.
 		ret = &returnOpts{all: true}
 	}
-	hits, err := sess.match(&c, false)
+	hits, err := sess.match(&c, false, c.ModSeq != nil)
 	if err != nil {
 		sess.searchFailed(ret)
 		return "", err

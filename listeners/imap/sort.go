@@ -10,9 +10,29 @@ import (
 
 // match runs c over the selected mailbox in one view and returns the
 // messages it matches in mailbox order; with keys, each with its sort
-// keys, read from the header only for messages the cache lacks.
-func (sess *session) match(c *criteria, keys bool) ([]hit, error) {
+// keys, read from the header only for messages the cache lacks; with
+// record, each with its size, internal date and modseq. A search of ALL
+// that needs no record, and whose keys are all cached, reads nothing from
+// the store.
+func (sess *session) match(c *criteria, keys, record bool) ([]hit, error) {
 	v := sess.sel
+	if !c.restricted && !record {
+		var ks []*msgKeys
+		ok := true
+		if keys {
+			ks, ok = sess.srv.sortKeys.all(v.id, v.uids)
+		}
+		if ok {
+			hits := make([]hit, len(v.uids))
+			for i, u := range v.uids {
+				hits[i] = hit{seq: uint32(i + 1), uid: u}
+				if keys {
+					hits[i].keys = ks[i]
+				}
+			}
+			return hits, nil
+		}
+	}
 	names := map[string]bool{}
 	headerNames(c, names)
 	// One view: the records and the bodies read agree, and messages
@@ -133,6 +153,12 @@ func (r *reader) charset() {
 	}
 }
 
+// needsRecord reports whether sorting by keys reads message records
+// (ARRIVAL and SIZE are there; the header keys are cached apart).
+func needsRecord(keys []sortKey) bool {
+	return slices.ContainsFunc(keys, func(k sortKey) bool { return k.by == byArrival || k.by == bySize })
+}
+
 // needsKeys reports whether sorting by keys reads message headers
 // (ARRIVAL and SIZE are in the message record).
 func needsKeys(keys []sortKey) bool {
@@ -194,7 +220,7 @@ func cmdSort(sess *session, tag string, uid bool) (string, error) {
 		sess.searchFailed(ret)
 		return "", err
 	}
-	hits, err := sess.match(&c, needsKeys(keys))
+	hits, err := sess.match(&c, needsKeys(keys), needsRecord(keys))
 	if err != nil {
 		sess.searchFailed(ret)
 		return "", err

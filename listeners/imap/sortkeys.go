@@ -192,6 +192,25 @@ func (c *keyCache) get(box uint64, uid uint32) *msgKeys {
 	return nil
 }
 
+// all returns the keys of every one of uids, or false if any is missing.
+func (c *keyCache) all(box uint64, uids []uint32) ([]*msgKeys, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.boxes[box]
+	if b == nil {
+		return nil, false
+	}
+	out := make([]*msgKeys, len(uids))
+	for i, u := range uids {
+		if out[i] = b.keys[u]; out[i] == nil {
+			return nil, false
+		}
+	}
+	c.clock++
+	b.used = c.clock
+	return out, true
+}
+
 // put adds keys for a mailbox whose messages now in view are live; it
 // drops the keys of messages no longer there, and whole mailboxes, least
 // recently used first, to stay within maxCachedBytes.

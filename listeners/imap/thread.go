@@ -64,7 +64,7 @@ func cmdThread(sess *session, _ string, uid bool) (string, error) {
 	if err := r.end(); err != nil {
 		return "", err
 	}
-	hits, err := sess.match(&c, true)
+	hits, err := sess.match(&c, true, false)
 	if err != nil {
 		return "", err
 	}
