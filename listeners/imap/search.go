@@ -113,30 +113,12 @@ func (r *reader) searchKey(c *criteria, v *selected) {
 		c.Body = append(c.Body, arg())
 	case "TEXT":
 		c.Text = append(c.Text, arg())
-	case "BEFORE":
-		c.Before = laterOf(c.Before, date(), false)
-	case "SINCE":
-		c.Since = laterOf(c.Since, date(), true)
-	case "ON":
-		d := date()
-		c.Since = laterOf(c.Since, d, true)
-		c.Before = laterOf(c.Before, d.AddDate(0, 0, 1), false)
-	case "SENTBEFORE":
-		c.SentBefore = laterOf(c.SentBefore, date(), false)
-	case "SENTSINCE":
-		c.SentSince = laterOf(c.SentSince, date(), true)
-	case "SENTON":
-		d := date()
-		c.SentSince = laterOf(c.SentSince, d, true)
-		c.SentBefore = laterOf(c.SentBefore, d.AddDate(0, 0, 1), false)
-	case "SAVEDBEFORE":
-		c.savedBefore = laterOf(c.savedBefore, date(), false)
-	case "SAVEDSINCE":
-		c.savedSince = laterOf(c.savedSince, date(), true)
-	case "SAVEDON":
-		d := date()
-		c.savedSince = laterOf(c.savedSince, d, true)
-		c.savedBefore = laterOf(c.savedBefore, d.AddDate(0, 0, 1), false)
+	case "BEFORE", "SINCE", "ON":
+		narrow(&c.Since, &c.Before, key, date())
+	case "SENTBEFORE", "SENTSINCE", "SENTON":
+		narrow(&c.SentSince, &c.SentBefore, key[len("SENT"):], date())
+	case "SAVEDBEFORE", "SAVEDSINCE", "SAVEDON":
+		narrow(&c.savedSince, &c.savedBefore, key[len("SAVED"):], date())
 	case "SAVEDATESUPPORTED":
 		// Every mailbox here keeps save dates: it matches all.
 	case "EMAILID":
@@ -202,6 +184,20 @@ func (r *reader) searchKey(c *criteria, v *selected) {
 // maxInterval caps a WITHIN interval (seconds) where a time.Duration
 // still holds it: some 290 years, longer than any mail has lived.
 const maxInterval = 1 << 33
+
+// narrow tightens the [since, before) window by one BEFORE, SINCE or ON
+// key: ON d is SINCE d and BEFORE the day after.
+func narrow(since, before *time.Time, key string, d time.Time) {
+	switch key {
+	case "BEFORE":
+		*before = laterOf(*before, d, false)
+	case "SINCE":
+		*since = laterOf(*since, d, true)
+	case "ON":
+		*since = laterOf(*since, d, true)
+		*before = laterOf(*before, d.AddDate(0, 0, 1), false)
+	}
+}
 
 // laterOf combines two date bounds: the later of two "since" bounds or the
 // earlier of two "before" bounds.
