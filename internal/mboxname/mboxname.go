@@ -71,6 +71,23 @@ func CheckControl(name string) error {
 	return nil
 }
 
+// utf16Units decodes modified base64 digits into UTF-16 code units; clean
+// is false if bits are left over past the last whole unit, beyond the
+// zero padding canonical modified UTF-7 allows.
+func utf16Units(digits string) (units []uint16, clean bool) {
+	var bits, nbits uint32
+	for j := 0; j < len(digits); j++ {
+		bits = bits<<6 | uint32(b64(digits[j]))
+		nbits += 6
+		if nbits >= 16 {
+			nbits -= 16
+			units = append(units, uint16(bits>>nbits))
+			bits &= 1<<nbits - 1
+		}
+	}
+	return units, nbits < 6 && bits == 0
+}
+
 // shifted checks the base64 part of a shift sequence, s being what follows
 // its '&', and returns how many bytes it spans, the closing '-' included.
 // afterShift says the '&' directly follows another shift sequence, which
@@ -94,18 +111,8 @@ func shifted(s string, afterShift bool) (int, error) {
 	case afterShift:
 		return 0, errors.New("two adjacent shift sequences")
 	}
-	var bits, nbits uint32
-	var units []uint16
-	for j := 0; j < end; j++ {
-		bits = bits<<6 | uint32(b64(s[j]))
-		nbits += 6
-		if nbits >= 16 {
-			nbits -= 16
-			units = append(units, uint16(bits>>nbits))
-			bits &= 1<<nbits - 1
-		}
-	}
-	if nbits >= 6 || bits != 0 {
+	units, clean := utf16Units(s[:end])
+	if !clean {
 		return 0, errors.New("leftover bits")
 	}
 	for k := 0; k < len(units); k++ {

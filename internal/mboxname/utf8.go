@@ -35,17 +35,7 @@ func ToUTF8(name string) (string, bool) {
 			i = end
 			continue
 		}
-		var bits, nbits uint32
-		var units []uint16
-		for j := i + 1; j < end; j++ {
-			bits = bits<<6 | uint32(b64(name[j]))
-			nbits += 6
-			if nbits >= 16 {
-				nbits -= 16
-				units = append(units, uint16(bits>>nbits))
-				bits &= 1<<nbits - 1
-			}
-		}
+		units, _ := utf16Units(name[i+1 : end])
 		sb.WriteString(string(utf16.Decode(units)))
 		i = end
 	}
