@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rookery/rookery/internal/cyrustest"
 )
 
 // rawIMAP speaks just enough IMAP for what go-imap's client lacks here:
@@ -115,7 +117,7 @@ func (c *rawIMAP) response() (string, error) {
 	var b strings.Builder
 	for {
 		b.WriteString(line)
-		n, ok := literal(line)
+		n, ok := cyrustest.LiteralSize(strings.TrimSuffix(line, "\r\n"))
 		if !ok {
 			return b.String(), nil
 		}
@@ -131,17 +133,3 @@ func (c *rawIMAP) response() (string, error) {
 }
 
 func (c *rawIMAP) line() (string, error) { return c.r.ReadString('\n') }
-
-// literal is the size of the literal that ends line, if it ends with one.
-func literal(line string) (int, bool) {
-	line = strings.TrimSuffix(line, "\r\n")
-	if !strings.HasSuffix(line, "}") {
-		return 0, false
-	}
-	open := strings.LastIndexByte(line, '{')
-	if open < 0 {
-		return 0, false
-	}
-	n, err := strconv.Atoi(strings.TrimSuffix(line[open+1:len(line)-1], "+"))
-	return n, err == nil && n >= 0
-}

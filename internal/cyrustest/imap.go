@@ -138,7 +138,7 @@ func (c *IMAP) readResponse() (string, error) {
 		}
 		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 		b.WriteString(line)
-		n, ok := literalSize(line)
+		n, ok := LiteralSize(line)
 		if !ok {
 			return b.String(), nil
 		}
@@ -151,9 +151,9 @@ func (c *IMAP) readResponse() (string, error) {
 	}
 }
 
-// literalSize reports the size of a literal announced at the end of line:
+// LiteralSize reports the size of a literal announced at the end of line:
 // {n}, or {n+} as in MUPDATE.
-func literalSize(line string) (int, bool) {
+func LiteralSize(line string) (int, bool) {
 	if !strings.HasSuffix(line, "}") {
 		return 0, false
 	}
