@@ -125,11 +125,7 @@ func run(ctx context.Context, out, logw io.Writer, sz sizes, delayedACK bool) (e
 		return err
 	}
 
-	fmt.Fprintln(out, benchutil.Machine(loadBefore))
-	fmt.Fprintf(out, "Rookery: %s (in-process master+backend node)\n", s.rookeryVersion)
-	fmt.Fprintf(out, "Cyrus:   %s (backend and mupdate -m master via cyrustest)\n", s.cyrusVersion)
-	fmt.Fprintf(out, "data: both backends under %s (%s); client: this process, go-imap v2 imapclient and a minimal LMTP client\n\n",
-		s.base, benchutil.FSType(s.base))
+	s.printHeader(out, loadBefore, "go-imap v2 imapclient and a minimal LMTP client")
 	printTable(out, sz, rr, cr, delayedACK)
 	return nil
 }
@@ -172,11 +168,7 @@ func runSearch(ctx context.Context, out, logw io.Writer, sz searchSizes, delayed
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(out, benchutil.Machine(loadBefore))
-	fmt.Fprintf(out, "Rookery: %s (in-process master+backend node)\n", s.rookeryVersion)
-	fmt.Fprintf(out, "Cyrus:   %s (backend and mupdate -m master via cyrustest)\n", s.cyrusVersion)
-	fmt.Fprintf(out, "data: both backends under %s (%s); client: this process, a minimal IMAP client counting the bytes it reads\n\n",
-		s.base, benchutil.FSType(s.base))
+	s.printHeader(out, loadBefore, "a minimal IMAP client counting the bytes it reads")
 	printSearchTable(out, sz, co.Hits, rr, cr)
 	return nil
 }

@@ -36,6 +36,16 @@ type servers struct {
 	rookeryVersion, cyrusVersion string
 }
 
+// printHeader writes what a table was measured on: the machine, its load
+// before the run, both servers, where their data lives, and the client.
+func (s *servers) printHeader(out io.Writer, loadBefore, client string) {
+	fmt.Fprintln(out, benchutil.Machine(loadBefore))
+	fmt.Fprintf(out, "Rookery: %s (in-process master+backend node)\n", s.rookeryVersion)
+	fmt.Fprintf(out, "Cyrus:   %s (backend and mupdate -m master via cyrustest)\n", s.cyrusVersion)
+	fmt.Fprintf(out, "data: both backends under %s (%s); client: this process, %s\n\n",
+		s.base, benchutil.FSType(s.base), client)
+}
+
 // startServers starts a Cyrus mupdate master and a Cyrus backend pushing
 // to it, and a Rookery master+backend node, and gives each the bench user
 // with an INBOX. On error nothing is left running.
