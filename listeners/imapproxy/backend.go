@@ -273,6 +273,22 @@ func splitStatus(s string) (status, text string) {
 	return strings.ToUpper(status), text
 }
 
+// respCode returns the text of the response code "[NAME text]" in a
+// response, NAME matched in any case. The search folds ASCII only: a
+// Unicode-aware upper-casing may change the line's length (invalid UTF-8
+// becomes U+FFFD), and an index into it would not fit the original.
+func respCode(resp, name string) (string, bool) {
+	open := "[" + name + " "
+	for i := 0; i+len(open) <= len(resp); i++ {
+		if !strings.EqualFold(resp[i:i+len(open)], open) {
+			continue
+		}
+		text, _, ok := strings.Cut(resp[i+len(open):], "]")
+		return text, ok
+	}
+	return "", false
+}
+
 // nextTag returns a fresh tag for a command the proxy makes up.
 func (b *backend) nextTag() string {
 	b.ntag++

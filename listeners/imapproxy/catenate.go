@@ -211,8 +211,8 @@ func (s *session) fetchURL(server string, u imapurl.URL, raw string, dst *backen
 			}
 			break
 		}
-		if i := strings.Index(strings.ToUpper(resp), "[UIDVALIDITY "); i >= 0 {
-			uidValidity, _, _ = strings.Cut(resp[i+len("[UIDVALIDITY "):], "]")
+		if v, ok := respCode(resp, "UIDVALIDITY"); ok {
+			uidValidity = v
 		}
 	}
 	if u.UIDValidity != 0 && uidValidity != strconv.FormatUint(uint64(u.UIDValidity), 10) {

@@ -416,16 +416,11 @@ func parseMeta(resp string) (message, bool) {
 
 // appendUID reads "[APPENDUID <uidvalidity> <uid-set>]" from an OK text.
 func appendUID(text string) (uidValidity, uids string, ok bool) {
-	i := strings.Index(strings.ToUpper(text), "[APPENDUID ")
-	if i < 0 {
+	code, ok := respCode(text, "APPENDUID")
+	if !ok {
 		return "", "", false
 	}
-	rest := text[i+len("[APPENDUID "):]
-	end := strings.IndexByte(rest, ']')
-	if end < 0 {
-		return "", "", false
-	}
-	f := strings.Fields(rest[:end])
+	f := strings.Fields(code)
 	if len(f) != 2 {
 		return "", "", false
 	}

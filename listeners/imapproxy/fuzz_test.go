@@ -61,6 +61,7 @@ func FuzzBackendResponse(f *testing.F) {
 		"* LIST (\\HasNoChildren) \".\" {5}\r\nINBOX\r\n* LIST (\\Noselect) NIL \"a b\"\r\nA1 OK done\r\n",
 		"* STATUS other (MESSAGES 3 UIDNEXT 4)\r\nA1 OK done\r\n",
 		"+ go ahead\r\nA1 OK [APPENDUID 1 5] done\r\n",
+		"* OK \xc0\xc0\xc0\xc0 [APPENDUID 1 5]\r\n* OK \xff[UIDVALIDITY 3]\r\n",
 		"A1 NO [TRYCREATE] Mailbox does not exist\r\n",
 		"* BYE shutting down\r\n",
 		"\r\n",

@@ -156,6 +156,14 @@ func TestParseMeta(t *testing.T) {
 	if v, uids, ok := appendUID("[APPENDUID 38505 3955:3957] APPEND completed"); !ok || v != "38505" || uids != "3955:3957" {
 		t.Errorf("appendUID: %q %q %v", v, uids, ok)
 	}
+	// Invalid UTF-8 before the code must not shift where it is read from
+	// (found by FuzzBackendResponse: upper-casing grew the line).
+	if v, uids, ok := appendUID("\xc0\xc0 [appenduid 7 9]"); !ok || v != "7" || uids != "9" {
+		t.Errorf("appendUID after invalid UTF-8: %q %q %v", v, uids, ok)
+	}
+	if _, _, ok := appendUID("\xc0\xc0\xc0\xc0\xc0\xc0[APPENDUID 1"); ok {
+		t.Error("appendUID took a code without its closing bracket")
+	}
 }
 
 func TestNames(t *testing.T) {
