@@ -21,10 +21,14 @@ import (
 //	                                      kind byte (0 = absent) then, when present,
 //	                                      location and acl (its name is the change's)
 //	meta     'm' + meta key               the meta value's bytes, unprefixed
+//	grant    'g' + id + DBName(name)      empty; id is the string of an ACL
+//	                                      identifier granted rights in name's
+//	                                      entry (uvarint length, bytes)
 //
 // System keys:
 //
-//	's' "format"   uvarint store format (key layout) version, currently 1
+//	's' "format"   uvarint store format (key layout) version, currently 2;
+//	               Open brings a format 1 store (no grant keys) up to 2
 //	's' "epoch"    16 random bytes made when the store is created
 //	's' "lastseq"  uvarint seq of the last committed change
 //	's' "count"    uvarint number of entry keys
@@ -40,13 +44,21 @@ import (
 // Commit trims its head with one range deletion once it has grown a quarter
 // past Options.LogRetain, so trimming is rare and never leaves fewer than
 // LogRetain records.
+//
+// Grant keys index the list by who may see an entry, so a frontend's LIST
+// costs what its user may see rather than the size of the whole list: a
+// user's mailboxes are her INBOX's subtree of entry keys, and everything
+// shared with her or with anyone is under her or anyone's grant prefix.
+// Commit writes them in the entry's batch; negative ACL entries ("-id")
+// grant nothing and are not indexed.
 const (
 	prefixSys   = 's'
 	prefixEntry = 'e'
 	prefixLog   = 'l'
 	prefixMeta  = 'm'
+	prefixGrant = 'g'
 
-	storeFormat = 1
+	storeFormat = 2
 )
 
 var (
@@ -107,6 +119,28 @@ func checkName(name string) error {
 
 func entryKey(dst []byte, name string) []byte {
 	return appendDBName(append(dst, prefixEntry), name)
+}
+
+// grantPrefix is where the grant keys of identifier id start.
+func grantPrefix(dst []byte, id string) []byte {
+	return record.AppendString(append(dst, prefixGrant), id)
+}
+
+func grantKey(dst []byte, id, name string) []byte {
+	return appendDBName(grantPrefix(dst, id), name)
+}
+
+// grantees calls fn for each identifier an ACL ("id\trights\t...")
+// grants rights to.
+func grantees(acl string, fn func(id string)) {
+	for acl != "" {
+		var id, rights string
+		id, acl, _ = strings.Cut(acl, "\t")
+		rights, acl, _ = strings.Cut(acl, "\t")
+		if id != "" && id[0] != '-' && rights != "" {
+			fn(id)
+		}
+	}
 }
 
 func logKey(dst []byte, seq uint64) []byte {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -55,15 +56,98 @@ func (s *Snapshot) Scan(fn func(Entry) error) error {
 	if err != nil {
 		return fmt.Errorf("store: scan: %w", err)
 	}
-	err = scan(it, fn)
+	err = scan(it, nil, fn)
 	if cerr := it.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("store: scan: %w", cerr)
 	}
 	return err
 }
 
-func scan(it *pebble.Iterator, fn func(Entry) error) error {
+// Subtree calls fn, in list order, for the entry named name and every
+// entry below it (name + "." + ...): a user's own mailboxes, read
+// without walking anyone else's.
+func (s *Snapshot) Subtree(name string, fn func(Entry) error) error {
+	if s.err != nil {
+		return s.err
+	}
+	base := entryKey(nil, name)
+	// Children follow base+0x1F; base+0x20 bounds them and the few
+	// names that only share base as a prefix, which the filter drops.
+	it, err := s.snap.NewIter(&pebble.IterOptions{LowerBound: base, UpperBound: append(bytes.Clone(base), 0x20)})
+	if err != nil {
+		return fmt.Errorf("store: scan %q: %w", name, err)
+	}
+	err = scan(it, func(k []byte) bool {
+		return len(k) == len(base) || k[len(base)] == 0x1F
+	}, fn)
+	if cerr := it.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("store: scan %q: %w", name, cerr)
+	}
+	return err
+}
+
+// Granted calls fn, in list order, for every entry whose ACL grants id
+// rights (a positive ACL entry; see the grant keys in schema.go).
+func (s *Snapshot) Granted(id string, fn func(Entry) error) error {
+	if s.err != nil {
+		return s.err
+	}
+	lo := grantPrefix(nil, id)
+	hi, ok := prefixEnd(lo)
+	if !ok {
+		return fmt.Errorf("store: grants of %q: no key bound", id)
+	}
+	it, err := s.snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("store: grants of %q: %w", id, err)
+	}
+	key := []byte{prefixEntry}
+	for ok := it.First(); ok && err == nil; ok = it.Next() {
+		key = append(key[:1], it.Key()[len(lo):]...)
+		var e Entry
+		if e, err = s.entryAt(key); err == nil {
+			err = fn(e)
+		}
+	}
+	if cerr := it.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("store: grants of %q: %w", id, cerr)
+	}
+	return err
+}
+
+// entryAt reads the entry under an entry key a grant key named; its
+// absence means the index and the list disagree.
+func (s *Snapshot) entryAt(key []byte) (Entry, error) {
+	v, c, err := s.snap.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Entry{}, fmt.Errorf("store: grant key for missing entry %q", key)
+	}
+	if err != nil {
+		return Entry{}, fmt.Errorf("store: get %q: %w", key, err)
+	}
+	defer c.Close()
+	return decodeEntry(key, v)
+}
+
+// prefixEnd returns the smallest key above every key starting with p.
+func prefixEnd(p []byte) ([]byte, bool) {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xFF {
+			end[i]++
+			return end[:i+1], true
+		}
+	}
+	return nil, false
+}
+
+// scan calls fn for each entry under it whose key keep accepts (nil:
+// every one).
+func scan(it *pebble.Iterator, keep func(key []byte) bool, fn func(Entry) error) error {
 	for ok := it.First(); ok; ok = it.Next() {
+		if keep != nil && !keep(it.Key()) {
+			continue
+		}
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return fmt.Errorf("store: scan: %w", err)

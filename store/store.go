@@ -176,7 +176,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	db := &DB{pdb: pdb, retain: retain, guard: guard}
-	if err := db.load(); err != nil {
+	if err := db.load(log); err != nil {
 		guard.Close()
 		return nil, errors.Join(err, pdb.Close())
 	}
@@ -184,13 +184,19 @@ func Open(dir string, opts Options) (*DB, error) {
 }
 
 // load initialises a new store or reads the mirrors of an existing one.
-func (db *DB) load() error {
+func (db *DB) load(log *slog.Logger) error {
 	format, ok, err := db.getUvarint(sysFormat)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return db.create()
+	}
+	if format == 1 {
+		if err := db.addGrants(log); err != nil {
+			return err
+		}
+		format = storeFormat
 	}
 	if format != storeFormat {
 		return fmt.Errorf("store: unsupported store format %d", format)
@@ -235,6 +241,41 @@ func (db *DB) load() error {
 	db.count.Store(count)
 	db.reserved.Store(reserved)
 	db.oldest.Store(oldest)
+	return nil
+}
+
+// addGrants brings a format 1 store up to format 2 by writing the grant
+// keys of every entry. It writes in batches, so a large list is never
+// held in one, and the new format last: an upgrade cut short is done
+// again from the start at the next Open.
+func (db *DB) addGrants(log *slog.Logger) error {
+	start := time.Now()
+	snap := db.Snapshot()
+	defer snap.Close()
+	pb := db.pdb.NewBatch()
+	defer func() { pb.Close() }()
+	var n int
+	err := snap.Scan(func(e Entry) error {
+		db.regrant(pb, e.Name, nil, &e)
+		if n++; pb.Len() < 4<<20 {
+			return nil
+		}
+		if err := pb.Commit(pebble.NoSync); err != nil {
+			return err
+		}
+		pb.Close()
+		pb = db.pdb.NewBatch()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: upgrade to format %d: %w", storeFormat, err)
+	}
+	_ = pb.Set(sysFormat, record.Uvarint(nil, storeFormat), nil)
+	if err := pb.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("store: upgrade to format %d: %w", storeFormat, err)
+	}
+	log.Info("store: upgraded to format 2: the mailbox list is indexed by ACL identifier",
+		"entries", n, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -458,6 +499,7 @@ func (db *DB) Commit(b *Batch) (seq uint64, err error) {
 			_ = pb.Delete(db.kbuf, nil)
 			count--
 		}
+		db.regrant(pb, c.Name, old, c.New)
 		if old != nil && old.Kind == Reserved {
 			reserved--
 		}
@@ -506,6 +548,26 @@ func (db *DB) Commit(b *Batch) (seq uint64, err error) {
 	db.oldest.Store(oldest)
 	db.lastSeq.Store(seq)
 	return seq, nil
+}
+
+// regrant replaces the grant keys of name's old entry with its new one's;
+// the deletes come first, so an identifier in both keeps its key.
+func (db *DB) regrant(pb *pebble.Batch, name string, old, new *Entry) {
+	if old != nil && new != nil && old.ACL == new.ACL {
+		return
+	}
+	if old != nil {
+		grantees(old.ACL, func(id string) {
+			db.kbuf = grantKey(db.kbuf[:0], id, name)
+			_ = pb.Delete(db.kbuf, nil)
+		})
+	}
+	if new != nil {
+		grantees(new.ACL, func(id string) {
+			db.kbuf = grantKey(db.kbuf[:0], id, name)
+			_ = pb.Set(db.kbuf, nil, nil)
+		})
+	}
 }
 
 // ChangesSince calls fn for each logged change with Seq > after, in order, at

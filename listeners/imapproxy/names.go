@@ -193,21 +193,41 @@ func (s *session) writeListItem(it *listItem) {
 	s.untagged("LIST (" + strings.Join(attrs, " ") + `) "` + string(s.sep) + `" ` + astring(it.name))
 }
 
-// visible calls f, in list order, for each active mailbox the user may
-// look up ('l'), with its name as the client sees it.
+// visible calls f, in no set order, for each active mailbox the user may
+// look up ('l'), with its name as the client sees it. An admin may see
+// every mailbox and reads the whole list; a user's are found through the
+// list's indexes (her INBOX's subtree, what is granted to her and to
+// anyone), so the cost follows what she may see, not the list's size.
 func (s *session) visible(f func(e *store.Entry, ext string)) error {
 	snap := s.srv.cfg.DB.Snapshot()
 	defer snap.Close()
-	return snap.Scan(func(e store.Entry) error {
+	var seen map[string]bool // a mailbox may be reached by more than one index
+	each := func(e store.Entry) error {
 		if e.Kind != store.Active || strings.HasPrefix(e.Name, deletedPrefix) {
 			return nil
 		}
-		if !strings.ContainsRune(s.rights(&e), 'l') {
-			return nil
+		if seen != nil {
+			if seen[e.Name] {
+				return nil
+			}
+			seen[e.Name] = true
 		}
-		f(&e, s.external(e.Name))
+		if strings.ContainsRune(s.rights(&e), 'l') {
+			f(&e, s.external(e.Name))
+		}
 		return nil
-	})
+	}
+	if s.admin {
+		return snap.Scan(each)
+	}
+	seen = map[string]bool{}
+	if err := snap.Subtree(frontend.UserInbox(s.user), each); err != nil {
+		return err
+	}
+	if err := snap.Granted(s.user, each); err != nil {
+		return err
+	}
+	return snap.Granted("anyone", each)
 }
 
 // canonicalPattern upper-cases a leading INBOX, which is case-insensitive.
