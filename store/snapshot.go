@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -62,6 +63,26 @@ func (s *Snapshot) Scan(fn func(Entry) error) error {
 	}
 	return err
 }
+
+// All yields every entry in list order, as Scan calls fn, for a caller
+// that walks the list alongside something else (iter.Pull2); a read
+// error is yielded last.
+func (s *Snapshot) All() iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		err := s.Scan(func(e Entry) error {
+			if !yield(e, nil) {
+				return errStopped
+			}
+			return nil
+		})
+		if err != nil && err != errStopped {
+			yield(Entry{}, err)
+		}
+	}
+}
+
+// errStopped ends a Scan whose caller stopped asking.
+var errStopped = errors.New("store: scan stopped")
 
 // Subtree calls fn, in list order, for the entry named name and every
 // entry below it (name + "." + ...): a user's own mailboxes, read

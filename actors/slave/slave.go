@@ -5,10 +5,11 @@
 package slave
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"iter"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
@@ -255,6 +256,7 @@ func (l *link) session(ctx context.Context, addr string) (streamed bool, err err
 // syncCyrus loads a Cyrus master's dump (no change log to resume from).
 func (l *link) syncCyrus(c *mupdate.Client) error {
 	r := l.newReconciler()
+	defer r.close()
 	// A Cyrus master has no seq: forget any a Rookery master left here.
 	if err := l.apply(nil, map[string]string{metaEpoch: "", metaSeq: ""}); err != nil {
 		return err
@@ -285,6 +287,7 @@ func (l *link) syncRookery(c *mupdate.Client) (uint64, string, error) {
 			return 0, "", err
 		}
 		r := l.newReconciler()
+		defer r.close()
 		last, err := l.readUntilSeq(c, r.add)
 		if err != nil {
 			return 0, "", err
@@ -522,12 +525,16 @@ func change(rec mupdate.Record) store.Change {
 }
 
 // reconciler turns a master's full dump into the changes that make the
-// local list equal to it. It compares by set membership, not by a sorted
-// merge: Cyrus's own slave merges with strcmp over lists sorted in dbname
-// order and so deletes entries it has just inserted.
+// local list equal to it. Masters, Rookery and Cyrus alike, dump in list
+// order (dbname order, see store.DBName), so it walks the local list
+// alongside the dump, holding one entry rather than a set of every name.
+// It compares keys the way the list sorts them: Cyrus's own slave merges
+// with strcmp over lists in dbname order and so deletes entries it has
+// just inserted. The walk never goes back: a record out of order is
+// written as it is, after any delete the walk sent for it, so a dump in
+// any order still ends in the master's list.
 type reconciler struct {
 	l       *link
-	seen    map[[16]byte]struct{}
 	batch   []store.Change
 	changed int
 	// empty: the local list was empty at the start, so nothing needs
@@ -536,24 +543,61 @@ type reconciler struct {
 	// inflight is the previous batch's write, awaited before the next one
 	// is sent, so reading the dump and writing it overlap.
 	inflight *actor.Future
+
+	// The local list as it was when the dump began: next yields its
+	// entries in list order; cur is the first not yet passed by the dump.
+	snap     *store.Snapshot
+	next     func() (store.Entry, error, bool)
+	stop     func()
+	started  bool
+	cur      *store.Entry
+	curKey   []byte
+	last     []byte // the previous record's key
+	disorder int    // records that came out of list order
 }
 
 // batchSize bounds one Apply during a resync.
 const batchSize = 4096
 
 func (l *link) newReconciler() *reconciler {
-	n := l.cfg.Store.Count()
-	return &reconciler{l: l, seen: make(map[[16]byte]struct{}, n), empty: n == 0}
+	r := &reconciler{l: l, empty: l.cfg.Store.Count() == 0}
+	if !r.empty {
+		r.snap = l.cfg.Store.Snapshot()
+		r.next, r.stop = iter.Pull2(r.snap.All())
+	}
+	return r
 }
 
-// key is a 128-bit hash of a name: a set of them costs a fraction of a set
-// of the names themselves, with collisions out of reach.
-func key(name string) [16]byte {
-	h := fnv.New128a()
-	h.Write([]byte(name))
-	var k [16]byte
-	h.Sum(k[:0])
-	return k
+// close releases the walk of the local list; finish or not.
+func (r *reconciler) close() {
+	if r.snap != nil {
+		r.stop()
+		r.snap.Close()
+		r.snap = nil
+	}
+}
+
+// start reads the first local entry, once.
+func (r *reconciler) start() error {
+	if r.started {
+		return nil
+	}
+	r.started = true
+	return r.advance()
+}
+
+// advance moves cur to the next local entry (nil at the end).
+func (r *reconciler) advance() error {
+	e, err, ok := r.next()
+	switch {
+	case !ok:
+		r.cur = nil
+	case err != nil:
+		return err
+	default:
+		r.cur, r.curKey = &e, store.DBName(e.Name)
+	}
+	return nil
 }
 
 func (r *reconciler) add(rec mupdate.Record) error {
@@ -561,13 +605,35 @@ func (r *reconciler) add(rec mupdate.Record) error {
 		return fmt.Errorf("slave: unexpected %s line in a dump", rec.Kind)
 	}
 	want := change(rec)
-	if !r.empty {
-		r.seen[key(rec.Name)] = struct{}{}
-		cur, found, err := r.l.cfg.Store.Get(rec.Name)
-		if err != nil {
+	if r.empty {
+		return r.push(want)
+	}
+	if err := r.start(); err != nil {
+		return err
+	}
+	k := store.DBName(rec.Name)
+	if r.last != nil && bytes.Compare(k, r.last) <= 0 {
+		// The walk has passed k and may have sent its delete: the put
+		// comes after it and wins.
+		r.disorder++
+		return r.push(want)
+	}
+	r.last = k
+	// What the local list holds before k, the dump has not got.
+	for r.cur != nil && bytes.Compare(r.curKey, k) < 0 {
+		if err := r.push(store.Change{Name: r.cur.Name}); err != nil {
 			return err
 		}
-		if found && cur == *want.New {
+		if err := r.advance(); err != nil {
+			return err
+		}
+	}
+	if r.cur != nil && bytes.Equal(r.curKey, k) {
+		same := *r.cur == *want.New
+		if err := r.advance(); err != nil {
+			return err
+		}
+		if same {
 			return nil
 		}
 	}
@@ -601,21 +667,17 @@ func (r *reconciler) wait() error {
 // finish deletes what the master no longer has and writes meta with the
 // last batch.
 func (r *reconciler) finish(meta map[string]string) error {
-	if err := r.wait(); err != nil {
-		return err
-	}
-	// Everything a replica that started empty holds came from this dump.
 	if !r.empty {
-		snap := r.l.cfg.Store.Snapshot()
-		err := snap.Scan(func(e store.Entry) error {
-			if _, ok := r.seen[key(e.Name)]; ok {
-				return nil
-			}
-			return r.push(store.Change{Name: e.Name})
-		})
-		snap.Close()
-		if err != nil {
+		if err := r.start(); err != nil {
 			return err
+		}
+		for r.cur != nil {
+			if err := r.push(store.Change{Name: r.cur.Name}); err != nil {
+				return err
+			}
+			if err := r.advance(); err != nil {
+				return err
+			}
 		}
 	}
 	if err := r.wait(); err != nil {
@@ -623,6 +685,9 @@ func (r *reconciler) finish(meta map[string]string) error {
 	}
 	if err := r.l.apply(r.batch, meta); err != nil {
 		return err
+	}
+	if r.disorder > 0 {
+		r.l.log.Warn("replica: the master's dump was not in list order; entries out of order were rewritten", "entries", r.disorder)
 	}
 	r.l.log.Debug("replica reconciled", "changed", r.changed)
 	return nil
