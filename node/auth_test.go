@@ -75,7 +75,18 @@ type authConn struct {
 
 func dialAuth(t *testing.T, addr string) *authConn {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	return dialAuthFrom(t, "", addr)
+}
+
+// dialAuthFrom connects from a loopback address of its own (src, e.g.
+// "127.0.0.2"), as another client machine would.
+func dialAuthFrom(t *testing.T, src, addr string) *authConn {
+	t.Helper()
+	var d net.Dialer
+	if src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +202,22 @@ func TestLoginThrottle(t *testing.T) {
 	if !strings.Contains(logs.String(), "too many failed logins") {
 		t.Errorf("refusals not logged as throttled:\n%s", logs)
 	}
+}
+
+// TestLoginThrottleKnownAddress: a stranger failing on purpose for
+// alice's name (from several addresses) blocks her name at new addresses,
+// not at the one she logged in from before.
+func TestLoginThrottleKnownAddress(t *testing.T) {
+	n, _ := authNode(t, map[string]string{"login_throttle_failures": "3", "login_throttle_window": "300"})
+	try := func(src, pass string) string {
+		return dialAuthFrom(t, src, n.IMAPAddr()).ask(fmt.Sprintf("a LOGIN alice %q", pass), "a ")
+	}
+	wantPrefix(t, "alice at home", try("127.0.0.1", "alicepw"), "a OK")
+	for _, src := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		wantPrefix(t, "stranger at "+src, try(src, "guess"), "a NO [AUTHENTICATIONFAILED]")
+	}
+	wantPrefix(t, "alice's name at a new address", try("127.0.0.5", "alicepw"), "a NO [AUTHENTICATIONFAILED]")
+	wantPrefix(t, "alice at home after the stranger", try("127.0.0.1", "alicepw"), "a OK")
 }
 
 // TestSaslauthdFrontendLogins: a frontend asks saslauthd too, and says

@@ -22,6 +22,12 @@ var ErrThrottled = errors.New("auth: too many failed logins, try later")
 // Window, logins from that address or for that user are refused unchecked
 // until Window has passed since the failure that tripped it. A nil
 // *Throttle lets everything through.
+//
+// A user's block does not apply at the addresses she logged in from
+// lately (knownFor): otherwise anyone who knows her name could lock her
+// out by failing on purpose. Guessing from new addresses stays blocked,
+// and the guesser's own address is blocked by its own count. Exempt
+// addresses are shared (a webmail), so they never become known.
 type Throttle struct {
 	failures int
 	window   time.Duration
@@ -32,7 +38,21 @@ type Throttle struct {
 
 	mu      sync.Mutex
 	entries map[string]*throttleEntry
+	known   map[string][]knownAddr // by user, newest last
 }
+
+// knownAddr is an address a user logged in from, and when she last did.
+type knownAddr struct {
+	host string
+	at   time.Time
+}
+
+// A user's logins from an address keep it known for knownFor; she keeps
+// at most maxKnown of them.
+const (
+	knownFor = 30 * 24 * time.Hour
+	maxKnown = 8
+)
 
 type throttleEntry struct {
 	start   time.Time // of the counting window
@@ -55,7 +75,7 @@ func NewThrottle(failures int, window time.Duration, exempt []netip.Prefix, log 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Throttle{failures: failures, window: window, exempt: exempt, log: log, now: time.Now, entries: make(map[string]*throttleEntry)}
+	return &Throttle{failures: failures, window: window, exempt: exempt, log: log, now: time.Now, entries: make(map[string]*throttleEntry), known: make(map[string][]knownAddr)}
 }
 
 // Tripped counts how often an address or a user was blocked, for metrics.
@@ -70,28 +90,39 @@ func (t *Throttle) Tripped() uint64 {
 // address, "host:port"), unless either is
 // blocked, and counts its failure if it was a wrong password (a source
 // that could not be asked, or a refused authorization, is no guess). A
-// right password clears the user's count, not the address's: one account
-// of its own must not let a guesser reset its address.
+// right password clears the user's count (not a block on it), not the
+// address's: one account of its own must not let a guesser reset its
+// address.
 func (t *Throttle) Check(remote, user string, verify func() error) error {
 	if t == nil {
 		return verify()
 	}
-	ipKey, userKey := "ip "+hostOf(remote), "user "+user
-	if t.exempted(remote) {
+	host := hostOf(remote)
+	ipKey, userKey := "ip "+host, "user "+user
+	exempt := t.exempted(remote)
+	if exempt {
 		ipKey = ""
 	}
 	now := t.now()
 	t.mu.Lock()
-	blocked := t.blockedLocked(ipKey, now) || t.blockedLocked(userKey, now)
+	blocked := t.blockedLocked(ipKey, now) ||
+		t.blockedLocked(userKey, now) && (exempt || !t.knownLocked(user, host, now))
 	t.mu.Unlock()
 	if blocked {
-		return fmt.Errorf("%w (%s)", ErrThrottled, hostOf(remote))
+		return fmt.Errorf("%w (%s)", ErrThrottled, host)
 	}
 	err := verify()
 	switch {
 	case err == nil:
 		t.mu.Lock()
-		delete(t.entries, userKey)
+		// Her login at a known address leaves a block on her name
+		// standing for everyone else.
+		if !t.blockedLocked(userKey, now) {
+			delete(t.entries, userKey)
+		}
+		if !exempt {
+			t.rememberLocked(user, host, now)
+		}
 		t.mu.Unlock()
 	case errors.Is(err, ErrBadCredentials):
 		t.mu.Lock()
@@ -102,6 +133,52 @@ func (t *Throttle) Check(remote, user string, verify func() error) error {
 		t.mu.Unlock()
 	}
 	return err
+}
+
+// knownLocked reports whether user logged in from host within knownFor.
+func (t *Throttle) knownLocked(user, host string, now time.Time) bool {
+	for _, k := range t.known[user] {
+		if k.host == host && now.Sub(k.at) < knownFor {
+			return true
+		}
+	}
+	return false
+}
+
+// rememberLocked records a login of user from host, dropping her oldest
+// address past maxKnown.
+func (t *Throttle) rememberLocked(user, host string, now time.Time) {
+	ks := t.known[user]
+	for i, k := range ks {
+		if k.host == host {
+			ks = append(ks[:i], ks[i+1:]...)
+			break
+		}
+	}
+	if len(ks) >= maxKnown {
+		ks = ks[1:]
+	}
+	if _, ok := t.known[user]; !ok && len(t.known) >= maxThrottleEntries {
+		t.sweepKnownLocked(now)
+	}
+	t.known[user] = append(ks, knownAddr{host: host, at: now})
+}
+
+// sweepKnownLocked forgets users whose newest login is past knownFor,
+// and, if that frees nothing, any users: a forgotten address is only
+// subject to its user's block again.
+func (t *Throttle) sweepKnownLocked(now time.Time) {
+	for u, ks := range t.known {
+		if now.Sub(ks[len(ks)-1].at) >= knownFor {
+			delete(t.known, u)
+		}
+	}
+	for u := range t.known {
+		if len(t.known) < maxThrottleEntries {
+			break
+		}
+		delete(t.known, u)
+	}
 }
 
 func (t *Throttle) exempted(remote string) bool {

@@ -88,3 +88,70 @@ func TestThrottle(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestThrottleStrangerCannotLockOut: failing on purpose for a user's name
+// blocks the stranger's address and the user's name at new addresses,
+// but not the user at an address she logged in from before.
+func TestThrottleStrangerCannotLockOut(t *testing.T) {
+	th := NewThrottle(3, time.Minute, []netip.Prefix{netip.MustParsePrefix("192.168.0.0/24")}, nil)
+	now := time.Unix(1e9, 0)
+	th.now = func() time.Time { return now }
+	wrong := func() error { return ErrBadCredentials }
+	right := func() error { return nil }
+	home, webmail := "10.0.0.1:1", "192.168.0.5:1"
+
+	if err := th.Check(home, "alice", right); err != nil {
+		t.Fatal(err)
+	}
+	if err := th.Check(webmail, "alice", right); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 { // from many addresses, so none trips by address
+		th.Check("10.9.0."+strconv.Itoa(i)+":1", "alice", wrong)
+	}
+	if err := th.Check(home+"0", "alice", right); err != nil {
+		t.Errorf("alice at a known address, another port: %v", err)
+	}
+	if err := th.Check("10.0.0.2:1", "alice", right); !errors.Is(err, ErrThrottled) {
+		t.Errorf("alice's name at a new address: %v, want throttled", err)
+	}
+	if err := th.Check(webmail, "alice", right); !errors.Is(err, ErrThrottled) {
+		t.Errorf("alice's name at a shared (exempt) address: %v, want throttled", err)
+	}
+
+	// A stranger at one address is blocked by it, alice at home is not.
+	now = now.Add(2 * time.Minute)
+	for range 3 {
+		th.Check("10.8.0.1:1", "alice", wrong)
+	}
+	if err := th.Check("10.8.0.1:1", "bob", right); !errors.Is(err, ErrThrottled) {
+		t.Errorf("the stranger's address: %v, want throttled", err)
+	}
+	if err := th.Check(home, "alice", right); err != nil {
+		t.Errorf("alice at home after a stranger's failures: %v", err)
+	}
+
+	// An address is known for knownFor after the last login from it.
+	now = now.Add(knownFor)
+	for i := range 3 {
+		th.Check("10.7.0."+strconv.Itoa(i)+":1", "alice", wrong)
+	}
+	if err := th.Check(home, "alice", right); !errors.Is(err, ErrThrottled) {
+		t.Errorf("alice at an address not used for %v: %v, want throttled", knownFor, err)
+	}
+}
+
+func TestThrottleKnownBounded(t *testing.T) {
+	th := NewThrottle(3, time.Minute, nil, nil)
+	now := time.Unix(1e9, 0)
+	th.now = func() time.Time { return now }
+	for i := range maxKnown + 3 {
+		th.Check("10.0.0."+strconv.Itoa(i)+":1", "alice", func() error { return nil })
+	}
+	if n := len(th.known["alice"]); n != maxKnown {
+		t.Errorf("alice has %d known addresses, want %d", n, maxKnown)
+	}
+	if th.knownLocked("alice", "10.0.0.0", now) || !th.knownLocked("alice", "10.0.0."+strconv.Itoa(maxKnown+2), now) {
+		t.Error("the oldest address should go first")
+	}
+}
