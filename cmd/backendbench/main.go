@@ -14,13 +14,17 @@
 // With -search it measures instead SORT, THREAD and SEARCH TEXT on one
 // big mailbox of generated mail, and a QRESYNC resync after changes to it.
 // With -list it starts a murder of each (a master, two backends and a
-// frontend) and measures LIST-STATUS through the frontend.
+// frontend) and measures LIST-STATUS through the frontend. With -big it
+// fills one mailbox with a million small messages and times SELECT,
+// FETCH 1:* (FLAGS), UID SEARCH, the EXPUNGE of a tenth and APPEND.
 //
 //	go run ./cmd/backendbench                  # about 1 minute
 //	go run ./cmd/backendbench -quick           # about 15 s
 //	go run ./cmd/backendbench -search          # 100,000 messages
 //	go run ./cmd/backendbench -search -quick   # 10,000 messages
 //	go run ./cmd/backendbench -list            # LIST-STATUS of 1,000 mailboxes through a frontend
+//	go run ./cmd/backendbench -big             # a 1,000,000-message mailbox
+//	go run ./cmd/backendbench -big -quick      # a 100,000-message mailbox
 package main
 
 import (
@@ -40,14 +44,24 @@ func main() {
 	delayedACK := flag.Bool("delayed-ack", false, "keep the client's delayed ACKs: shows Cyrus's Nagle stalls on loopback")
 	search := flag.Bool("search", false, "measure SORT, THREAD, SEARCH TEXT and QRESYNC on one big mailbox instead")
 	list := flag.Bool("list", false, "measure LIST-STATUS through a frontend of two backends instead, Rookery and Cyrus murders")
-	n := flag.Int("n", 0, "messages in the -search mailbox (default 100000, 10000 with -quick); mailboxes for -list (default 1000, 200 with -quick)")
-	cpuprofile := flag.String("cpuprofile", "", "with -search: write a CPU profile of this process while it measures Rookery (in-process) to this file")
+	big := flag.Bool("big", false, "measure SELECT, FETCH FLAGS, SEARCH, EXPUNGE and APPEND on a mailbox of a million messages instead")
+	n := flag.Int("n", 0, "messages in the -search mailbox (default 100000, 10000 with -quick) or the -big one (default 1000000, 100000 with -quick); mailboxes for -list (default 1000, 200 with -quick)")
+	cpuprofile := flag.String("cpuprofile", "", "with -search or -big: write a CPU profile of this process while it measures Rookery (in-process) to this file")
 	runs := flag.Int("runs", 20, "timed runs of each -search query, and of -list's LIST-STATUS, after the first")
 	flag.Parse()
 	ctx, cancel := benchutil.Start("backendbench")
 
 	var err error
 	switch {
+	case *big:
+		msgs := 1_000_000
+		if *quick {
+			msgs = 100_000
+		}
+		if *n > 0 {
+			msgs = *n
+		}
+		err = runBig(ctx, os.Stdout, os.Stderr, msgs, min(*runs, 5), *cpuprofile)
 	case *list:
 		boxes := 1000
 		if *quick {
@@ -130,6 +144,58 @@ func run(ctx context.Context, out, logw io.Writer, sz sizes, delayedACK bool) (e
 	return nil
 }
 
+// startProfile starts a CPU profile of this process into file, if one is
+// named, and returns what stops it.
+func startProfile(file string) (stop func() error, err error) {
+	if file == "" {
+		return func() error { return nil }, nil
+	}
+	prof, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("backendbench: %w", err)
+	}
+	if err := pprof.StartCPUProfile(prof); err != nil {
+		return nil, errors.Join(fmt.Errorf("backendbench: %w", err), prof.Close())
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return prof.Close()
+	}, nil
+}
+
+// runBig is run for the -big mode: Rookery, then Cyrus, runs timed
+// repeats of the short operations.
+func runBig(ctx context.Context, out, logw io.Writer, n, runs int, cpuprofile string) (err error) {
+	s, err := startServers(ctx, logw, false)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := s.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("backendbench: cleaning up: %w", cerr))
+		}
+	}()
+	loadBefore := benchutil.LoadAvg()
+	stop, err := startProfile(cpuprofile)
+	if err != nil {
+		return err
+	}
+	rr, err := measureBig(ctx, s.rt, n, runs, logw)
+	if err = errors.Join(err, stop()); err != nil {
+		return err
+	}
+	if err := s.rookery.Close(); err != nil {
+		return fmt.Errorf("backendbench: stopping rookery: %w", err)
+	}
+	cr, err := measureBig(ctx, s.ct, n, runs, logw)
+	if err != nil {
+		return err
+	}
+	s.printHeader(out, loadBefore, "a minimal IMAP client")
+	printBigTable(out, n, runs, rr, cr)
+	return nil
+}
+
 // runSearch is run for the -search mode; with cpuprofile set it profiles
 // Rookery's part (its fill, queries and resyncs) into that file.
 func runSearch(ctx context.Context, out, logw io.Writer, sz searchSizes, delayedACK bool, cpuprofile string) (err error) {
@@ -144,21 +210,12 @@ func runSearch(ctx context.Context, out, logw io.Writer, sz searchSizes, delayed
 	}()
 	co := newCorpus(sz.N)
 	loadBefore := benchutil.LoadAvg()
-	var prof *os.File
-	if cpuprofile != "" {
-		if prof, err = os.Create(cpuprofile); err != nil {
-			return fmt.Errorf("backendbench: %w", err)
-		}
-		if err := pprof.StartCPUProfile(prof); err != nil {
-			return errors.Join(fmt.Errorf("backendbench: %w", err), prof.Close())
-		}
+	stop, err := startProfile(cpuprofile)
+	if err != nil {
+		return err
 	}
 	rr, err := measureSearch(ctx, s.rt, sz, co, logw)
-	if prof != nil {
-		pprof.StopCPUProfile()
-		err = errors.Join(err, prof.Close())
-	}
-	if err != nil {
+	if err = errors.Join(err, stop()); err != nil {
 		return err
 	}
 	if err := s.rookery.Close(); err != nil {
