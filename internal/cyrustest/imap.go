@@ -33,7 +33,7 @@ type IMAP struct {
 // connection.
 func DialIMAP(t testing.TB, addr, user, pass string) *IMAP {
 	t.Helper()
-	c, err := dialIMAP(addr, user, pass)
+	c, err := OpenIMAP(addr, user, pass)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,8 +41,9 @@ func DialIMAP(t testing.TB, addr, user, pass string) *IMAP {
 	return c
 }
 
-// dialIMAP is DialIMAP returning its error; the caller closes the client.
-func dialIMAP(addr, user, pass string) (*IMAP, error) {
+// OpenIMAP is DialIMAP for programs without testing.TB: it returns its
+// error, and the caller closes the client.
+func OpenIMAP(addr, user, pass string) (*IMAP, error) {
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("cyrustest: imap: %w", err)
