@@ -48,6 +48,9 @@ type listSizes struct {
 
 const (
 	minListRuns = 10
+	// listTimeout bounds one command: a frontend that reads its whole
+	// list of a million entries takes seconds.
+	listTimeout = 5 * time.Minute
 	// listWarmup runs of each command come before the timed ones; the
 	// first one's answer is the one checked.
 	listWarmup = 2
@@ -324,6 +327,7 @@ func measureListSize(ctx context.Context, n int, sz listSizes, logw io.Writer,
 		if conns[fe], err = cyrustest.OpenIMAP(addr, listUser, listPass); err != nil {
 			return nil, fmt.Errorf("mupdatebench: %s: %w", frontendNames[fe], err)
 		}
+		conns[fe].SetTimeout(listTimeout)
 	}
 	if versions[feCyrus] == "" {
 		versions[feCyrus] = imapVersion(conns[feCyrus])

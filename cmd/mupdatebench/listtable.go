@@ -20,7 +20,8 @@ func printListTable(w io.Writer, all []*listResults) {
 		return fmt.Sprintf("%.3f", benchutil.Ms(benchutil.Percentile(ds, q)))
 	}
 	ratio := func(c, r []time.Duration) string {
-		return fmt.Sprintf("%.2fx", float64(benchutil.Percentile(c, 0.5))/float64(benchutil.Percentile(r, 0.5)))
+		// Three significant digits: a ratio may be far below 1.
+		return fmt.Sprintf("%.3gx", float64(benchutil.Percentile(c, 0.5))/float64(benchutil.Percentile(r, 0.5)))
 	}
 	rows := [][]string{{"entries", "command", "Rookery p50", "p99", "Cyrus racl p50", "p99", "Cyrus p50", "p99",
 		"racl/Rookery", "Cyrus/Rookery", "runs"}}

@@ -2,7 +2,10 @@
 // 3.6, side by side on this machine, and prints a table with the ratio of
 // the two: by default the masters (Rookery's against `mupdate -m`), with
 // -replica the replicas (a Rookery replica of a Rookery master against a
-// Cyrus frontend's mupdate slave of a Cyrus master).
+// Cyrus frontend's mupdate slave of a Cyrus master), with -list a user's
+// LIST and LSUB on frontends that follow one Rookery master holding a
+// large mailbox list (a Rookery frontend, a Cyrus frontend with
+// reverseacls and one without; see list.go).
 //
 // It needs root and the Cyrus murder packages (sudo internal/cyrustest/install-cyrus.sh):
 // everything is started fresh by the run (Rookery in-process on temporary
@@ -13,6 +16,9 @@
 //	go run ./cmd/mupdatebench -quick            # masters, about 30 s
 //	go run ./cmd/mupdatebench -replica          # replicas, about 2.5 minutes
 //	go run ./cmd/mupdatebench -replica -quick   # replicas, about 1 minute
+//	go run ./cmd/mupdatebench -list -quick      # frontends' LIST, 1,000 and 100,000 mailboxes, about 10 minutes
+//	go run ./cmd/mupdatebench -list             # and 1,000,000, about an hour
+//	go run ./cmd/mupdatebench -list -entries 5000,50000 -runs 50
 package main
 
 import (

@@ -23,9 +23,10 @@ const (
 // without an IMAP library: it sends tagged commands and collects the lines
 // up to the tagged reply. It is not safe for concurrent use.
 type IMAP struct {
-	conn net.Conn
-	r    *bufio.Reader
-	tag  int
+	conn    net.Conn
+	r       *bufio.Reader
+	tag     int
+	timeout time.Duration // per command
 }
 
 // DialIMAP connects to addr, reads the greeting and, unless user is empty,
@@ -48,7 +49,7 @@ func OpenIMAP(addr, user, pass string) (*IMAP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cyrustest: imap: %w", err)
 	}
-	c := &IMAP{conn: conn, r: bufio.NewReader(conn)}
+	c := &IMAP{conn: conn, r: bufio.NewReader(conn), timeout: imapTimeout}
 	if err := conn.SetDeadline(time.Now().Add(imapTimeout)); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("cyrustest: imap: %w", err)
@@ -89,7 +90,7 @@ func (c *IMAP) Cmd(format string, args ...any) (untagged []string, status string
 	name, _, _ := strings.Cut(cmd, " ")
 	c.tag++
 	tag := "c" + strconv.Itoa(c.tag)
-	if err := c.conn.SetDeadline(time.Now().Add(imapTimeout)); err != nil {
+	if err := c.conn.SetDeadline(time.Now().Add(c.timeout)); err != nil {
 		return nil, "", fmt.Errorf("cyrustest: imap %s: %w", name, err)
 	}
 	if _, err := io.WriteString(c.conn, tag+" "+cmd+"\r\n"); err != nil {
@@ -116,6 +117,10 @@ func (c *IMAP) Cmd(format string, args ...any) (untagged []string, status string
 		}
 	}
 }
+
+// SetTimeout replaces the bound on each later command (20 s), for
+// commands known to take longer, such as a LIST over a huge mailbox list.
+func (c *IMAP) SetTimeout(d time.Duration) { c.timeout = d }
 
 // Close logs out (without waiting for the reply) and closes the connection.
 // Calling it again is a no-op.
