@@ -168,6 +168,9 @@ type listResults struct {
 	// Cyrus is each Cyrus frontend's memory by process name (proportional
 	// set size, so that pages its processes share count once).
 	Cyrus [nFrontends]map[string]procMem
+
+	RookeryVersion, CyrusVersion string
+	Base                         string // where the servers keep their data
 	// Problems are the differences between the frontends' answers and
 	// what alice should see; the run fails if there are any.
 	Problems []string
@@ -180,20 +183,19 @@ type listResults struct {
 func runList(ctx context.Context, out, logw io.Writer, sz listSizes) (err error) {
 	loadBefore := benchutil.LoadAvg()
 	var all []*listResults
-	var versions [nFrontends]string
-	var base string
 	for _, n := range sz.Entries {
-		res, err := measureListSize(ctx, n, sz, logw, &versions, &base)
+		res, err := measureListSize(ctx, n, sz, logw)
 		if err != nil {
 			return err
 		}
 		all = append(all, res)
 	}
+	r := all[0]
 	fmt.Fprintln(out, benchutil.Machine(loadBefore))
-	fmt.Fprintf(out, "Rookery: %s (in-process master, frontend+replica and alice's backend)\n", versions[feRookery])
-	fmt.Fprintf(out, "Cyrus:   %s (two frontends via cyrustest, reverseacls: yes and Cyrus's default, following the Rookery master)\n", versions[feCyrus])
+	fmt.Fprintf(out, "Rookery: %s (in-process master, frontend+replica and alice's backend)\n", r.RookeryVersion)
+	fmt.Fprintf(out, "Cyrus:   %s (two frontends via cyrustest, reverseacls: yes and Cyrus's default, following the Rookery master)\n", r.CyrusVersion)
 	fmt.Fprintf(out, "data: everything under %s (%s); client: this process, one connection per frontend, %d runs per command\n",
-		base, benchutil.FSType(base), sz.Runs)
+		r.Base, benchutil.FSType(r.Base), sz.Runs)
 	fmt.Fprintf(out, "  (fewer where %d runs took over %v, at least %d)\n\n", sz.Runs, sz.Budget, minListRuns)
 	printListTable(out, all)
 	var problems []string
@@ -237,28 +239,83 @@ func (m *listMurder) Close() error {
 	return errors.Join(errs...)
 }
 
-// measureListSize fills a fresh master with n filler mailboxes, sets up
-// alice and the frontends, and times the commands on each. It fills in
-// the versions and the data folder of the run for the header.
-func measureListSize(ctx context.Context, n int, sz listSizes, logw io.Writer,
-	versions *[nFrontends]string, base *string) (_ *listResults, err error) {
-	m := &listMurder{}
+// measureListSize sets up a murder with n filler mailboxes and times the
+// commands on its frontends.
+func measureListSize(ctx context.Context, n int, sz listSizes, logw io.Writer) (_ *listResults, err error) {
+	res := &listResults{}
+	m, err := startListMurder(ctx, n, sz, logw, res)
+	if err != nil {
+		return nil, err
+	}
 	defer closing(&err, "the list murder", m.Close)
+
+	addrs := [nFrontends]string{m.frontend.IMAPAddr(), m.cyrus[feCyrusRACL].IMAPAddr(), m.cyrus[feCyrus].IMAPAddr()}
+	var conns [nFrontends]*cyrustest.IMAP
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	for fe, addr := range addrs {
+		if conns[fe], err = cyrustest.OpenIMAP(addr, listUser, listPass); err != nil {
+			return nil, fmt.Errorf("mupdatebench: %s: %w", frontendNames[fe], err)
+		}
+		conns[fe].SetTimeout(listTimeout)
+	}
+	res.CyrusVersion = imapVersion(conns[feCyrus])
+
+	for _, lc := range listCommands {
+		fmt.Fprintf(logw, "[%d] %s:", n, lc.Cmd)
+		times, seen, err := timeCommand(ctx, conns, lc.Cmd, sz)
+		if err != nil {
+			fmt.Fprintln(logw, " failed")
+			return nil, err
+		}
+		for fe := range times {
+			fmt.Fprintf(logw, " %s p50 %v;", frontendNames[fe], benchutil.Percentile(times[fe], 0.5).Round(time.Microsecond))
+		}
+		fmt.Fprintln(logw)
+		res.Times = append(res.Times, times)
+		res.Seen = append(res.Seen, seen)
+		res.Problems = append(res.Problems, checkListings(n, lc.Cmd, seen, lc.want())...)
+	}
+
+	res.Heap, res.RSS = goMemory()
+	for _, fe := range []int{feCyrusRACL, feCyrus} {
+		res.Cyrus[fe] = instanceMemory(m.cyrus[fe].Dir)
+	}
+	return res, nil
+}
+
+// startListMurder starts a Rookery master, fills it with n filler
+// mailboxes, starts alice's backend and the three frontends, and returns
+// once every frontend holds the whole list and alice is subscribed to all
+// she sees. It notes the fill and sync times and the Rookery version in
+// res. On error nothing is left running.
+func startListMurder(ctx context.Context, n int, sz listSizes, logw io.Writer, res *listResults) (_ *listMurder, err error) {
+	m := &listMurder{}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, m.Close())
+		}
+	}()
 	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// Beside cyrustest's instances, on the same file system.
 	if m.dir, err = os.MkdirTemp("/tmp", "mupdatebench-list-"); err != nil {
 		return nil, fmt.Errorf("mupdatebench: %w", err)
 	}
-	*base = filepath.Dir(m.dir)
+	res.Base = filepath.Dir(m.dir)
 
 	fmt.Fprintf(logw, "[%d] starting the Rookery master ...\n", n)
 	if m.master, err = startRookery(filepath.Join(m.dir, "master"), logger); err != nil {
 		return nil, err
 	}
 	mt := rookeryTarget("Rookery master", m.master.MUPDATEAddr())
-	if versions[feRookery], err = greetingVersion(ctx, mt); err != nil {
+	if res.RookeryVersion, err = greetingVersion(ctx, mt); err != nil {
 		return nil, err
 	}
-	res := &listResults{}
 	filler := fillerNames(n)
 	fmt.Fprintf(logw, "[%d] filling the master: %d mailboxes of %d users, %d connections x %d ACTIVATEs in flight ... ",
 		n, len(filler), len(filler)/perUser, sz.Conns, sz.Window)
@@ -285,6 +342,7 @@ func measureListSize(ctx context.Context, n int, sz listSizes, logw io.Writer,
 	fmt.Fprintf(logw, "[%d] starting the Rookery frontend ... ", n)
 	start = time.Now()
 	if m.frontend, err = startListFrontend(filepath.Join(m.dir, "frontend"), m.master.MUPDATEAddr(), logger); err != nil {
+		fmt.Fprintln(logw, "failed")
 		return nil, err
 	}
 	err = waitFor(ctx, syncTimeout(res.Entries), "the Rookery frontend's replica to hold every entry", func() error {
@@ -294,6 +352,7 @@ func measureListSize(ctx context.Context, n int, sz listSizes, logw io.Writer,
 		return nil
 	})
 	if err != nil {
+		fmt.Fprintln(logw, "failed")
 		return nil, err
 	}
 	res.Sync[feRookery] = time.Since(start)
@@ -310,50 +369,10 @@ func measureListSize(ctx context.Context, n int, sz listSizes, logw io.Writer,
 		res.Sync[fe] = time.Since(start)
 		fmt.Fprintf(logw, "synced in %v\n", res.Sync[fe].Round(time.Millisecond))
 	}
-
-	addrs := [nFrontends]string{m.frontend.IMAPAddr(), m.cyrus[feCyrusRACL].IMAPAddr(), m.cyrus[feCyrus].IMAPAddr()}
-	if err := subscribeAlice(addrs[feRookery]); err != nil {
+	if err := subscribeAlice(m.frontend.IMAPAddr()); err != nil {
 		return nil, err
 	}
-	var conns [nFrontends]*cyrustest.IMAP
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
-	for fe, addr := range addrs {
-		if conns[fe], err = cyrustest.OpenIMAP(addr, listUser, listPass); err != nil {
-			return nil, fmt.Errorf("mupdatebench: %s: %w", frontendNames[fe], err)
-		}
-		conns[fe].SetTimeout(listTimeout)
-	}
-	if versions[feCyrus] == "" {
-		versions[feCyrus] = imapVersion(conns[feCyrus])
-	}
-
-	for _, lc := range listCommands {
-		fmt.Fprintf(logw, "[%d] %s:", n, lc.Cmd)
-		times, seen, err := timeCommand(ctx, conns, lc.Cmd, sz)
-		if err != nil {
-			fmt.Fprintln(logw, " failed")
-			return nil, err
-		}
-		for fe := range times {
-			fmt.Fprintf(logw, " %s p50 %v;", frontendNames[fe], benchutil.Percentile(times[fe], 0.5).Round(time.Microsecond))
-		}
-		fmt.Fprintln(logw)
-		res.Times = append(res.Times, times)
-		res.Seen = append(res.Seen, seen)
-		res.Problems = append(res.Problems, checkListings(n, lc.Cmd, seen, lc.want())...)
-	}
-
-	res.Heap, res.RSS = goMemory()
-	for _, fe := range []int{feCyrusRACL, feCyrus} {
-		res.Cyrus[fe] = instanceMemory(m.cyrus[fe].Dir)
-	}
-	return res, nil
+	return m, nil
 }
 
 // rookeryListConfig is rookeryConfig with the users of the -list mode:
