@@ -178,17 +178,22 @@ type listResults struct {
 
 // runList measures each size of sz in a murder of its own and prints one
 // table for all; progress goes to logw. Everything it starts is stopped
-// before it returns. Answers that differ between the frontends fail the
-// run after the table is printed.
-func runList(ctx context.Context, out, logw io.Writer, sz listSizes) (err error) {
+// before it returns. Answers that differ between the frontends, or from
+// what alice should see, fail the run after the table is printed; so does
+// a failed size, after the table of those before it.
+func runList(ctx context.Context, out, logw io.Writer, sz listSizes) error {
 	loadBefore := benchutil.LoadAvg()
 	var all []*listResults
+	var err error
 	for _, n := range sz.Entries {
-		res, err := measureListSize(ctx, n, sz, logw)
-		if err != nil {
-			return err
+		var res *listResults
+		if res, err = measureListSize(ctx, n, sz, logw); err != nil {
+			break
 		}
 		all = append(all, res)
+	}
+	if len(all) == 0 {
+		return err
 	}
 	r := all[0]
 	fmt.Fprintln(out, benchutil.Machine(loadBefore))
@@ -198,12 +203,15 @@ func runList(ctx context.Context, out, logw io.Writer, sz listSizes) (err error)
 		r.Base, benchutil.FSType(r.Base), sz.Runs)
 	fmt.Fprintf(out, "  (fewer where %d runs took over %v, at least %d)\n\n", sz.Runs, sz.Budget, minListRuns)
 	printListTable(out, all)
+	if err != nil {
+		return err
+	}
 	var problems []string
 	for _, r := range all {
 		problems = append(problems, r.Problems...)
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("mupdatebench: the frontends' answers differ:\n  %s", strings.Join(problems, "\n  "))
+		return fmt.Errorf("mupdatebench: the frontends' answers differ or are wrong:\n  %s", strings.Join(problems, "\n  "))
 	}
 	return nil
 }
