@@ -16,8 +16,8 @@
 //	go run ./cmd/mupdatebench -quick            # masters, about 30 s
 //	go run ./cmd/mupdatebench -replica          # replicas, about 2.5 minutes
 //	go run ./cmd/mupdatebench -replica -quick   # replicas, about 1 minute
-//	go run ./cmd/mupdatebench -list -quick      # frontends' LIST, 1,000 and 100,000 mailboxes, about 10 minutes
-//	go run ./cmd/mupdatebench -list             # and 1,000,000, about an hour
+//	go run ./cmd/mupdatebench -list -quick      # frontends' LIST, 1,000 and 100,000 mailboxes, about 5 minutes
+//	go run ./cmd/mupdatebench -list             # and 1,000,000, about 25 minutes
 //	go run ./cmd/mupdatebench -list -entries 5000,50000 -runs 50
 package main
 
