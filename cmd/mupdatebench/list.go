@@ -201,7 +201,10 @@ func runList(ctx context.Context, out, logw io.Writer, sz listSizes) error {
 	fmt.Fprintf(out, "Cyrus:   %s (two frontends via cyrustest, reverseacls: yes and Cyrus's default, following the Rookery master)\n", r.CyrusVersion)
 	fmt.Fprintf(out, "data: everything under %s (%s); client: this process, one connection per frontend, %d runs per command\n",
 		r.Base, benchutil.FSType(r.Base), sz.Runs)
-	fmt.Fprintf(out, "  (fewer where %d runs took over %v, at least %d)\n\n", sz.Runs, sz.Budget, minListRuns)
+	if sz.Runs > minListRuns {
+		fmt.Fprintf(out, "  (fewer where %d runs took over %v, at least %d)\n", sz.Runs, sz.Budget, minListRuns)
+	}
+	fmt.Fprintln(out)
 	printListTable(out, all)
 	if err != nil {
 		return err

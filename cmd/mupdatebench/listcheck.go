@@ -146,8 +146,8 @@ func checkListings(n int, cmd string, seen [nFrontends][]listed, want []string) 
 
 // procMem is the memory of an instance's processes of one name.
 type procMem struct {
-	Procs int
-	PSS   uint64 // bytes
+	Procs    int
+	PSS, RSS uint64 // bytes
 }
 
 // instanceMemory is the proportional set size of the processes of the
@@ -174,6 +174,7 @@ func instanceMemory(dir string) map[string]procMem {
 		m := out[name]
 		m.Procs++
 		m.PSS += procFileKB(filepath.Join("/proc", pid, "smaps_rollup"), "Pss") * 1024
+		m.RSS += procStatusKB(pid, "VmRSS") * 1024
 		out[name] = m
 	}
 	return out

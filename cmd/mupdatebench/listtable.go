@@ -59,7 +59,7 @@ func printListTable(w io.Writer, all []*listResults) {
 	fmt.Fprintln(w, "  every entry (Cyrus: until its mupdate slave greets, which it does after its first sync, and FINDs the last one).")
 	fmt.Fprintln(w, "Go heap: in use after a GC in this process, which holds the master, alice's backend and the Rookery frontend;")
 	fmt.Fprintln(w, "  RSS: this process's resident size. Cyrus PSS: the frontend's processes' proportional set size, so pages")
-	fmt.Fprintln(w, "  they share (such as mailboxes.db) count once, measured after the runs:")
+	fmt.Fprintln(w, "  they share (such as mailboxes.db) count once, measured after the runs (by process, PSS and RSS):")
 	for _, r := range all {
 		for _, fe := range []int{feCyrusRACL, feCyrus} {
 			fmt.Fprintf(w, "  [%d] %s: %s\n", r.Entries, frontendNames[fe], describeMem(r.Cyrus[fe]))
@@ -98,7 +98,7 @@ func describeMem(m map[string]procMem) string {
 	var parts []string
 	for _, name := range slices.Sorted(maps.Keys(m)) {
 		p := m[name]
-		parts = append(parts, fmt.Sprintf("%s x%d %.1f MB", name, p.Procs, float64(p.PSS)/(1<<20)))
+		parts = append(parts, fmt.Sprintf("%s x%d %.1f MB (RSS %.1f)", name, p.Procs, float64(p.PSS)/(1<<20), float64(p.RSS)/(1<<20)))
 	}
 	return strings.Join(parts, ", ")
 }
