@@ -574,7 +574,7 @@ func timeCommand(ctx context.Context, conns [nFrontends]*cyrustest.IMAP, cmd str
 	var lines [nFrontends]int
 	for run := -listWarmup; run < sz.Runs; run++ {
 		if err := ctx.Err(); err != nil {
-			return times, seen, err
+			return times, seen, fmt.Errorf("mupdatebench: %s: %w", cmd, err)
 		}
 		for fe, c := range conns {
 			if len(times[fe]) >= minListRuns && spent[fe] > sz.Budget {
