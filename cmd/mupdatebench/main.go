@@ -2,7 +2,10 @@
 // 3.6, side by side on this machine, and prints a table with the ratio of
 // the two: by default the masters (Rookery's against `mupdate -m`), with
 // -replica the replicas (a Rookery replica of a Rookery master against a
-// Cyrus frontend's mupdate slave of a Cyrus master).
+// Cyrus frontend's mupdate slave of a Cyrus master), with -list a user's
+// LIST and LSUB on frontends that follow one Rookery master holding a
+// large mailbox list (a Rookery frontend, a Cyrus frontend with
+// reverseacls and one without; see list.go).
 //
 // It needs root and the Cyrus murder packages (sudo internal/cyrustest/install-cyrus.sh):
 // everything is started fresh by the run (Rookery in-process on temporary
@@ -13,6 +16,9 @@
 //	go run ./cmd/mupdatebench -quick            # masters, about 30 s
 //	go run ./cmd/mupdatebench -replica          # replicas, about 2.5 minutes
 //	go run ./cmd/mupdatebench -replica -quick   # replicas, about 1 minute
+//	go run ./cmd/mupdatebench -list -quick      # frontends' LIST, 1,000 and 100,000 mailboxes, about 5 minutes
+//	go run ./cmd/mupdatebench -list             # and 1,000,000, about 25 minutes
+//	go run ./cmd/mupdatebench -list -entries 5000,50000 -runs 50
 package main
 
 import (
@@ -24,6 +30,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/rookery/rookery/internal/benchutil"
 	"github.com/rookery/rookery/internal/cyrustest"
@@ -33,35 +43,58 @@ import (
 func main() {
 	quick := flag.Bool("quick", false, "smaller sizes")
 	replica := flag.Bool("replica", false, "measure replicas (full sync, propagation, restart) instead of masters")
-	entries := flag.Int("entries", 0, fmt.Sprintf("with -replica: mailboxes on the Rookery master (default %d, -quick %d)",
-		fullReplicaSizes.Entries, quickReplicaSizes.Entries))
+	list := flag.Bool("list", false, "measure a user's LIST and LSUB on frontends over a large mailbox list instead of masters")
+	var entries sizeList
+	flag.Var(&entries, "entries", fmt.Sprintf("with -replica: mailboxes on the Rookery master (default %d, -quick %d);"+
+		" with -list: comma-separated mailbox list sizes, one run each (default %s, -quick %s)",
+		fullReplicaSizes.Entries, quickReplicaSizes.Entries, sizeList(fullListEntries), sizeList(quickListEntries)))
 	cyrusEntries := flag.Int("cyrus-entries", 0, fmt.Sprintf("with -replica: mailboxes on the Cyrus master (default %d, -quick %d)",
 		fullReplicaSizes.CyrusEntries, quickReplicaSizes.CyrusEntries))
+	runs := flag.Int("runs", 200, "with -list: timed runs of each command on each frontend")
+	budget := flag.Duration("budget", 30*time.Second, fmt.Sprintf("with -list: stop a command's runs on a frontend after this long (at least %d runs)", minListRuns))
 	flag.Parse()
-	if !*replica && (*entries != 0 || *cyrusEntries != 0) {
-		fmt.Fprintln(os.Stderr, "mupdatebench: -entries and -cyrus-entries go with -replica")
-		os.Exit(2)
-	}
-	if *entries < 0 || *cyrusEntries < 0 {
-		fmt.Fprintln(os.Stderr, "mupdatebench: sizes must be positive")
-		os.Exit(2)
+	switch {
+	case *replica && *list:
+		usage("-replica and -list are different modes")
+	case !*replica && !*list && len(entries) > 0:
+		usage("-entries goes with -replica or -list")
+	case !*replica && *cyrusEntries != 0:
+		usage("-cyrus-entries goes with -replica")
+	case *replica && len(entries) > 1:
+		usage("-replica takes one -entries size")
+	case *cyrusEntries < 0 || slices.ContainsFunc(entries, func(n int) bool { return n <= 0 }):
+		usage("sizes must be positive")
+	case *list && slices.ContainsFunc(entries, func(n int) bool { return n < minListEntries }):
+		usage(fmt.Sprintf("-list needs at least %d entries", minListEntries))
+	case *runs < 1 || *budget <= 0:
+		usage("-runs and -budget must be positive")
 	}
 	ctx, cancel := benchutil.Start("mupdatebench")
 
 	var err error
-	if *replica {
+	switch {
+	case *list:
+		sz := listSizes{Entries: fullListEntries, Runs: *runs, Budget: *budget, Conns: 4, Window: 64}
+		if *quick {
+			sz.Entries = quickListEntries
+		}
+		if len(entries) > 0 {
+			sz.Entries = entries
+		}
+		err = runList(ctx, os.Stdout, os.Stderr, sz)
+	case *replica:
 		sz := fullReplicaSizes
 		if *quick {
 			sz = quickReplicaSizes
 		}
-		if *entries > 0 {
-			sz.Entries = *entries
+		if len(entries) > 0 {
+			sz.Entries = entries[0]
 		}
 		if *cyrusEntries > 0 {
 			sz.CyrusEntries = *cyrusEntries
 		}
 		err = runReplica(ctx, os.Stdout, os.Stderr, sz)
-	} else {
+	default:
 		sz, cyrusSamples := fullSizes, 5
 		if *quick {
 			sz, cyrusSamples = quickSizes, 3
@@ -73,6 +106,34 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+func usage(problem string) {
+	fmt.Fprintln(os.Stderr, "mupdatebench: "+problem)
+	os.Exit(2)
+}
+
+// sizeList is a comma-separated list of sizes, as -entries takes it.
+type sizeList []int
+
+func (l sizeList) String() string {
+	s := make([]string, len(l))
+	for i, n := range l {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *sizeList) Set(v string) error {
+	*l = nil
+	for f := range strings.SplitSeq(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return fmt.Errorf("not a size: %q", f)
+		}
+		*l = append(*l, n)
+	}
+	return nil
 }
 
 // Sizes of a full and a quick run. The Cyrus bulk load runs at about

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +155,72 @@ func TestProcessAge(t *testing.T) {
 	}
 	if _, _, err := processAge(-1); err == nil {
 		t.Error("no error for a process that does not exist")
+	}
+}
+
+// TestList runs the -list mode at a tiny size against real Cyrus
+// frontends, so that it keeps working: the three frontends must give alice
+// the same answers, those she should get, and the table must show them.
+func TestList(t *testing.T) {
+	cyrustest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	sz := listSizes{Entries: []int{minListEntries}, Runs: 3, Budget: time.Second, Conns: 2, Window: 8}
+	if err := runList(ctx, &out, io.Discard, sz); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	got := out.String()
+	for _, want := range []string{`75      | LIST "" "*"       |`, `LSUB "" "*"`, "| 3/3/3", `[75] LIST "" "%": Rookery user; Cyrus reverseacls user; Cyrus default user`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// TestParseListing reads the forms a mailbox name takes in LIST and LSUB
+// answers, and refuses lines it cannot read.
+func TestParseListing(t *testing.T) {
+	got, err := parseListing([]string{
+		`* LIST (\HasNoChildren) "." INBOX.f1`,
+		`* LIST (\Noselect \HasChildren) "." "user"`,
+		`* LSUB () "." "a \"b\""`,
+		"* LIST () NIL {5}\r\nx y z",
+		`* OK [ALERT] not a listing`,
+	})
+	want := []listed{{"INBOX.f1", false}, {"user", true}, {`a "b"`, false}, {"x y z", false}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("parseListing = %v, %v; want %v", got, err, want)
+	}
+	for _, bad := range []string{`* LIST (\HasNoChildren "." INBOX`, `* LIST () "." "open`, `* LIST () "." `, `* LIST () . INBOX`} {
+		if _, err := parseListing([]string{bad}); err == nil {
+			t.Errorf("parseListing(%q) took it", bad)
+		}
+	}
+}
+
+// TestCheckListings: answers that agree pass; a frontend that lists a
+// name the others do not, misses one, lists one selectable that alice
+// should not see, or marks one she should \Noselect, is reported.
+func TestCheckListings(t *testing.T) {
+	want := []string{"INBOX", "INBOX.a"}
+	good := []listed{{"INBOX", false}, {"INBOX.a", false}, {"user", true}}
+	if p := checkListings(1, `LIST "" "*"`, [nFrontends][]listed{good, good, good}, want); len(p) != 0 {
+		t.Errorf("agreeing answers reported: %q", p)
+	}
+	for name, other := range map[string][]listed{
+		"extra parent":    append(slices.Clone(good), listed{"shared", true}),
+		"missing":         good[:1],
+		"not for alice":   append(slices.Clone(good), listed{"user.bob", false}),
+		"wanted noselect": {{"INBOX", false}, {"INBOX.a", true}, {"user", true}},
+	} {
+		if p := checkListings(1, `LIST "" "*"`, [nFrontends][]listed{good, good, other}, want); len(p) == 0 {
+			t.Errorf("%s: not reported", name)
+		}
+	}
+	// LSUB may mark subscriptions \Noselect.
+	lsub := []listed{{"INBOX", false}, {"INBOX.a", true}}
+	if p := checkListings(1, `LSUB "" "*"`, [nFrontends][]listed{lsub, lsub, lsub}, want); len(p) != 0 {
+		t.Errorf("LSUB \\Noselect reported: %q", p)
 	}
 }

@@ -23,9 +23,10 @@ const (
 // without an IMAP library: it sends tagged commands and collects the lines
 // up to the tagged reply. It is not safe for concurrent use.
 type IMAP struct {
-	conn net.Conn
-	r    *bufio.Reader
-	tag  int
+	conn    net.Conn
+	r       *bufio.Reader
+	tag     int
+	timeout time.Duration // per command
 }
 
 // DialIMAP connects to addr, reads the greeting and, unless user is empty,
@@ -33,7 +34,7 @@ type IMAP struct {
 // connection.
 func DialIMAP(t testing.TB, addr, user, pass string) *IMAP {
 	t.Helper()
-	c, err := dialIMAP(addr, user, pass)
+	c, err := OpenIMAP(addr, user, pass)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,13 +42,14 @@ func DialIMAP(t testing.TB, addr, user, pass string) *IMAP {
 	return c
 }
 
-// dialIMAP is DialIMAP returning its error; the caller closes the client.
-func dialIMAP(addr, user, pass string) (*IMAP, error) {
+// OpenIMAP is DialIMAP for programs without testing.TB: it returns its
+// error, and the caller closes the client.
+func OpenIMAP(addr, user, pass string) (*IMAP, error) {
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("cyrustest: imap: %w", err)
 	}
-	c := &IMAP{conn: conn, r: bufio.NewReader(conn)}
+	c := &IMAP{conn: conn, r: bufio.NewReader(conn), timeout: imapTimeout}
 	if err := conn.SetDeadline(time.Now().Add(imapTimeout)); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("cyrustest: imap: %w", err)
@@ -88,7 +90,7 @@ func (c *IMAP) Cmd(format string, args ...any) (untagged []string, status string
 	name, _, _ := strings.Cut(cmd, " ")
 	c.tag++
 	tag := "c" + strconv.Itoa(c.tag)
-	if err := c.conn.SetDeadline(time.Now().Add(imapTimeout)); err != nil {
+	if err := c.conn.SetDeadline(time.Now().Add(c.timeout)); err != nil {
 		return nil, "", fmt.Errorf("cyrustest: imap %s: %w", name, err)
 	}
 	if _, err := io.WriteString(c.conn, tag+" "+cmd+"\r\n"); err != nil {
@@ -115,6 +117,10 @@ func (c *IMAP) Cmd(format string, args ...any) (untagged []string, status string
 		}
 	}
 }
+
+// SetTimeout replaces the bound on each later command (20 s), for
+// commands known to take longer, such as a LIST over a huge mailbox list.
+func (c *IMAP) SetTimeout(d time.Duration) { c.timeout = d }
 
 // Close logs out (without waiting for the reply) and closes the connection.
 // Calling it again is a no-op.

@@ -500,7 +500,7 @@ func (i *Instance) SetUser(user, pass string, inbox bool) error {
 	if i.Role != RoleBackend {
 		return fmt.Errorf("cyrustest: only a backend has INBOXes, not a %s", i.Role)
 	}
-	c, err := dialIMAP(i.IMAPAddr(), AdminUser, AdminPass)
+	c, err := OpenIMAP(i.IMAPAddr(), AdminUser, AdminPass)
 	if err != nil {
 		return err
 	}
