@@ -107,7 +107,18 @@ func TestSubtree(t *testing.T) {
 	}
 }
 
-// TestGrantedFollowsRandomChanges checks the index against a full scan
+// wantServers is what ServerCounts must return: a count of the list.
+func wantServers(t *testing.T, db *DB) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, n := range names(t, db, func(s *Snapshot, fn func(Entry) error) error {
+		return s.Scan(func(e Entry) error { return fn(Entry{Name: e.Server()}) })
+	}) {
+		out[n]++
+	}
+	return out
+}
+
+// TestGrantedFollowsRandomChanges checks the indexes against a full scan
 // after many random batches, and again after a reopen.
 func TestGrantedFollowsRandomChanges(t *testing.T) {
 	dir := t.TempDir()
@@ -130,11 +141,15 @@ func TestGrantedFollowsRandomChanges(t *testing.T) {
 				}
 				acl.WriteString(id + "\t" + "lrs"[:r.IntN(4)] + "\t")
 			}
-			b = append(b, put(Entry{Name: name, Kind: Kind(1 + r.IntN(2)), Location: "be!p", ACL: acl.String()}))
+			loc := "be" + strconv.Itoa(r.IntN(3)) + "!p"
+			b = append(b, put(Entry{Name: name, Kind: Kind(1 + r.IntN(2)), Location: loc, ACL: acl.String()}))
 		}
 		commit(t, db, b...)
 	}
 	check := func(when string) {
+		if got, want := db.ServerCounts(), wantServers(t, db); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: ServerCounts() = %v, want %v", when, got, want)
+		}
 		for _, id := range ids {
 			if got, want := granted(t, db, id), wantGranted(t, db, id); !reflect.DeepEqual(got, want) {
 				t.Errorf("%s: Granted(%q) = %q, want %q", when, id, got, want)
@@ -151,7 +166,7 @@ func TestGrantedFollowsRandomChanges(t *testing.T) {
 }
 
 // TestUpgradeAddsGrants opens a store written in format 1, which had no
-// grant keys: Open indexes it and records format 2.
+// grant or server keys: Open indexes it and records format 2.
 func TestUpgradeAddsGrants(t *testing.T) {
 	dir := t.TempDir()
 	db := openT(t, dir, Options{})
@@ -159,10 +174,12 @@ func TestUpgradeAddsGrants(t *testing.T) {
 		commit(t, db, put(Entry{Name: "user.u" + strconv.Itoa(i), Kind: Active, Location: "be!p",
 			ACL: "u" + strconv.Itoa(i) + "\tlrs\tanyone\tl\t"}))
 	}
-	// Make it what format 1 wrote: no grant keys.
-	lo, hi := familyBounds(prefixGrant)
-	if err := db.pdb.DeleteRange(lo, hi, pebble.Sync); err != nil {
-		t.Fatal(err)
+	// Make it what format 1 wrote: no grant or server keys.
+	for _, prefix := range []byte{prefixGrant, prefixServer} {
+		lo, hi := familyBounds(prefix)
+		if err := db.pdb.DeleteRange(lo, hi, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := db.pdb.Set(sysFormat, record.Uvarint(nil, 1), pebble.Sync); err != nil {
 		t.Fatal(err)
@@ -181,6 +198,9 @@ func TestUpgradeAddsGrants(t *testing.T) {
 	}
 	if got := granted(t, db, "u7"); !reflect.DeepEqual(got, []string{"user.u7"}) {
 		t.Errorf("after upgrade Granted(u7) = %q", got)
+	}
+	if got := db.ServerCounts(); !reflect.DeepEqual(got, map[string]uint64{"be": 50}) {
+		t.Errorf("after upgrade ServerCounts() = %v", got)
 	}
 	if f, _, err := db.getUvarint(sysFormat); err != nil || f != storeFormat {
 		t.Errorf("format after upgrade = %d, %v; want %d", f, err, storeFormat)

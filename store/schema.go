@@ -24,11 +24,14 @@ import (
 //	grant    'g' + id + DBName(name)      empty; id is the string of an ACL
 //	                                      identifier granted rights in name's
 //	                                      entry (uvarint length, bytes)
+//	server   'c' + server                 uvarint number of entries whose
+//	                                      location names that server
 //
 // System keys:
 //
 //	's' "format"   uvarint store format (key layout) version, currently 2;
-//	               Open brings a format 1 store (no grant keys) up to 2
+//	               Open brings a format 1 store (no grant or server keys)
+//	               up to 2
 //	's' "epoch"    16 random bytes made when the store is created
 //	's' "lastseq"  uvarint seq of the last committed change
 //	's' "count"    uvarint number of entry keys
@@ -50,13 +53,16 @@ import (
 // user's mailboxes are her INBOX's subtree of entry keys, and everything
 // shared with her or with anyone is under her or anyone's grant prefix.
 // Commit writes them in the entry's batch; negative ACL entries ("-id")
-// grant nothing and are not indexed.
+// grant nothing and are not indexed. Server keys count each server's
+// entries, so placing a new mailbox on the emptiest server does not read
+// the whole list.
 const (
-	prefixSys   = 's'
-	prefixEntry = 'e'
-	prefixLog   = 'l'
-	prefixMeta  = 'm'
-	prefixGrant = 'g'
+	prefixSys    = 's'
+	prefixEntry  = 'e'
+	prefixLog    = 'l'
+	prefixMeta   = 'm'
+	prefixGrant  = 'g'
+	prefixServer = 'c'
 
 	storeFormat = 2
 )
@@ -128,6 +134,10 @@ func grantPrefix(dst []byte, id string) []byte {
 
 func grantKey(dst []byte, id, name string) []byte {
 	return appendDBName(grantPrefix(dst, id), name)
+}
+
+func serverKey(dst []byte, server string) []byte {
+	return append(append(dst, prefixServer), server...)
 }
 
 // grantees calls fn for each identifier an ACL ("id\trights\t...")

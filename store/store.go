@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"strings"
@@ -122,7 +123,9 @@ type DB struct {
 	count   atomic.Uint64
 	// reserved counts the entries of kind Reserved.
 	reserved atomic.Uint64
-	closed   atomic.Bool
+	// servers counts the entries of each server; replaced, never changed.
+	servers atomic.Pointer[map[string]uint64]
+	closed  atomic.Bool
 
 	// Commit's scratch buffers; safe because there is one writer.
 	kbuf, vbuf []byte
@@ -193,7 +196,7 @@ func (db *DB) load(log *slog.Logger) error {
 		return db.create()
 	}
 	if format == 1 {
-		if err := db.addGrants(log); err != nil {
+		if err := db.addIndexes(log); err != nil {
 			return err
 		}
 		format = storeFormat
@@ -237,6 +240,11 @@ func (db *DB) load(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	servers, err := db.readServers()
+	if err != nil {
+		return err
+	}
+	db.servers.Store(&servers)
 	db.lastSeq.Store(last)
 	db.count.Store(count)
 	db.reserved.Store(reserved)
@@ -244,19 +252,22 @@ func (db *DB) load(log *slog.Logger) error {
 	return nil
 }
 
-// addGrants brings a format 1 store up to format 2 by writing the grant
-// keys of every entry. It writes in batches, so a large list is never
-// held in one, and the new format last: an upgrade cut short is done
-// again from the start at the next Open.
-func (db *DB) addGrants(log *slog.Logger) error {
+// addIndexes brings a format 1 store up to format 2 by writing the grant
+// keys of every entry and the server counts. It writes in batches, so a
+// large list is never held in one, and the counts and the new format
+// last: an upgrade cut short is done again from the start at the next
+// Open.
+func (db *DB) addIndexes(log *slog.Logger) error {
 	start := time.Now()
 	snap := db.Snapshot()
 	defer snap.Close()
 	pb := db.pdb.NewBatch()
 	defer func() { pb.Close() }()
 	var n int
+	servers := map[string]int64{}
 	err := snap.Scan(func(e Entry) error {
 		db.regrant(pb, e.Name, nil, &e)
+		servers[e.Server()]++
 		if n++; pb.Len() < 4<<20 {
 			return nil
 		}
@@ -270,11 +281,12 @@ func (db *DB) addGrants(log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("store: upgrade to format %d: %w", storeFormat, err)
 	}
+	db.recount(pb, map[string]uint64{}, servers)
 	_ = pb.Set(sysFormat, record.Uvarint(nil, storeFormat), nil)
 	if err := pb.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("store: upgrade to format %d: %w", storeFormat, err)
 	}
-	log.Info("store: upgraded to format 2: the mailbox list is indexed by ACL identifier",
+	log.Info("store: upgraded to format 2: the mailbox list is indexed by ACL identifier and server",
 		"entries", n, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -307,7 +319,28 @@ func (db *DB) create() error {
 	}
 	db.epoch = hex.EncodeToString(epoch[:])
 	db.oldest.Store(1)
+	db.servers.Store(&map[string]uint64{})
 	return nil
+}
+
+// readServers reads the server keys.
+func (db *DB) readServers() (map[string]uint64, error) {
+	lo, hi := familyBounds(prefixServer)
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, fmt.Errorf("store: read server counts: %w", err)
+	}
+	servers := map[string]uint64{}
+	for ok := it.First(); ok && err == nil; ok = it.Next() {
+		var n uint64
+		if n, err = decodeUvarint(it.Key(), it.Value()); err == nil {
+			servers[string(it.Key()[1:])] = n
+		}
+	}
+	if cerr := it.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("store: read server counts: %w", cerr)
+	}
+	return servers, err
 }
 
 // firstLogSeq returns the oldest logged seq, or last+1 if the log is empty.
@@ -473,6 +506,7 @@ func (db *DB) Commit(b *Batch) (seq uint64, err error) {
 	if len(b.Changes) > 1 {
 		pending = make(map[string]*Entry, len(b.Changes))
 	}
+	var perServer map[string]int64
 	for i := range b.Changes {
 		c := &b.Changes[i]
 		old, ok := pending[c.Name]
@@ -500,6 +534,17 @@ func (db *DB) Commit(b *Batch) (seq uint64, err error) {
 			count--
 		}
 		db.regrant(pb, c.Name, old, c.New)
+		if old != nil || c.New != nil {
+			if perServer == nil {
+				perServer = map[string]int64{}
+			}
+			if old != nil {
+				perServer[old.Server()]--
+			}
+			if c.New != nil {
+				perServer[c.New.Server()]++
+			}
+		}
 		if old != nil && old.Kind == Reserved {
 			reserved--
 		}
@@ -521,6 +566,11 @@ func (db *DB) Commit(b *Batch) (seq uint64, err error) {
 		}
 		db.vbuf = append(append(db.vbuf[:0], record.V1), v...)
 		_ = pb.Set(db.kbuf, db.vbuf, nil)
+	}
+
+	servers := db.servers.Load()
+	if perServer != nil {
+		servers = db.recount(pb, *servers, perServer)
 	}
 
 	oldest := db.oldest.Load()
@@ -545,9 +595,37 @@ func (db *DB) Commit(b *Batch) (seq uint64, err error) {
 	}
 	db.count.Store(count)
 	db.reserved.Store(reserved)
+	db.servers.Store(servers)
 	db.oldest.Store(oldest)
 	db.lastSeq.Store(seq)
 	return seq, nil
+}
+
+// recount writes the server counts cur changed by delta to pb and
+// returns them, a new map; a count that reaches 0 is deleted.
+func (db *DB) recount(pb *pebble.Batch, cur map[string]uint64, delta map[string]int64) *map[string]uint64 {
+	next := maps.Clone(cur)
+	for sv, d := range delta {
+		if d == 0 {
+			continue
+		}
+		n := uint64(int64(next[sv]) + d)
+		db.kbuf = serverKey(db.kbuf[:0], sv)
+		if n == 0 {
+			delete(next, sv)
+			_ = pb.Delete(db.kbuf, nil)
+			continue
+		}
+		next[sv] = n
+		_ = pb.Set(db.kbuf, record.Uvarint(db.vbuf[:0], n), nil)
+	}
+	return &next
+}
+
+// ServerCounts returns how many entries name each server (a location up
+// to its '!'), as of the last commit; the map is the caller's.
+func (db *DB) ServerCounts() map[string]uint64 {
+	return maps.Clone(*db.servers.Load())
 }
 
 // regrant replaces the grant keys of name's old entry with its new one's;

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/rookery/rookery/internal/mboxname"
 	"github.com/rookery/rookery/listeners/frontend"
-	"github.com/rookery/rookery/store"
 )
 
 // mailboxArg reads " <mailbox>".
@@ -520,21 +520,17 @@ func (s *session) placement() []string {
 			}
 		}
 	}
-	snap := s.srv.cfg.DB.Snapshot()
-	defer snap.Close()
-	err := snap.Scan(func(e store.Entry) error {
-		sv := e.Server()
+	// Servers only the list names come after, in name order.
+	listed := s.srv.cfg.DB.ServerCounts()
+	for _, sv := range slices.Sorted(maps.Keys(listed)) {
+		n := listed[sv]
 		if _, ok := counts[sv]; !ok {
 			if fixed {
-				return nil
+				continue
 			}
 			servers = append(servers, sv)
 		}
-		counts[sv]++
-		return nil
-	})
-	if err != nil {
-		s.log.Error("imapproxy: reading the mailbox list", "err", err)
+		counts[sv] += int(n)
 	}
 	slices.SortStableFunc(servers, func(a, b string) int { return counts[a] - counts[b] })
 	return servers
