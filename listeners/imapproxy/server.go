@@ -217,6 +217,7 @@ type Server struct {
 	acc    *accept.Loop
 	ctx    context.Context
 	nextID atomic.Uint64
+	names  nameHub // what sessions did that NOTIFY tells others (notifynames.go)
 }
 
 // NewServer checks cfg and returns a server that has not started
