@@ -114,7 +114,9 @@ func (s *session) cmdNotify(c *command) error {
 	}
 	s.stopNotify()
 	s.notify = n
-	s.watchNames(groups)
+	if err := s.watchNames(groups); err != nil {
+		return err
+	}
 	s.pollNotify(status)
 	s.tagged(c.tag, "OK", "NOTIFY completed")
 	return nil

@@ -150,8 +150,9 @@ type subChange struct {
 }
 
 // watchNames starts the mailbox events of a NOTIFY SET, if it asks for
-// any; changes from now on are told.
-func (s *session) watchNames(groups []notifyGroup) {
+// any; changes from now on are told. Its error is the selected backend's
+// failure, which ends the session.
+func (s *session) watchNames(groups []notifyGroup) error {
 	w := &nameWatch{seq: s.srv.cfg.DB.LastSeq()}
 	for _, g := range groups {
 		if g.filter == "SELECTED" || g.filter == "SELECTED-DELAYED" ||
@@ -166,23 +167,29 @@ func (s *session) watchNames(groups []notifyGroup) {
 		w.groups = append(w.groups, in)
 	}
 	if len(w.groups) == 0 {
-		return
+		return nil
 	}
 	// The subscriptions, for SUBSCRIBED and \Subscribed; without them
 	// (INBOX backend down) those are told for changes made here only.
-	if subs, _, b, err := s.lsubAll(); err == nil {
+	subs, _, b, err := s.lsubAll()
+	var refused *refusedError
+	switch {
+	case err == nil:
 		w.subs = make(map[string]bool, len(subs))
 		for _, n := range subs {
 			w.subs[s.internal(n)] = true
 		}
-	} else {
+	case b != nil && b == s.current && !errors.As(err, &refused):
+		return err
+	default:
 		s.log.Warn("imapproxy: NOTIFY could not read the subscriptions", "err", err)
-		if b != nil && b != s.current {
+		if b != nil && !errors.As(err, &refused) {
 			s.dropBackend(b)
 		}
 	}
 	s.notify.list = w
 	s.srv.names.watch(s.user, w)
+	return nil
 }
 
 // wants reports whether a group asks for event on the internal name;
@@ -247,6 +254,9 @@ func (s *session) notifyNames() {
 	changed := map[string]*change{}
 	var order []string
 	db := s.srv.cfg.DB
+	if db.LastSeq() < w.seq {
+		w.seq = db.LastSeq() // a list made anew (a replica's full resync)
+	}
 	if db.LastSeq() != w.seq && !s.srv.names.busy() {
 		last, err := db.ChangesSince(w.seq, 0, func(c store.Change) error {
 			ch := changed[c.Name]
