@@ -175,3 +175,41 @@ func TestNotifyMailboxEvents(t *testing.T) {
 	b.cmd("17", "DELETE INBOX.mine", "OK")
 	check("17")
 }
+
+// TestNotifyMailboxEventsSlash: with '/' as the separator, NOTIFY's LIST
+// responses use it, names and OLDNAME included, and a '.' inside a
+// level stays a '.'; changes told together leave the client a true
+// view: names created and then renamed are told under their new names.
+func TestNotifyMailboxEventsSlash(t *testing.T) {
+	e := startEnv(t, t.TempDir(), func(c *Config) { c.Separator = '/' })
+	e.makeUsers("alice")
+	a := e.raw()
+	a.cmd("1", "LOGIN alice alicepw", "OK")
+	b := e.raw()
+	b.cmd("1", "LOGIN alice alicepw", "OK")
+	a.cmd("2", "NOTIFY SET (SUBTREE INBOX/a.b (MailboxName))", "OK")
+	check := func(tag string, want ...string) {
+		t.Helper()
+		if got := untagged(a.cmd(tag, "NOOP", "OK")); !slices.Equal(got, want) {
+			t.Errorf("%s: told %q, want %q", tag, got, want)
+		}
+	}
+	b.cmd("3", "CREATE INBOX/a.b", "OK")
+	b.cmd("4", "CREATE INBOX/a.b/c", "OK")
+	check("4", `* LIST (\HasChildren) "/" INBOX/a.b`, `* LIST (\HasNoChildren) "/" INBOX/a.b/c`)
+	b.cmd("5", "RENAME INBOX/a.b INBOX/d.e", "OK")
+	check("5", `* LIST (\HasChildren) "/" INBOX/d.e ("OLDNAME" (INBOX/a.b))`)
+
+	// Created and renamed between two looks: told under the new names
+	// only, so the client's view holds the child too.
+	b.cmd("6", "CREATE INBOX/a.b", "OK")
+	b.cmd("7", "CREATE INBOX/a.b/x", "OK")
+	b.cmd("8", "RENAME INBOX/a.b INBOX/f", "OK")
+	check("8", `* LIST (\HasChildren) "/" INBOX/f`, `* LIST (\HasNoChildren) "/" INBOX/f/x`)
+	// Known, then a child and a rename: the child under the new name.
+	b.cmd("9", "RENAME INBOX/f INBOX/a.b", "OK")
+	check("9", `* LIST (\HasChildren) "/" INBOX/a.b ("OLDNAME" (INBOX/f))`)
+	b.cmd("10", "CREATE INBOX/a.b/y", "OK")
+	b.cmd("11", "RENAME INBOX/a.b INBOX/g", "OK")
+	check("11", `* LIST (\HasChildren) "/" INBOX/g ("OLDNAME" (INBOX/a.b))`, `* LIST (\HasNoChildren) "/" INBOX/g/y`)
+}

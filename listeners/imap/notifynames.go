@@ -131,10 +131,12 @@ func (sess *session) notifyNames() error {
 	}
 	ib := inbox(user)
 	sees := func(acl, name string) bool { return myRights(acl, name, user, sess.id.Admin)&rLookup != 0 }
-	type tell struct{ name, old string }
-	var out []tell
+	// Each name is told once, with its state when told: the changes to
+	// it in between are summed up in that state, but for renames, which
+	// carry the names told before them along (renamed).
+	var out []nameTell
 	told := map[string]bool{}
-	add := func(event, name, old string, subChange bool) {
+	add := func(event, name, old string, created, subChange bool) {
 		if name == "" || told[name] {
 			return
 		}
@@ -142,7 +144,7 @@ func (sess *session) notifyNames() error {
 			return
 		}
 		told[name] = true
-		out = append(out, tell{name, old})
+		out = append(out, nameTell{name, old, created})
 	}
 	for _, c := range changes {
 		switch c.Event {
@@ -151,8 +153,8 @@ func (sess *session) notifyNames() error {
 				if c.Event == mailstore.ACLChanged && now == sees(c.OldACL, c.Name) {
 					continue
 				}
-				add("MailboxName", c.Name, "", false)
-				add("MailboxName", parent(c.Name), "", false)
+				add("MailboxName", c.Name, "", now, false)
+				add("MailboxName", parent(c.Name), "", false, false)
 			}
 		case mailstore.MailboxRenamed:
 			if !sees(c.ACL, c.Name) || e.childRename(c.OldName, c.Name) {
@@ -162,10 +164,23 @@ func (sess *session) notifyNames() error {
 				e.renamed = e.renamed[1:]
 			}
 			e.renamed = append(e.renamed, [2]string{c.OldName, c.Name})
-			add("MailboxName", c.Name, c.OldName, false)
+			var merged bool
+			var at int
+			out, merged, at = renamed(out, c.OldName, c.Name)
+			clear(told)
+			for _, t := range out {
+				told[t.name] = true
+			}
+			if !merged {
+				add("MailboxName", c.Name, c.OldName, false, false)
+				if n := len(out); n > 0 && out[n-1].name == c.Name && at < n-1 {
+					// Before the names it moved.
+					out = slices.Insert(out[:n-1], at, out[n-1])
+				}
+			}
 		case mailstore.Subscribed, mailstore.Unsubscribed:
 			if c.User == user {
-				add("SubscriptionChange", c.Name, "", true)
+				add("SubscriptionChange", c.Name, "", false, true)
 			}
 		}
 	}
@@ -183,6 +198,46 @@ func (sess *session) notifyNames() error {
 		sess.w.raw("* ").raw(line).raw("\r\n")
 	}
 	return nil
+}
+
+// nameTell is a name to tell: old is its name before a rename, created
+// whether it came into the user's sight among the changes being told.
+type nameTell struct {
+	name, old string
+	created   bool
+}
+
+// renamed carries the names to tell that a rename from old to new moved
+// along: those below old take new's place; old itself, if the client is
+// to hear of it as created or renamed, is told so under new, which
+// merges the rename into it; told of otherwise, it is dropped, as the
+// rename tells what became of it. Unless merged, the rename is to be told
+// at index at, before the names it moved.
+func renamed(out []nameTell, old, new string) (_ []nameTell, merged bool, at int) {
+	at = -1
+	kept := out[:0]
+	seen := map[string]bool{}
+	for _, t := range out {
+		if rest, ok := strings.CutPrefix(t.name, old+"."); ok {
+			t.name = new + "." + rest
+			if at < 0 {
+				at = len(kept)
+			}
+		} else if t.name == old {
+			if !t.created && t.old == "" {
+				continue
+			}
+			t.name, merged = new, true
+		}
+		if !seen[t.name] {
+			seen[t.name] = true
+			kept = append(kept, t)
+		}
+	}
+	if at < 0 {
+		at = len(kept)
+	}
+	return kept, merged, at
 }
 
 // nameState is an internal name as the user may see it now: whether it
