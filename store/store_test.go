@@ -178,6 +178,15 @@ func TestScanOrder(t *testing.T) {
 		t.Errorf("scan order\n got %q\nwant %q", got, want)
 	}
 
+	// ScanUnder: descendants only, not a sibling sharing a prefix.
+	got = nil
+	if err := snap.ScanUnder("user.bob", func(e Entry) error { got = append(got, e.Name); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"user.bob.sub", "user.bob.sub.deep"}; !slices.Equal(got, want) {
+		t.Errorf("ScanUnder(user.bob) = %q, want %q", got, want)
+	}
+
 	stop := errors.New("stop")
 	n := 0
 	err := snap.Scan(func(Entry) error { n++; return stop })

@@ -243,3 +243,30 @@ func (l *Line) Format(kind string, sep byte, name string) string {
 	}
 	return b.String()
 }
+
+// Change is the unsolicited LIST response by which NOTIFY (RFC 5465 5.4,
+// 5.5) tells of a name created, deleted, renamed or (un)subscribed, with
+// its attributes as they are now: m.Exists false makes it \NonExistent,
+// subscribed adds \Subscribed. name and oldName are already astrings;
+// oldName, the name before a rename, goes in RFC 5258's extended data as
+// OLDNAME, and is "" for other changes.
+func Change(m Mailbox, subscribed bool, sep byte, name, oldName string) string {
+	var attrs []string
+	if !m.Exists {
+		attrs = append(attrs, `\NonExistent`)
+	}
+	if subscribed {
+		attrs = append(attrs, `\Subscribed`)
+	}
+	if m.Children {
+		attrs = append(attrs, `\HasChildren`)
+	} else if m.Exists {
+		attrs = append(attrs, `\HasNoChildren`)
+	}
+	l := Line{Attrs: append(attrs, m.Special...)}
+	s := l.Format("LIST", sep, name)
+	if oldName != "" {
+		s += ` ("OLDNAME" (` + oldName + `))`
+	}
+	return s
+}

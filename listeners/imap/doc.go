@@ -5,11 +5,11 @@
 // SORT=DISPLAY, THREAD (ORDEREDSUBJECT, REFERENCES), ESEARCH, ESORT,
 // CONTEXT=SEARCH and CONTEXT=SORT, SEARCHRES, WITHIN, STATUS=SIZE,
 // APPENDLIMIT, BINARY, CATENATE, METADATA (with Cyrus's vendor entries),
-// OBJECTID, SAVEDATE and NOTIFY (message events), plus Cyrus's
-// LOCALAPPEND, LOCALCREATE and LOCALDELETE, over a mailstore.Store, in
-// the namespace a default Cyrus backend presents (internal "user.alice"
-// is the user's INBOX, other users under "user.", the separator "." or
-// "/").
+// OBJECTID, SAVEDATE and NOTIFY (message, mailbox and subscription
+// events), plus Cyrus's LOCALAPPEND, LOCALCREATE and LOCALDELETE, over a
+// mailstore.Store, in the namespace a default Cyrus backend presents
+// (internal "user.alice" is the user's INBOX, other users under "user.",
+// the separator "." or "/").
 //
 // # Why our own command loop, and what it takes from go-imap
 //

@@ -7,22 +7,25 @@ import (
 	"github.com/rookery/rookery/store/mailstore"
 )
 
-// NOTIFY (RFC 5465), for message events: a client names the mailboxes it
-// wants to hear about (INBOXES, PERSONAL, SUBSCRIBED, SUBTREE, MAILBOXES)
-// and is told, as STATUS responses, when messages arrive in, leave or
-// change flags in any of them, without selecting them; with SET STATUS,
-// their state is sent at once too. The selected mailbox keeps its usual
-// updates. The mailboxes are resolved when NOTIFY SET runs. Mailbox and
-// subscription events are not offered (BADEVENT names what is).
+// NOTIFY (RFC 5465): a client names the mailboxes it wants to hear about
+// (INBOXES, PERSONAL, SUBSCRIBED, SUBTREE, MAILBOXES) and is told, as
+// STATUS responses, when messages arrive in, leave or change flags in any
+// of them, without selecting them; with SET STATUS, their state is sent at
+// once too. The selected mailbox keeps its usual updates. The mailboxes
+// watched for message events are resolved when NOTIFY SET runs.
+// MailboxName and SubscriptionChange are told as LIST responses
+// (notifynames.go); metadata and annotation events are not offered
+// (BADEVENT names what is).
 //
 // One channel per session is woken by the store on a change to any
-// watched mailbox; the session then compares each one's counts with those
-// it last told, after each command and at once while it IDLEs.
+// watched mailbox or to the mailbox list; the session then compares each
+// watched mailbox's counts with those it last told, and tells the name
+// changes it was passed, after each command and at once while it IDLEs.
 
 // notifyEvents are the events this server can send; rfcEvents are all
 // RFC 5465 names, for their spelling.
 var (
-	notifyEvents = []string{"MessageNew", "MessageExpunge", "FlagChange"}
+	notifyEvents = []string{"MessageNew", "MessageExpunge", "FlagChange", "MailboxName", "SubscriptionChange"}
 	rfcEvents    = []string{"MessageNew", "MessageExpunge", "FlagChange", "AnnotationChange", "MailboxName",
 		"SubscriptionChange", "MailboxMetadataChange", "ServerMetadataChange"}
 )
@@ -35,6 +38,7 @@ type notifying struct {
 	ch      chan struct{}
 	cancels []func()
 	boxes   map[uint64]*notifyBox
+	names   nameEvents
 }
 
 // notifyBox is one watched mailbox and what the client was last told.
@@ -120,7 +124,14 @@ func cmdNotify(sess *session, _ string, _ bool) (string, error) {
 	}
 	inbox, _ := sess.srv.ns.internal(sess.id.User, "INBOX")
 	for _, g := range groups {
-		if len(g.events) == 0 || g.filter == "SELECTED" || g.filter == "SELECTED-DELAYED" {
+		if g.filter == "SELECTED" || g.filter == "SELECTED-DELAYED" {
+			// Mailbox events there are not sent, as in Dovecot.
+			continue
+		}
+		if slices.Contains(g.events, "MailboxName") || slices.Contains(g.events, "SubscriptionChange") {
+			n.names.groups = append(n.names.groups, g)
+		}
+		if !slices.Contains(g.events, "MessageNew") {
 			continue
 		}
 		flags := slices.Contains(g.events, "FlagChange")
@@ -161,6 +172,9 @@ func cmdNotify(sess *session, _ string, _ bool) (string, error) {
 			n.stop()
 			return "", err
 		}
+	}
+	if len(n.names.groups) > 0 {
+		n.cancels = append(n.cancels, st.WatchNames(func(cs []mailstore.NameChange) { n.names.add(cs, n.ch) }))
 	}
 	sess.notify = n
 	if status {
@@ -226,8 +240,8 @@ func (sess *session) stopNotify() {
 	}
 }
 
-// notifyChanges tells what changed in watched mailboxes, if the store
-// said anything did since the last look.
+// notifyChanges tells what changed in watched mailboxes and names, if
+// the store said anything did since the last look.
 func (sess *session) notifyChanges() error {
 	n := sess.notify
 	if n == nil {
@@ -235,10 +249,19 @@ func (sess *session) notifyChanges() error {
 	}
 	select {
 	case <-n.ch:
-		return sess.notifyStatus(true)
+		return sess.notifyAll()
 	default:
 		return nil
 	}
+}
+
+// notifyAll tells what changed in watched mailboxes, then the name
+// changes the store passed on.
+func (sess *session) notifyAll() error {
+	if err := sess.notifyStatus(true); err != nil {
+		return err
+	}
+	return sess.notifyNames()
 }
 
 // notifyStatus compares each watched mailbox but the selected one with

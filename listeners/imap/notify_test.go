@@ -77,8 +77,8 @@ func TestNotify(t *testing.T) {
 		t.Errorf("a delivery to a mailbox alice may not read: %q", got)
 	}
 
-	got = a.cmd("14", "NOTIFY SET (PERSONAL (MessageNew MessageExpunge MailboxName))", "NO")
-	if last := got[len(got)-1]; !strings.HasPrefix(last, "14 NO [BADEVENT (MessageNew MessageExpunge FlagChange)]") {
+	got = a.cmd("14", "NOTIFY SET (PERSONAL (MessageNew MessageExpunge MailboxMetadataChange))", "NO")
+	if last := got[len(got)-1]; !strings.HasPrefix(last, "14 NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)]") {
 		t.Errorf("an unsupported event: %q", last)
 	}
 	a.cmd("15", "NOTIFY SET (PERSONAL (MessageNew))", "BAD")
@@ -96,4 +96,120 @@ func TestNotify(t *testing.T) {
 	if got := untagged(a.cmd("20", "NOOP", "OK")); len(got) != 1 || !strings.HasPrefix(got[0], "* STATUS INBOX.a (MESSAGES 2 ") {
 		t.Errorf("a delivery to INBOX.a under PERSONAL: %q", got)
 	}
+}
+
+// TestNotifyMailboxEvents: NOTIFY's MailboxName and SubscriptionChange
+// (RFC 5465 5.4, 5.5) as unsolicited LIST responses: a mailbox created or
+// deleted by another session is told with its parent; a renamed tree
+// once, with OLDNAME; a subscription change with or without \Subscribed;
+// a mailbox of another user's when the user is given or loses the 'l'
+// right, and nothing of those the user may not see or did not ask about;
+// the session's own changes too; nothing after NOTIFY NONE.
+func TestNotifyMailboxEvents(t *testing.T) {
+	e := startEnv(t, t.TempDir(), nil)
+	e.makeUsers("alice", "bob")
+	a := e.raw()
+	a.cmd("1", "LOGIN alice alicepw", "OK")
+	b := e.raw()
+	b.cmd("1", "LOGIN alice alicepw", "OK")
+	bob := e.raw()
+	bob.cmd("1", "LOGIN bob bobpw", "OK")
+	bob.cmd("2", "CREATE INBOX.shared", "OK")
+
+	if got := untagged(a.cmd("2", "NOTIFY SET STATUS (PERSONAL (MailboxName SubscriptionChange)) "+
+		"(MAILBOXES user.bob.shared (MailboxName))", "OK")); len(got) != 0 {
+		t.Errorf("NOTIFY SET STATUS without message events told: %q", got)
+	}
+	check := func(tag string, want ...string) {
+		t.Helper()
+		got := untagged(a.cmd(tag, "NOOP", "OK"))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: told %q, want %q", tag, got, want)
+		}
+	}
+	b.cmd("3", "CREATE INBOX.x", "OK")
+	check("3", `* LIST (\HasNoChildren) "." INBOX.x`, `* LIST (\HasChildren) "." INBOX`)
+	b.cmd("4", "CREATE INBOX.x.y", "OK")
+	check("4", `* LIST (\HasNoChildren) "." INBOX.x.y`, `* LIST (\HasChildren) "." INBOX.x`)
+
+	// A rename, told while IDLE: once, for the top of the tree.
+	a.send("5 IDLE\r\n")
+	if l := a.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	b.cmd("5", "RENAME INBOX.x INBOX.z", "OK")
+	if l := a.line(); l != `* LIST (\HasChildren) "." INBOX.z ("OLDNAME" (INBOX.x))` {
+		t.Errorf("in IDLE after a rename: %q", l)
+	}
+	a.send("DONE\r\n")
+	if got := a.until("5 "); len(got) != 1 || !strings.HasPrefix(got[0], "5 OK") {
+		t.Errorf("after the rename's LIST: %q", got)
+	}
+
+	b.cmd("6", "SUBSCRIBE INBOX.z", "OK")
+	check("6", `* LIST (\Subscribed \HasChildren) "." INBOX.z`)
+	b.cmd("7", "SUBSCRIBE INBOX.z", "OK")
+	check("7")
+	b.cmd("8", "UNSUBSCRIBE INBOX.z", "OK")
+	check("8", `* LIST (\HasChildren) "." INBOX.z`)
+	b.cmd("9", "DELETE INBOX.z.y", "OK")
+	check("9", `* LIST (\NonExistent) "." INBOX.z.y`, `* LIST (\HasNoChildren) "." INBOX.z`)
+
+	// bob's mailboxes: told when alice may see the one named.
+	bob.cmd("10", "CREATE INBOX.other", "OK")
+	bob.cmd("11", "SETACL INBOX.other alice lr", "OK")
+	check("10")
+	bob.cmd("12", "SETACL INBOX.shared alice lr", "OK")
+	check("12", `* LIST (\HasNoChildren) "." user.bob.shared`)
+	bob.cmd("13", "SETACL INBOX.shared alice lrs", "OK")
+	check("13")
+	bob.cmd("14", "SETACL INBOX.shared alice r", "OK")
+	check("14", `* LIST (\NonExistent) "." user.bob.shared`)
+
+	// The session's own change, before its tagged reply.
+	got := untagged(a.cmd("15", "CREATE INBOX.mine", "OK"))
+	if want := []string{`* LIST (\HasNoChildren) "." INBOX.mine`, `* LIST (\HasChildren) "." INBOX`}; !slices.Equal(got, want) {
+		t.Errorf("own CREATE: told %q, want %q", got, want)
+	}
+	a.cmd("16", "NOTIFY NONE", "OK")
+	b.cmd("17", "DELETE INBOX.mine", "OK")
+	check("17")
+}
+
+// TestNotifyMailboxEventsSlash: with '/' as the separator, NOTIFY's LIST
+// responses use it, names and OLDNAME included, and a '.' inside a
+// level stays a '.'; changes told together leave the client a true
+// view: names created and then renamed are told under their new names.
+func TestNotifyMailboxEventsSlash(t *testing.T) {
+	e := startEnv(t, t.TempDir(), func(c *Config) { c.Separator = '/' })
+	e.makeUsers("alice")
+	a := e.raw()
+	a.cmd("1", "LOGIN alice alicepw", "OK")
+	b := e.raw()
+	b.cmd("1", "LOGIN alice alicepw", "OK")
+	a.cmd("2", "NOTIFY SET (SUBTREE INBOX/a.b (MailboxName))", "OK")
+	check := func(tag string, want ...string) {
+		t.Helper()
+		if got := untagged(a.cmd(tag, "NOOP", "OK")); !slices.Equal(got, want) {
+			t.Errorf("%s: told %q, want %q", tag, got, want)
+		}
+	}
+	b.cmd("3", "CREATE INBOX/a.b", "OK")
+	b.cmd("4", "CREATE INBOX/a.b/c", "OK")
+	check("4", `* LIST (\HasChildren) "/" INBOX/a.b`, `* LIST (\HasNoChildren) "/" INBOX/a.b/c`)
+	b.cmd("5", "RENAME INBOX/a.b INBOX/d.e", "OK")
+	check("5", `* LIST (\HasChildren) "/" INBOX/d.e ("OLDNAME" (INBOX/a.b))`)
+
+	// Created and renamed between two looks: told under the new names
+	// only, so the client's view holds the child too.
+	b.cmd("6", "CREATE INBOX/a.b", "OK")
+	b.cmd("7", "CREATE INBOX/a.b/x", "OK")
+	b.cmd("8", "RENAME INBOX/a.b INBOX/f", "OK")
+	check("8", `* LIST (\HasChildren) "/" INBOX/f`, `* LIST (\HasNoChildren) "/" INBOX/f/x`)
+	// Known, then a child and a rename: the child under the new name.
+	b.cmd("9", "RENAME INBOX/f INBOX/a.b", "OK")
+	check("9", `* LIST (\HasChildren) "/" INBOX/a.b ("OLDNAME" (INBOX/f))`)
+	b.cmd("10", "CREATE INBOX/a.b/y", "OK")
+	b.cmd("11", "RENAME INBOX/a.b INBOX/g", "OK")
+	check("11", `* LIST (\HasChildren) "/" INBOX/g ("OLDNAME" (INBOX/a.b))`, `* LIST (\HasNoChildren) "/" INBOX/g/y`)
 }

@@ -615,7 +615,7 @@ func cmdIdle(sess *session, _ string, _ bool) (string, error) {
 				return broken(err)
 			}
 		case <-notified:
-			err := sess.notifyStatus(true)
+			err := sess.notifyAll()
 			if err == nil {
 				err = sess.w.flush()
 			}

@@ -72,9 +72,10 @@ func closedByPeer(err error) bool {
 
 // routeOpts say how routed treats a command.
 type routeOpts struct {
-	tryCreate bool // a missing mailbox is answered with [TRYCREATE] (APPEND)
-	changes   bool // success changes the mailbox list: kick the replica
-	second    bool // a second mailbox name follows (RENAME)
+	tryCreate bool  // a missing mailbox is answered with [TRYCREATE] (APPEND)
+	changes   bool  // success changes the mailbox list: kick the replica
+	second    bool  // a second mailbox name follows (RENAME)
+	ok        *bool // set when the backend said OK
 }
 
 // routed sends a command whose first argument is a mailbox to that
@@ -91,6 +92,12 @@ func (s *session) routed(c *command, o routeOpts) error {
 			return s.argError(c, err)
 		}
 		head += " " + quote(to)
+		// NOTIFY sessions here tell it as a rename, not the delete and
+		// create the list shows.
+		r := s.srv.names.beginRename(s.internal(name), s.internal(to))
+		var ok bool
+		o.ok = &ok
+		defer func() { s.srv.names.endRename(r, ok) }()
 	}
 	return s.routeTo(c, s.internal(name), head, o)
 }
@@ -130,6 +137,9 @@ func (s *session) routeTo(c *command, in, head string, o routeOpts) error {
 	}
 	if o.changes && status == "OK" {
 		s.kick()
+	}
+	if o.ok != nil {
+		*o.ok = status == "OK"
 	}
 	s.tagged(c.tag, status, text)
 	return nil
@@ -445,6 +455,9 @@ func (s *session) cmdSubscribe(c *command, subscribe bool) error {
 	status, text, err := s.forward(c, b, c.tag+" "+c.name+" "+quote(name))
 	if err != nil {
 		return s.forwardFailed(c, b, err)
+	}
+	if status == "OK" {
+		s.srv.names.subscribed(s.user, s.internal(name), subscribe)
 	}
 	s.tagged(c.tag, status, text)
 	return nil

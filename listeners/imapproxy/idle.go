@@ -127,6 +127,9 @@ func (s *session) pollIdle(c *command, b *backend) error {
 			}
 		}
 		if s.notify != nil {
+			s.notifyNames()
+		}
+		if s.notify != nil {
 			s.pollNotify(true)
 		}
 		return s.flush()

@@ -9,7 +9,7 @@ import (
 	"github.com/rookery/rookery/store"
 )
 
-// NOTIFY (RFC 5465) through the frontend, for message events: the
+// NOTIFY (RFC 5465) through the frontend. For message events, the
 // mailboxes a client names may live on several backends, Cyrus ones
 // among them, which have no NOTIFY. So the frontend watches them itself:
 // it asks each mailbox's backend for STATUS, on connections of its own
@@ -18,10 +18,11 @@ import (
 // backend. It asks after a command once the poll interval has passed,
 // and every interval while the client IDLEs (the selected mailbox is
 // then polled with NOOP too). The selected mailbox's own updates come
-// the usual way.
+// the usual way. Mailbox and subscription events come from the
+// frontend's own list (notifynames.go).
 
 // notifyEvents are the events the frontend can tell of.
-var notifyEvents = []string{"MessageNew", "MessageExpunge", "FlagChange"}
+var notifyEvents = []string{"MessageNew", "MessageExpunge", "FlagChange", "MailboxName", "SubscriptionChange"}
 
 // rfcEvents are every RFC 5465 event, for their spelling.
 var rfcEvents = []string{"MessageNew", "MessageExpunge", "FlagChange", "AnnotationChange", "MailboxName",
@@ -36,6 +37,7 @@ type notifier struct {
 	conns map[string]*backend // the notifier's own, by server
 	last  time.Time           // the last poll
 	names map[string]*watched // by internal name
+	list  *nameWatch          // mailbox events, if asked for
 }
 
 // watched is one mailbox and what the client was last told of it.
@@ -112,6 +114,9 @@ func (s *session) cmdNotify(c *command) error {
 	}
 	s.stopNotify()
 	s.notify = n
+	if err := s.watchNames(groups); err != nil {
+		return err
+	}
 	s.pollNotify(status)
 	s.tagged(c.tag, "OK", "NOTIFY completed")
 	return nil
@@ -219,7 +224,7 @@ func (s *session) watch(groups []notifyGroup) (*notifier, error) {
 	subtreeFlags := map[string]bool{}
 	personal, personalFlags := false, false
 	for _, g := range groups {
-		if len(g.events) == 0 {
+		if !slices.Contains(g.events, "MessageNew") {
 			continue
 		}
 		flags := slices.Contains(g.events, "FlagChange")
@@ -274,12 +279,18 @@ func (s *session) stopNotify() {
 		for _, b := range n.conns {
 			b.logout()
 		}
+		if n.list != nil {
+			s.srv.names.unwatch(s.user, n.list)
+		}
 		s.notify = nil
 	}
 }
 
-// notifyDue polls if the interval has passed since the last poll.
+// notifyDue tells the name changes the list shows, which costs little
+// when there are none, and polls the backends if the interval has
+// passed since the last poll.
 func (s *session) notifyDue() {
+	s.notifyNames()
 	if n := s.notify; n != nil && time.Since(n.last) >= s.srv.cfg.Limits.NotifyPoll {
 		s.pollNotify(true)
 	}

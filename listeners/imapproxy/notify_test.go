@@ -1,6 +1,7 @@
 package imapproxy_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +80,7 @@ func TestNotifyThroughFrontend(t *testing.T) {
 	deliver("rook")
 	waitFor(t, c, "* 2 EXISTS")
 
-	if text := c.no("NOTIFY SET (PERSONAL (MessageNew MessageExpunge MailboxName))"); !strings.HasPrefix(text, "NO [BADEVENT (MessageNew MessageExpunge FlagChange)]") {
+	if text := c.no("NOTIFY SET (PERSONAL (MessageNew MessageExpunge MailboxMetadataChange))"); !strings.HasPrefix(text, "NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)]") {
 		t.Errorf("an event the frontend cannot tell: %s", text)
 	}
 	c.ok("NOTIFY NONE")
@@ -106,4 +107,75 @@ func waitFor(t *testing.T, c *client, want string) {
 		}
 	}
 	t.Fatalf("no %q within 5 s", want)
+}
+
+// TestNotifyMailboxEventsThroughFrontend: NOTIFY's MailboxName and
+// SubscriptionChange (RFC 5465 5.4, 5.5) through the frontend, told from
+// its own copy of the mailbox list: a mailbox created, renamed and
+// deleted through the frontend on a real Cyrus 3.6 backend (alice's
+// INBOX's), with its parent, the rename once, with OLDNAME; one created
+// directly on a Rookery backend; a mailbox the user loses or is given the
+// 'l' right on; a rename made on a backend, which the list shows as a
+// create and a delete; the subscriptions changed through the frontend,
+// which \Subscribed shows from then on; and nothing the client did not
+// ask about, nor after NOTIFY NONE.
+func TestNotifyMailboxEventsThroughFrontend(t *testing.T) {
+	m := startMixedMurder(t)
+	_, addr := m.frontend(t, func(c *imapproxy.Config) { c.Limits.NotifyPoll = 50 * time.Millisecond })
+	c := login(t, addr, "alice", "alicepw")
+	d := login(t, addr, "alice", "alicepw")
+	c.ok("NOTIFY SET (PERSONAL (MailboxName SubscriptionChange)) (SUBTREE rook (MailboxName))")
+	// lists runs NOOPs until as many LIST responses as wanted came, then
+	// compares them.
+	lists := func(what string, want ...string) {
+		t.Helper()
+		var got []string
+		deadline := time.Now().Add(5 * time.Second)
+		for len(got) < len(want) && time.Now().Before(deadline) {
+			for _, l := range c.ok("NOOP") {
+				if strings.HasPrefix(l, "* LIST ") {
+					got = append(got, l)
+				}
+			}
+		}
+		got = append(got, c.ok("NOOP")...)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: told %q, want %q", what, got, want)
+		}
+	}
+
+	d.ok("CREATE INBOX.n1")
+	lists("CREATE on Cyrus", `* LIST (\HasNoChildren) "." INBOX.n1`, `* LIST (\HasChildren) "." INBOX`)
+	d.ok("CREATE INBOX.n1.deep")
+	lists("CREATE of a child", `* LIST (\HasNoChildren) "." INBOX.n1.deep`, `* LIST (\HasChildren) "." INBOX.n1`)
+	d.ok("RENAME INBOX.n1 INBOX.n2")
+	lists("RENAME", `* LIST (\HasChildren) "." INBOX.n2 ("OLDNAME" (INBOX.n1))`)
+	d.ok("SUBSCRIBE INBOX.n2")
+	lists("SUBSCRIBE", `* LIST (\Subscribed \HasChildren) "." INBOX.n2`)
+	d.ok("UNSUBSCRIBE INBOX.n2")
+	lists("UNSUBSCRIBE", `* LIST (\HasChildren) "." INBOX.n2`)
+	d.ok("DELETE INBOX.n2.deep")
+	lists("DELETE", `* LIST (\NonExistent) "." INBOX.n2.deep`, `* LIST (\HasNoChildren) "." INBOX.n2`)
+
+	d.ok("SUBSCRIBE rook")
+	lists("a subscription where only MailboxName was asked")
+
+	// On the Rookery backend itself, not through the frontend.
+	rb1 := login(t, m.addrs["rb1"][0], "admin", "secret")
+	rb1.ok("CREATE rook.sub")
+	lists("CREATE on a backend", `* LIST (\HasNoChildren) "." rook.sub`, `* LIST (\Subscribed \HasChildren) "." rook`)
+	rb1.ok("DELETEACL rook.sub alice") // anyone may still look it up
+	lists("an ACL change keeping the 'l' right")
+	rb1.ok("DELETEACL rook.sub anyone")
+	lists("the 'l' right lost", `* LIST (\NonExistent) "." rook.sub`, `* LIST (\Subscribed \HasNoChildren) "." rook`)
+	rb1.ok("SETACL rook.sub alice lr")
+	lists("the 'l' right given", `* LIST (\HasNoChildren) "." rook.sub`, `* LIST (\Subscribed \HasChildren) "." rook`)
+	// The list has no renames: one made elsewhere is a create and a delete.
+	rb1.ok("RENAME rook.sub rook.sub2")
+	lists("RENAME on a backend", `* LIST (\HasNoChildren) "." rook.sub2`, `* LIST (\Subscribed \HasChildren) "." rook`,
+		`* LIST (\NonExistent) "." rook.sub`)
+
+	c.ok("NOTIFY NONE")
+	d.ok("CREATE INBOX.n3")
+	lists("after NOTIFY NONE")
 }

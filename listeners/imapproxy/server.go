@@ -82,7 +82,8 @@ type Limits struct {
 	// Throttle refuses logins after repeated failures; nil: none.
 	Throttle *auth.Throttle
 	// NotifyPoll is how often a NOTIFY client's mailboxes are asked for
-	// their STATUS, after its commands and while it IDLEs. Default 10 s.
+	// their STATUS, after its commands and while it IDLEs; while it
+	// IDLEs, the list's changes are looked at as often. Default 10 s.
 	NotifyPoll time.Duration
 }
 
@@ -217,6 +218,7 @@ type Server struct {
 	acc    *accept.Loop
 	ctx    context.Context
 	nextID atomic.Uint64
+	names  nameHub // what sessions did that NOTIFY tells others (notifynames.go)
 }
 
 // NewServer checks cfg and returns a server that has not started

@@ -145,7 +145,11 @@ func (t *txn) addUsage(mailbox string, delta int64) error {
 // not, as IMAP allows).
 func (s *Store) Subscribe(user, mailbox string) error {
 	return s.write(func(t *txn) error {
+		if on, err := s.subscribed(user, mailbox); err != nil || on {
+			return err
+		}
 		t.set(subKey(user, mailbox), nil)
+		t.names = append(t.names, NameChange{Event: Subscribed, Name: mailbox, User: user})
 		return nil
 	})
 }
@@ -153,7 +157,11 @@ func (s *Store) Subscribe(user, mailbox string) error {
 // Unsubscribe removes mailbox from user's subscriptions.
 func (s *Store) Unsubscribe(user, mailbox string) error {
 	return s.write(func(t *txn) error {
+		if on, err := s.subscribed(user, mailbox); err != nil || !on {
+			return err
+		}
 		t.del(subKey(user, mailbox))
+		t.names = append(t.names, NameChange{Event: Unsubscribed, Name: mailbox, User: user})
 		return nil
 	})
 }

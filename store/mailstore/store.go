@@ -115,8 +115,10 @@ type Store struct {
 	lastBody atomic.Uint64
 	closed   atomic.Bool
 
-	watchMu  sync.Mutex
-	watchers map[uint64]map[chan struct{}]struct{}
+	watchMu       sync.Mutex
+	watchers      map[uint64]map[chan struct{}]struct{}
+	nameWatchers  map[uint64]func([]NameChange) // by WatchNames id
+	lastNameWatch uint64
 
 	uidMu    sync.Mutex
 	uidCache map[uint64]uidCacheEntry
@@ -172,8 +174,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("mailstore: open %s: %w", dir, err)
 	}
 	s := &Store{pdb: pdb, guard: guard, log: log, summarize: opts.Summarize, watchers: make(map[uint64]map[chan struct{}]struct{}),
-		uidCache: make(map[uint64]uidCacheEntry), pins: make(map[uint64]map[*Pin]struct{}), held: make(map[uint64]int),
-		heldLow: make(map[uint64]uint32)}
+		nameWatchers: make(map[uint64]func([]NameChange)), uidCache: make(map[uint64]uidCacheEntry),
+		pins: make(map[uint64]map[*Pin]struct{}), held: make(map[uint64]int), heldLow: make(map[uint64]uint32)}
 	if err := s.load(); err != nil {
 		guard.Close()
 		return nil, errors.Join(err, pdb.Close())
@@ -293,6 +295,7 @@ type txn struct {
 	s      *Store
 	b      *pebble.Batch
 	notify []uint64
+	names  []NameChange           // for WatchNames
 	bodies map[uint64]*bodyRecord // body records read and changed in this txn
 	// held counts the held records this txn adds (or, negative, removes)
 	// per mailbox, applied to Store.held once committed.
@@ -347,6 +350,7 @@ func (s *Store) writeWith(fn func(t *txn) error, sync bool) (err error) {
 	for _, id := range t.notify {
 		s.wake(id)
 	}
+	s.tellNames(t.names)
 	return nil
 }
 
@@ -520,6 +524,7 @@ func (s *Store) CreateMailbox(name, acl, specialUse string) (Mailbox, error) {
 		t.set(sysUIDV, record.Uvarint(nil, s.lastUIDV))
 		t.set(mailboxKey(name), encodeMailbox(&m))
 		t.set(idKey(m.ID), record.AppendString([]byte{record.V1}, name))
+		t.names = append(t.names, NameChange{Event: MailboxCreated, Name: name, ACL: acl, OldACL: acl})
 		return nil
 	})
 	return m, err
@@ -531,6 +536,9 @@ func (s *Store) SetACL(name, acl string) error {
 		m, err := s.mustMailbox(name)
 		if err != nil {
 			return err
+		}
+		if m.ACL != acl {
+			t.names = append(t.names, NameChange{Event: ACLChanged, Name: name, ACL: acl, OldACL: m.ACL})
 		}
 		m.ACL = acl
 		t.set(mailboxKey(name), encodeMailbox(&m))
@@ -598,6 +606,7 @@ func (s *Store) DeleteMailbox(name string) error {
 		t.del(mailboxKey(name))
 		t.del(idKey(m.ID))
 		t.notify = append(t.notify, m.ID)
+		t.names = append(t.names, NameChange{Event: MailboxDeleted, Name: name, ACL: m.ACL, OldACL: m.ACL})
 		return nil
 	})
 }
@@ -643,6 +652,7 @@ func (s *Store) RenameMailbox(oldName, newName string) error {
 		t.set(mailboxKey(newName), encodeMailbox(&m))
 		t.set(idKey(m.ID), record.AppendString([]byte{record.V1}, newName))
 		t.notify = append(t.notify, m.ID)
+		t.names = append(t.names, NameChange{Event: MailboxRenamed, Name: newName, OldName: oldName, ACL: m.ACL, OldACL: m.ACL})
 		return nil
 	})
 }
