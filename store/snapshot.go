@@ -191,23 +191,3 @@ func (s *Snapshot) Close() error {
 	}
 	return nil
 }
-
-// ScanUnder is Scan for the entries below name: its descendants, not
-// name itself.
-func (s *Snapshot) ScanUnder(name string, fn func(Entry) error) error {
-	if s.err != nil {
-		return s.err
-	}
-	key := entryKey(nil, name)
-	lo := append(key[:len(key):len(key)], 0x1F)
-	hi := append(key[:len(key):len(key)], 0x20)
-	it, err := s.snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return fmt.Errorf("store: scan: %w", err)
-	}
-	err = scan(it, fn)
-	if cerr := it.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("store: scan: %w", cerr)
-	}
-	return err
-}

@@ -178,13 +178,14 @@ func TestScanOrder(t *testing.T) {
 		t.Errorf("scan order\n got %q\nwant %q", got, want)
 	}
 
-	// ScanUnder: descendants only, not a sibling sharing a prefix.
+	// Subtree: the name and its descendants, not a sibling sharing a
+	// prefix.
 	got = nil
-	if err := snap.ScanUnder("user.bob", func(e Entry) error { got = append(got, e.Name); return nil }); err != nil {
+	if err := snap.Subtree("user.bob", func(e Entry) error { got = append(got, e.Name); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"user.bob.sub", "user.bob.sub.deep"}; !slices.Equal(got, want) {
-		t.Errorf("ScanUnder(user.bob) = %q, want %q", got, want)
+	if want := []string{"user.bob", "user.bob.sub", "user.bob.sub.deep"}; !slices.Equal(got, want) {
+		t.Errorf("Subtree(user.bob) = %q, want %q", got, want)
 	}
 
 	stop := errors.New("stop")

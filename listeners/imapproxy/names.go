@@ -194,13 +194,25 @@ func (s *session) writeListItem(it *listItem) {
 }
 
 // visible calls f, in no set order, for each active mailbox the user may
-// look up ('l'), with its name as the client sees it. An admin may see
-// every mailbox and reads the whole list; a user's are found through the
-// list's indexes (her INBOX's subtree, what is granted to her and to
-// anyone), so the cost follows what she may see, not the list's size.
+// look up ('l'), with its name as the client sees it.
 func (s *session) visible(f func(e *store.Entry, ext string)) error {
 	snap := s.srv.cfg.DB.Snapshot()
 	defer snap.Close()
+	return s.candidates(snap, func(e *store.Entry) {
+		if strings.ContainsRune(s.rights(e), 'l') {
+			f(e, s.external(e.Name))
+		}
+	})
+}
+
+// candidates calls fn, once each and in no set order, for every active
+// mailbox (not one kept by delayed delete) on which the user may hold
+// rights. An admin may hold them on every mailbox and reads the whole
+// list; a user's are found through the list's indexes: her INBOX's
+// subtree and what is granted to her and to anyone, as no other entry
+// gives her a right. So the cost follows what she may see, not the size
+// of the list.
+func (s *session) candidates(snap *store.Snapshot, fn func(e *store.Entry)) error {
 	var seen map[string]bool // a mailbox may be reached by more than one index
 	each := func(e store.Entry) error {
 		if e.Kind != store.Active || strings.HasPrefix(e.Name, deletedPrefix) {
@@ -212,9 +224,7 @@ func (s *session) visible(f func(e *store.Entry, ext string)) error {
 			}
 			seen[e.Name] = true
 		}
-		if strings.ContainsRune(s.rights(&e), 'l') {
-			f(&e, s.external(e.Name))
-		}
+		fn(&e)
 		return nil
 	}
 	if s.admin {

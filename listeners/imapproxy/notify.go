@@ -248,9 +248,11 @@ func (s *session) watch(groups []notifyGroup) (*notifier, error) {
 	}
 	snap := s.srv.cfg.DB.Snapshot()
 	defer snap.Close()
-	err := snap.Scan(func(e store.Entry) error {
-		if e.Kind != store.Active || len(n.boxes) >= maxWatched || !strings.Contains(s.rights(&e), "r") {
-			return nil
+	err := s.candidates(snap, func(e *store.Entry) {
+		// An admin's come in list order, so the first maxWatched are
+		// known without holding the rest.
+		if s.admin && len(n.boxes) >= maxWatched || !strings.Contains(s.rights(e), "r") {
+			return
 		}
 		w, ok := wanted[e.Name]
 		flags := w.flags
@@ -262,14 +264,18 @@ func (s *session) watch(groups []notifyGroup) (*notifier, error) {
 				ok, flags = true, flags || subtreeFlags[st]
 			}
 		}
-		if !ok {
-			return nil
+		if ok {
+			n.boxes = append(n.boxes, &watched{ext: s.external(e.Name), in: e.Name, server: e.Server(), flags: flags})
 		}
-		b := &watched{ext: s.external(e.Name), in: e.Name, server: e.Server(), flags: flags}
-		n.boxes = append(n.boxes, b)
-		n.names[e.Name] = b
-		return nil
 	})
+	// In list order, the first maxWatched.
+	slices.SortFunc(n.boxes, func(a, b *watched) int { return bytes.Compare(store.DBName(a.in), store.DBName(b.in)) })
+	if len(n.boxes) > maxWatched {
+		n.boxes = n.boxes[:maxWatched]
+	}
+	for _, b := range n.boxes {
+		n.names[b.in] = b
+	}
 	return n, err
 }
 

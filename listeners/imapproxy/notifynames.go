@@ -376,8 +376,8 @@ func (s *session) nameState(snap *store.Snapshot, name string) (imaplist.Mailbox
 	}
 	m.Exists = found && s.sees(&e)
 	errFound := errors.New("found")
-	err = snap.ScanUnder(name, func(e store.Entry) error {
-		if s.sees(&e) {
+	err = snap.Subtree(name, func(e store.Entry) error {
+		if e.Name != name && s.sees(&e) {
 			return errFound
 		}
 		return nil
