@@ -5,7 +5,10 @@
 // Cyrus frontend's mupdate slave of a Cyrus master), with -list a user's
 // LIST and LSUB on frontends that follow one Rookery master holding a
 // large mailbox list (a Rookery frontend, a Cyrus frontend with
-// reverseacls and one without; see list.go).
+// reverseacls and one without; see list.go), with -scale a Rookery master
+// and replica as processes of their own at up to ten million entries
+// (memory, restart, full sync; Rookery alone: a Cyrus master takes in
+// about 2,000 entries a second, so hours for ten million).
 //
 // It needs root and the Cyrus murder packages (sudo internal/cyrustest/install-cyrus.sh):
 // everything is started fresh by the run (Rookery in-process on temporary
@@ -19,6 +22,8 @@
 //	go run ./cmd/mupdatebench -list -quick      # frontends' LIST, 1,000 and 100,000 mailboxes, about 5 minutes
 //	go run ./cmd/mupdatebench -list             # and 1,000,000, about 25 minutes
 //	go run ./cmd/mupdatebench -list -entries 5000,50000 -runs 50
+//	go run ./cmd/mupdatebench -scale            # master and replica processes at 1,000,000 and 10,000,000
+//	go run ./cmd/mupdatebench -scale -quick     # at 100,000 and 1,000,000
 package main
 
 import (
@@ -44,20 +49,23 @@ func main() {
 	quick := flag.Bool("quick", false, "smaller sizes")
 	replica := flag.Bool("replica", false, "measure replicas (full sync, propagation, restart) instead of masters")
 	list := flag.Bool("list", false, "measure a user's LIST and LSUB on frontends over a large mailbox list instead of masters")
+	scale := flag.Bool("scale", false, "measure a Rookery master and replica, each its own process, at large sizes (memory, restart, full sync) instead")
 	var entries sizeList
 	flag.Var(&entries, "entries", fmt.Sprintf("with -replica: mailboxes on the Rookery master (default %d, -quick %d);"+
-		" with -list: comma-separated mailbox list sizes, one run each (default %s, -quick %s)",
-		fullReplicaSizes.Entries, quickReplicaSizes.Entries, sizeList(fullListEntries), sizeList(quickListEntries)))
+		" with -list: comma-separated mailbox list sizes, one run each (default %s, -quick %s);"+
+		" with -scale: the same (default %s, -quick %s)",
+		fullReplicaSizes.Entries, quickReplicaSizes.Entries, sizeList(fullListEntries), sizeList(quickListEntries),
+		sizeList(fullScaleEntries), sizeList(quickScaleEntries)))
 	cyrusEntries := flag.Int("cyrus-entries", 0, fmt.Sprintf("with -replica: mailboxes on the Cyrus master (default %d, -quick %d)",
 		fullReplicaSizes.CyrusEntries, quickReplicaSizes.CyrusEntries))
 	runs := flag.Int("runs", 200, "with -list: timed runs of each command on each frontend")
 	budget := flag.Duration("budget", 30*time.Second, fmt.Sprintf("with -list: stop a command's runs on a frontend after this long (at least %d runs)", minListRuns))
 	flag.Parse()
 	switch {
-	case *replica && *list:
-		usage("-replica and -list are different modes")
-	case !*replica && !*list && len(entries) > 0:
-		usage("-entries goes with -replica or -list")
+	case *replica && *list, *scale && (*replica || *list):
+		usage("-replica, -list and -scale are different modes")
+	case !*replica && !*list && !*scale && len(entries) > 0:
+		usage("-entries goes with -replica, -list or -scale")
 	case !*replica && *cyrusEntries != 0:
 		usage("-cyrus-entries goes with -replica")
 	case *replica && len(entries) > 1:
@@ -73,6 +81,15 @@ func main() {
 
 	var err error
 	switch {
+	case *scale:
+		sizes := fullScaleEntries
+		if *quick {
+			sizes = quickScaleEntries
+		}
+		if len(entries) > 0 {
+			sizes = entries
+		}
+		err = runScale(ctx, os.Stdout, os.Stderr, sizes)
 	case *list:
 		sz := listSizes{Entries: fullListEntries, Runs: *runs, Budget: *budget, Conns: 4, Window: 64}
 		if *quick {
