@@ -15,10 +15,11 @@
 // its connections over source addresses 127.1.x.y so that 100,000 of
 // them fit the ephemeral port range; the frontend's connections to its
 // backends are spread over one backend per 20,000 sessions. The tool
-// raises its file descriptor limit (soft and hard, it runs as root) for
-// itself and its children.
+// raises its file descriptor limit for itself and its children, the hard
+// one too if it may (CAP_SYS_RESOURCE); the frontend needs two per
+// session.
 //
-//	go run ./cmd/sessionbench                         # 10,000 sessions; Cyrus at 1,000
+//	go run ./cmd/sessionbench                         # 8,000 sessions; Cyrus at 1,000
 //	go run ./cmd/sessionbench -sessions 100000 -cyrus 0
 //	go run ./cmd/sessionbench -script login -sessions 20000
 package main
@@ -35,6 +36,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -52,7 +54,7 @@ type options struct {
 func main() {
 	var o options
 	scriptName := flag.String("script", "idle", "what each session does before it idles: login, select (LOGIN, SELECT INBOX) or idle (and IDLE)")
-	flag.IntVar(&o.sessions, "sessions", 10000, "idle sessions to open through the Rookery frontend")
+	flag.IntVar(&o.sessions, "sessions", 8000, "idle sessions to open through the Rookery frontend (two descriptors each on the frontend: 9,000 fit a hard limit of 20,000)")
 	flag.IntVar(&o.perUser, "per-user", 50, "sessions per user (a backend allows 100 per user)")
 	flag.IntVar(&o.workers, "workers", 32, "client goroutines opening sessions and logging in")
 	flag.IntVar(&o.backends, "backends", 0, "Rookery backends; 0: one per 20,000 sessions")
@@ -95,7 +97,9 @@ type result struct {
 
 func run(ctx context.Context, o options, out, logw io.Writer) error {
 	load := benchutil.LoadAvg()
-	if err := raiseFileLimit(uint64(3*o.sessions + 10000)); err != nil {
+	// The frontend holds two descriptors per session (its client's
+	// socket, its backend's), the client one.
+	if err := raiseFileLimit(uint64(2*o.sessions + fdReserve)); err != nil {
 		return err
 	}
 	base, err := os.MkdirTemp("", "sessionbench-")
@@ -117,9 +121,11 @@ func run(ctx context.Context, o options, out, logw io.Writer) error {
 		return err
 	}
 	cy := result{frontend: nanUsage(), backend: nanUsage(), setupRate: math.NaN(), loginRate: math.NaN()}
+	var cyErr error
 	if o.cyrus > 0 {
-		if cy, err = runCyrus(ctx, o, logw); err != nil {
-			return err
+		var c result
+		if c, cyErr = runCyrus(ctx, o, logw); cyErr == nil {
+			cy = c
 		}
 	}
 
@@ -144,6 +150,9 @@ func run(ctx context.Context, o options, out, logw io.Writer) error {
 		{Metric: "backend Go heap KiB per session", Rookery: kib(rk.backend.heap), Cyrus: math.NaN(), Latency: true},
 		{Metric: "backend goroutines per session", Rookery: rk.backend.goroutines, Cyrus: math.NaN(), Latency: true},
 	})
+	if cyErr != nil {
+		return fmt.Errorf("the Cyrus run failed: %w", cyErr)
+	}
 	return nil
 }
 
@@ -152,9 +161,13 @@ func nanUsage() usage {
 	return usage{rss: n, heap: n, stack: n, goroutines: n, procs: n}
 }
 
+// fdReserve is what a node needs besides its sessions' sockets.
+const fdReserve = 2000
+
 // raiseFileLimit sets the soft and hard RLIMIT_NOFILE to at least n; the
 // children inherit it (Go restores the original soft limit in children
-// only when the program did not set it).
+// only when the program did not set it). Raising the hard limit needs
+// CAP_SYS_RESOURCE, which a container may not grant even to root.
 func raiseFileLimit(n uint64) error {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
@@ -162,11 +175,13 @@ func raiseFileLimit(n uint64) error {
 	}
 	if lim.Max >= n {
 		lim.Cur = lim.Max
-	} else {
-		lim.Cur, lim.Max = n, n
+		return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
+	hard := lim.Max
+	lim.Cur, lim.Max = n, n
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("raising the file descriptor limit to %d (needs root): %w", n, err)
+		return fmt.Errorf("the frontend needs %d file descriptors, over the hard limit %d, which this process cannot raise (%w): at most %d sessions here",
+			n, hard, err, (hard-fdReserve)/2)
 	}
 	return nil
 }
@@ -312,7 +327,16 @@ func runCyrus(ctx context.Context, o options, logw io.Writer) (_ result, err err
 		beU, err = treeUsage(be.MasterPID)
 		return feU, beU, err
 	}
-	return measureSessions(ctx, o, n, fe.IMAPAddr(), us, measure, logw)
+	res, err := measureSessions(ctx, o, n, fe.IMAPAddr(), us, measure, logw)
+	if err != nil {
+		fmt.Fprintf(logw, "Cyrus frontend log:\n%s\nCyrus backend log:\n%s\n", tail(fe.Syslog(), 15), tail(be.Syslog(), 15))
+	}
+	return res, err
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func init() {

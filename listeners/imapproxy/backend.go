@@ -23,11 +23,12 @@ import (
 type backend struct {
 	server string
 	conn   net.Conn
-	r      *bufio.Reader
-	w      *bufio.Writer
-	pr     pieceReader
-	caps   map[string]bool // upper case
-	ntag   int
+	// r and w are nil while the session waits without them (idlebuf.go).
+	r    *bufio.Reader
+	w    *bufio.Writer
+	pr   pieceReader
+	caps map[string]bool // upper case
+	ntag int
 	// enabled holds the extensions sent to this backend with ENABLE.
 	enabled map[string]bool
 	// timeout bounds each read and write of the socket; zero (during
@@ -97,10 +98,10 @@ func newBackend(server string, conn net.Conn) *backend {
 		conn:    conn,
 		caps:    map[string]bool{},
 		enabled: map[string]bool{},
+		pr:      pieceReader{max: maxBackendLine},
 	}
-	b.r = bufio.NewReaderSize(backendIO{b}, bufSize)
-	b.w = bufio.NewWriterSize(backendIO{b}, bufSize)
-	b.pr = pieceReader{r: b.r, max: maxBackendLine}
+	b.takeReader()
+	b.takeWriter()
 	return b
 }
 
@@ -408,6 +409,7 @@ func (b *backend) logout() {
 	if !b.broken {
 		// Worth a second at most, whatever the backend timeout.
 		b.timeout = time.Second
+		b.takeWriter()
 		b.w.WriteString("Q01 LOGOUT\r\n")
 		_ = b.w.Flush()
 	}
@@ -419,7 +421,7 @@ func (b *backend) logout() {
 // anything the backend sent unasked (a BYE before closing) means it is
 // going away too.
 func (b *backend) alive() bool {
-	if b.broken || b.r.Buffered() > 0 || !peekIdle(b.conn) {
+	if b.broken || (b.r != nil && b.r.Buffered() > 0) || !peekIdle(b.conn) {
 		b.broken = true
 		return false
 	}
