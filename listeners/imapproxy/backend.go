@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,7 +90,39 @@ func dialBackend(ctx context.Context, server, addr string, tlsConf *tls.Config, 
 	}
 	_ = conn.SetDeadline(time.Time{})
 	b.timeout = ioTimeout
+	b.caps = sharedCaps(b.caps)
 	return b, nil
+}
+
+// capSets holds one copy of each capability set backends announced:
+// every connection to a backend has the same, some 4 KiB as a map for a
+// Rookery backend's 60-odd, and each session keeps one per backend
+// connection. A set is only read once its connection has logged in.
+// Backends are few, but what they announce is theirs to choose, so the
+// number kept is bounded.
+var capSets struct {
+	sync.Mutex
+	m map[string]map[string]bool
+}
+
+const maxCapSets = 64
+
+// sharedCaps returns the kept set equal to caps, keeping caps if there
+// is none and room for it.
+func sharedCaps(caps map[string]bool) map[string]bool {
+	key := strings.Join(slices.Sorted(maps.Keys(caps)), " ")
+	capSets.Lock()
+	defer capSets.Unlock()
+	if m, ok := capSets.m[key]; ok {
+		return m
+	}
+	if capSets.m == nil {
+		capSets.m = map[string]map[string]bool{}
+	}
+	if len(capSets.m) < maxCapSets {
+		capSets.m[key] = caps
+	}
+	return caps
 }
 
 // newBackend wraps conn; its timeout is left for the caller to set.
