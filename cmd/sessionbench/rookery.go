@@ -154,8 +154,9 @@ func (m *murder) start(nodeBin string, logw io.Writer, name string, kv map[strin
 	cmd := exec.Command(nodeBin, "-config", file)
 	cmd.Stdout, cmd.Stderr = logw, prefixWriter{logw, name + ": "}
 	// Its own process group, so that a Ctrl-C at the terminal reaches
-	// the bench, which stops the nodes in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// the bench, which stops the nodes in order; a bench that is killed
+	// takes them with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("sessionbench: starting %s: %w", name, err)
 	}
