@@ -91,6 +91,7 @@ func (n *Node) startBackend(users *auth.Users, internal string) error {
 		AllowAllSubscribe: n.cfg.AllowAllSubscribe,
 		MaxMessageSize:    n.cfg.MaxMessageSize,
 		IdleTimeout:       n.cfg.IMAPIdleTimeout,
+		MaxConns:          n.cfg.imapConnectionsMax(),
 		FailedLoginPause:  n.cfg.FailedLoginPause,
 		Throttle:          n.throttle,
 		DiskSpace:         diskSpace(filepath.Join(n.cfg.DataDir, "mail")),

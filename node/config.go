@@ -192,6 +192,11 @@ type Config struct {
 	// MUPDATEConnectionsMax caps concurrent MUPDATE connections
 	// ("mupdate_connections_max").
 	MUPDATEConnectionsMax int
+	// IMAPConnectionsMax caps concurrent connections to the node's IMAP
+	// listener, the backend's or the frontend's ("imap_connections_max").
+	// Zero keeps the listener's own cap: 1000 on a backend, 10000 on a
+	// frontend, whose idle sessions cost less.
+	IMAPConnectionsMax int
 	// MUPDATEIdleTimeout closes MUPDATE connections that send nothing for
 	// this long ("mupdate_idle_timeout"; Cyrus hard-codes 180 minutes).
 	MUPDATEIdleTimeout time.Duration
@@ -249,6 +254,38 @@ func DefaultConfig() Config {
 		LogRetain:             1_000_000,
 		LogLevel:              slog.LevelInfo,
 	}
+}
+
+// imapConnectionsMax is the cap of the node's IMAP listener: the
+// configured one, else the listener's own default (see
+// IMAPConnectionsMax).
+func (c *Config) imapConnectionsMax() int {
+	switch {
+	case c.IMAPConnectionsMax > 0:
+		return c.IMAPConnectionsMax
+	case c.Has(RoleFrontend):
+		return 10000
+	}
+	return 1000
+}
+
+// fdReserve is what a node keeps open besides client connections: its
+// stores' files, listeners, MUPDATE and gossip peers.
+const fdReserve = 1000
+
+// descriptorsNeeded is how many file descriptors the node may use with
+// every IMAP connection the cap allows open: a frontend session holds its
+// client's socket and one to its backend, more only while it uses
+// several. POP3 and LMTP, short-lived, are left to the reserve.
+func (c *Config) descriptorsNeeded() int {
+	if c.IMAPListen == "" && c.IMAPSListen == "" {
+		return fdReserve + c.MUPDATEConnectionsMax
+	}
+	perConn := 1
+	if c.Has(RoleFrontend) {
+		perConn = 2
+	}
+	return fdReserve + c.MUPDATEConnectionsMax + perConn*c.imapConnectionsMax()
 }
 
 // Has reports whether the node runs role r.
@@ -546,6 +583,12 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 				bad(k, v, "not a number")
 			}
 			c.MUPDATEConnectionsMax = n
+		case "imap_connections_max":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				bad(k, v, "not a number")
+			}
+			c.IMAPConnectionsMax = n
 		case "mupdate_idle_timeout":
 			d, err := parseSeconds(v)
 			if err != nil {
@@ -751,6 +794,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MUPDATEConnectionsMax < 1 {
 		problems = append(problems, "mupdate_connections_max: must be at least 1")
+	}
+	if c.IMAPConnectionsMax < 0 {
+		problems = append(problems, "imap_connections_max: must not be negative")
 	}
 	if c.MUPDATEIdleTimeout < time.Second {
 		problems = append(problems, "mupdate_idle_timeout: must be at least 1s")

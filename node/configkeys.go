@@ -6,7 +6,7 @@ var configKeys = []string{
 	"admin_listen", "admins", "allowallsubscribe", "allowplaintext", "allowplaintext_loopback", "altnamespace",
 	"backend_addrs",
 	"client_timeout", "cluster_key_file", "cluster_name", "crossdomains", "data", "defaultpartition",
-	"failedloginpause", "frontend_extensions", "gossip_join", "gossip_listen", "gossip_preset", "imap_listen",
+	"failedloginpause", "frontend_extensions", "gossip_join", "gossip_listen", "gossip_preset", "imap_connections_max", "imap_listen",
 	"imaps_listen", "ldap_base", "ldap_bind_dn", "ldap_filter", "ldap_password", "ldap_uri",
 	"lmtp_listen", "lmtp_require_auth", "log_level",
 	"login_throttle_exempt", "login_throttle_failures", "login_throttle_window", "maxliteral",

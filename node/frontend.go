@@ -54,6 +54,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		BackendTLS:     backendTLS,
 		Limits: imapproxy.Limits{
 			MaxLiteral:       n.cfg.MaxMessageSize,
+			MaxConns:         n.cfg.imapConnectionsMax(),
 			IdleTimeout:      n.cfg.IMAPIdleTimeout,
 			ConnectTimeout:   n.cfg.ClientTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,

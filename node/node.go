@@ -121,6 +121,7 @@ func Start(cfg Config, logger *slog.Logger) (*Node, error) {
 			n.Close()
 		}
 	}()
+	n.checkFileLimit()
 
 	policy, err := n.loadPolicy()
 	if err != nil {

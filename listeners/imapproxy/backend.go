@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,11 +25,12 @@ import (
 type backend struct {
 	server string
 	conn   net.Conn
-	r      *bufio.Reader
-	w      *bufio.Writer
-	pr     pieceReader
-	caps   map[string]bool // upper case
-	ntag   int
+	// r and w are nil while the session waits without them (idlebuf.go).
+	r    *bufio.Reader
+	w    *bufio.Writer
+	pr   pieceReader
+	caps map[string]bool // upper case
+	ntag int
 	// enabled holds the extensions sent to this backend with ENABLE.
 	enabled map[string]bool
 	// timeout bounds each read and write of the socket; zero (during
@@ -87,7 +90,39 @@ func dialBackend(ctx context.Context, server, addr string, tlsConf *tls.Config, 
 	}
 	_ = conn.SetDeadline(time.Time{})
 	b.timeout = ioTimeout
+	b.caps = sharedCaps(b.caps)
 	return b, nil
+}
+
+// capSets holds one copy of each capability set backends announced:
+// every connection to a backend has the same, some 4 KiB as a map for a
+// Rookery backend's 60-odd, and each session keeps one per backend
+// connection. A set is only read once its connection has logged in.
+// Backends are few, but what they announce is theirs to choose, so the
+// number kept is bounded.
+var capSets struct {
+	sync.Mutex
+	m map[string]map[string]bool
+}
+
+const maxCapSets = 64
+
+// sharedCaps returns the kept set equal to caps, keeping caps if there
+// is none and room for it.
+func sharedCaps(caps map[string]bool) map[string]bool {
+	key := strings.Join(slices.Sorted(maps.Keys(caps)), " ")
+	capSets.Lock()
+	defer capSets.Unlock()
+	if m, ok := capSets.m[key]; ok {
+		return m
+	}
+	if capSets.m == nil {
+		capSets.m = map[string]map[string]bool{}
+	}
+	if len(capSets.m) < maxCapSets {
+		capSets.m[key] = caps
+	}
+	return caps
 }
 
 // newBackend wraps conn; its timeout is left for the caller to set.
@@ -97,10 +132,10 @@ func newBackend(server string, conn net.Conn) *backend {
 		conn:    conn,
 		caps:    map[string]bool{},
 		enabled: map[string]bool{},
+		pr:      pieceReader{max: maxBackendLine},
 	}
-	b.r = bufio.NewReaderSize(backendIO{b}, bufSize)
-	b.w = bufio.NewWriterSize(backendIO{b}, bufSize)
-	b.pr = pieceReader{r: b.r, max: maxBackendLine}
+	b.takeReader()
+	b.takeWriter()
 	return b
 }
 
@@ -408,6 +443,7 @@ func (b *backend) logout() {
 	if !b.broken {
 		// Worth a second at most, whatever the backend timeout.
 		b.timeout = time.Second
+		b.takeWriter()
 		b.w.WriteString("Q01 LOGOUT\r\n")
 		_ = b.w.Flush()
 	}
@@ -419,7 +455,7 @@ func (b *backend) logout() {
 // anything the backend sent unasked (a BYE before closing) means it is
 // going away too.
 func (b *backend) alive() bool {
-	if b.broken || b.r.Buffered() > 0 || !peekIdle(b.conn) {
+	if b.broken || (b.r != nil && b.r.Buffered() > 0) || !peekIdle(b.conn) {
 		b.broken = true
 		return false
 	}

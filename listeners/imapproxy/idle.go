@@ -49,16 +49,27 @@ func (s *session) cmdIdle(c *command) error {
 	// Armed here, not in the reader: a stop (a deadline in the past) set
 	// below must not be overwritten by a reader that starts late.
 	s.clientDeadline()
+	// Until done, the client's reader and b's writer are the client
+	// reader's; the buffers of both sides' other directions are this
+	// goroutine's, given back while nothing comes (idlebuf.go).
+	s.releaseReader()
+	b.releaseWriter()
 	go func() {
+		s.awaitClient()
 		line, err := s.pr.next()
 		end := idleEnd{line: string(line), err: err}
 		b.setIdling(false)
+		b.takeWriter()
 		b.w.WriteString("DONE\r\n")
 		_ = b.w.Flush() // a failure shows as the read below failing
 		done <- end
 	}()
 	var tagged string
 	for {
+		s.releaseWriter()
+		b.releaseReader()
+		b.await()
+		s.takeWriter()
 		kind, line, err := s.relayOne(b, c.tag)
 		if err != nil {
 			_ = s.conn.SetReadDeadline(time.Now()) // stop the client reader
@@ -105,7 +116,9 @@ func (s *session) pollIdle(c *command, b *backend) error {
 	}
 	done := make(chan idleEnd, 1)
 	s.clientDeadline() // as in cmdIdle
+	s.releaseReader()
 	go func() {
+		s.awaitClient()
 		line, err := s.pr.next()
 		done <- idleEnd{line: string(line), err: err}
 	}()
@@ -115,6 +128,15 @@ func (s *session) pollIdle(c *command, b *backend) error {
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	// The client's reader is the client reader's until done; the other
+	// buffers are given back between polls (idlebuf.go).
+	take := func() {
+		s.takeWriter()
+		if b != nil {
+			b.takeReader()
+			b.takeWriter()
+		}
+	}
 	noop := func() error {
 		if b != nil {
 			tag := b.nextTag()
@@ -135,14 +157,21 @@ func (s *session) pollIdle(c *command, b *backend) error {
 		return s.flush()
 	}
 	for {
+		s.releaseWriter()
+		if b != nil {
+			b.releaseReader()
+			b.releaseWriter()
+		}
 		select {
 		case <-tick.C:
+			take()
 			if err := noop(); err != nil {
 				_ = s.conn.SetReadDeadline(time.Now())
 				<-done
 				return err
 			}
 		case end := <-done:
+			take()
 			if end.err != nil {
 				return end.err
 			}

@@ -49,10 +49,12 @@ const (
 
 // session is one client connection.
 type session struct {
-	srv       *Server
-	conn      net.Conn
+	srv  *Server
+	conn net.Conn
+	// r and w are nil while the session waits without them (idlebuf.go).
 	r         *bufio.Reader
 	w         *bufio.Writer
+	out       deadlineWriter // what w writes to
 	pr        pieceReader
 	log       *slog.Logger
 	tlsActive bool
@@ -94,11 +96,22 @@ func newSession(srv *Server, c net.Conn) *session {
 	return s
 }
 
+// setConn makes c the client connection, with fresh buffers; a
+// connection it replaces (STARTTLS) has none of its bytes left in them.
 func (s *session) setConn(c net.Conn) {
+	if s.r != nil {
+		putReader(s.r)
+		s.r = nil
+	}
+	if s.w != nil {
+		putWriter(s.w)
+		s.w = nil
+	}
 	s.conn = c
-	s.r = bufio.NewReaderSize(c, bufSize)
-	s.w = bufio.NewWriterSize(deadlineWriter{c, s.srv.cfg.Limits.WriteTimeout}, bufSize)
-	s.pr = pieceReader{r: s.r, max: s.srv.cfg.Limits.MaxLine}
+	s.out = deadlineWriter{c, s.srv.cfg.Limits.WriteTimeout}
+	s.pr = pieceReader{max: s.srv.cfg.Limits.MaxLine}
+	s.takeReader()
+	s.takeWriter()
 }
 
 // deadlineWriter arms the write deadline before every write: the
@@ -146,6 +159,7 @@ func (s *session) serve() {
 		if err := s.flush(); err != nil {
 			return
 		}
+		s.releaseBufs()
 		err := s.command()
 		if err == nil {
 			s.notifyDue()
@@ -166,6 +180,7 @@ var errLogout = errors.New("imapproxy: logout")
 // end closes the session after a fatal error, telling the client why when
 // it can still hear it.
 func (s *session) end(err error) {
+	s.takeWriter()
 	var be *backendError
 	switch {
 	case s.closing.Load():
@@ -233,7 +248,7 @@ func (s *session) writeDeadline() {
 }
 
 func (s *session) flush() error {
-	if s.w.Buffered() == 0 {
+	if s.w == nil || s.w.Buffered() == 0 {
 		return nil
 	}
 	return s.w.Flush()
@@ -256,6 +271,8 @@ func (s *session) continueReq() error {
 // command reads and runs one client command.
 func (s *session) command() error {
 	s.clientDeadline()
+	s.awaitClient()
+	s.takeBufs()
 	piece, err := s.pr.next()
 	if err != nil {
 		return err

@@ -54,7 +54,8 @@ func fakeIMAPProcess() {
 		go func() {
 			defer c.Close()
 			r := bufio.NewReader(c)
-			c.Write([]byte("* OK [CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN SASL-IR IDLE UNSELECT] ready\r\n"))
+			const caps = "IMAP4rev1 LITERAL+ AUTH=PLAIN SASL-IR IDLE UNSELECT"
+			c.Write([]byte("* OK [CAPABILITY " + caps + "] ready\r\n"))
 			for {
 				l, err := r.ReadString('\n')
 				if err != nil {
@@ -78,6 +79,14 @@ func fakeIMAPProcess() {
 					c.Write([]byte(tag + " OK [APPENDUID 1 1] done\r\n"))
 				case "SELECT":
 					c.Write([]byte("* 0 EXISTS\r\n" + tag + " OK [READ-WRITE] done\r\n"))
+				case "CAPABILITY":
+					c.Write([]byte("* CAPABILITY " + caps + "\r\n" + tag + " OK done\r\n"))
+				case "IDLE":
+					c.Write([]byte("+ idling\r\n"))
+					if _, err := r.ReadString('\n'); err != nil {
+						return
+					}
+					c.Write([]byte(tag + " OK done\r\n"))
 				case "LOGOUT":
 					c.Write([]byte("* BYE\r\n" + tag + " OK bye\r\n"))
 					return
@@ -146,7 +155,7 @@ func clientsProcess() {
 
 // helper starts the test binary as a helper process and returns its
 // first output line and a way to talk to it.
-func helper(b *testing.B, env ...string) (first string, send func(string) string) {
+func helper(b testing.TB, env ...string) (first string, send func(string) string) {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), env...)
 	stdin, _ := cmd.StdinPipe()

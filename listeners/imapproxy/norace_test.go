@@ -1,0 +1,5 @@
+//go:build !race
+
+package imapproxy_test
+
+const raceEnabled = false

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package node
+
+// checkFileLimit has no descriptor limit to check outside Unix.
+func (n *Node) checkFileLimit() {}
