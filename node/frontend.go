@@ -55,6 +55,9 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		Limits: imapproxy.Limits{
 			MaxLiteral:       n.cfg.MaxMessageSize,
 			IdleTimeout:      n.cfg.IMAPIdleTimeout,
+			LoginTimeout:     n.cfg.LoginTimeout,
+			MaxConnsPerUser:  n.cfg.MaxLoginsPerUser,
+			MaxConnsPerHost:  n.cfg.MaxConnsPerHost,
 			ConnectTimeout:   n.cfg.ClientTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
 			Throttle:         n.throttle,
@@ -83,6 +86,9 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		BackendTLS:     backendTLS,
 		Limits: pop3.Limits{
 			IdleTimeout:      n.cfg.POP3IdleTimeout,
+			LoginTimeout:     n.cfg.LoginTimeout,
+			MaxConnsPerUser:  n.cfg.MaxLoginsPerUser,
+			MaxConnsPerHost:  n.cfg.MaxConnsPerHost,
 			ConnectTimeout:   n.cfg.ClientTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
 			Throttle:         n.throttle,
@@ -114,6 +120,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		BackendTLS:     backendTLS,
 		Limits: lmtp.Limits{
 			MaxMessageSize:   n.cfg.MaxMessageSize,
+			LoginTimeout:     n.cfg.LoginTimeout,
 			ConnectTimeout:   n.cfg.ClientTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
 			Throttle:         n.throttle,

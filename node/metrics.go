@@ -39,6 +39,10 @@ func (m listenerMetrics) Command(name string) (done func()) {
 
 func (m listenerMetrics) LoginFailed() { m.all.LoginFailures.WithLabelValues(m.listener).Inc() }
 
+func (m listenerMetrics) Refused(reason string) {
+	m.all.ConnectionsRefused.WithLabelValues(m.listener, reason).Inc()
+}
+
 func (m listenerMetrics) Delivered() { m.all.LMTPDeliveries.Inc() }
 
 func (m listenerMetrics) Deferred() { m.all.LMTPDeferrals.Inc() }

@@ -153,7 +153,10 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
 	}
-	acc := accept.New(accept.Config{Name: "mupdate", MaxConns: cfg.MaxConns,
+	// The session keeps its own share of unauthenticated connections,
+	// which refuses a newcomer rather than pushing out the oldest
+	// stranger: the loop's is turned off.
+	acc := accept.New(accept.Config{Name: "mupdate", MaxConns: cfg.MaxConns, MaxUnauthenticated: cfg.MaxConns,
 		Busy: "* BYE \"Server Unable\"\r\n", CloseConns: true, Logger: cfg.Logger})
 	return &Server{cfg: cfg, acc: acc, ctx: acc.Context()}
 }
@@ -210,7 +213,7 @@ type session struct {
 	cancel    func()
 }
 
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(c net.Conn, _ *accept.Preauth) {
 	id := s.nextID.Add(1)
 	ss := &session{
 		s: s, conn: c,
