@@ -196,13 +196,13 @@ type Config struct {
 	// most half of a listener's connections, the oldest making room for
 	// a newcomer, so strangers never keep users out.
 	LoginTimeout time.Duration
-	// MaxLoginsPerUser caps the logged-in IMAP sessions, and the POP3
-	// ones, of one user on this node ("maxlogins_per_user", as Cyrus;
+	// MaxLoginsPerUser caps the logged-in sessions of one user on this
+	// node, IMAP and POP3 counted apart ("maxlogins_per_user", as Cyrus;
 	// 0 for no cap).
 	MaxLoginsPerUser int
-	// MaxConnsPerHost caps the IMAP connections, and the POP3 ones, from
-	// one IP address, logged in or not, refused before the greeting
-	// ("maxconns_per_host"; 0 for no cap).
+	// MaxConnsPerHost caps the connections from one IP address, logged
+	// in or not, IMAP and POP3 counted apart, refused before the
+	// greeting ("maxconns_per_host"; 0 for no cap).
 	MaxConnsPerHost int
 	// MUPDATEConnectionsMax caps concurrent MUPDATE connections
 	// ("mupdate_connections_max").
