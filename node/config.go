@@ -189,8 +189,8 @@ type Config struct {
 	// FailedLoginPause delays the reply to a failed authentication
 	// ("failedloginpause").
 	FailedLoginPause time.Duration
-	// LoginTimeout ends an IMAP or POP3 connection that has not logged
-	// in, or an LMTP one that has not said LHLO (AUTH with
+	// LoginTimeout ends an IMAP, POP3 or MUPDATE connection that has not
+	// logged in, or an LMTP one that has not said LHLO (AUTH with
 	// lmtp_require_auth), this long after connecting, however busy it
 	// keeps itself ("login_timeout"). Such connections may also hold at
 	// most half of a listener's connections, the oldest making room for

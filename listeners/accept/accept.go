@@ -192,25 +192,31 @@ func (l *Loop) admit(c net.Conn) (*Preauth, bool) {
 		l.hosts[host]++
 		p.host = host
 	}
+	var out *Preauth
 	if l.waiting.Len() >= l.cfg.MaxUnauthenticated {
-		l.pushOut(l.waiting.Front().Value.(*Preauth))
+		out = l.waiting.Front().Value.(*Preauth)
+		l.pushOut(out)
 	}
 	p.elem = l.waiting.PushBack(p)
 	l.mu.Unlock()
+	if out != nil {
+		l.cfg.Refused("unauthenticated")
+		l.cfg.Logger.Info(l.cfg.Name+": share of unauthenticated connections full, cutting the oldest short",
+			"remote", out.conn.RemoteAddr().String(), "limit", l.cfg.MaxUnauthenticated)
+	}
 	return p, true
 }
 
 // pushOut takes p out of the unauthenticated share and ends its login
 // time now: its session's read fails as on a login timeout, unless it
-// authenticates first. Called with mu held.
+// authenticates first. (A read armed at this very moment may keep its
+// deadline, which is never past the old login deadline.) Called with mu
+// held.
 func (l *Loop) pushOut(p *Preauth) {
 	l.waiting.Remove(p.elem)
 	p.elem = nil
 	p.deadline.Store(time.Now().UnixNano())
 	_ = p.conn.SetReadDeadline(time.Now())
-	l.cfg.Refused("unauthenticated")
-	l.cfg.Logger.Info(l.cfg.Name+": share of unauthenticated connections full, cutting the oldest short",
-		"remote", p.conn.RemoteAddr().String(), "limit", l.cfg.MaxUnauthenticated)
 }
 
 // refuse tells c why it is turned away and closes it.
