@@ -62,8 +62,8 @@ type Config struct {
 	MaxPerUser int
 	// Refused, if set, counts a connection or login refused, by reason:
 	// "limit" (MaxConns), "unauthenticated" (pushed out by
-	// MaxUnauthenticated), "host"
-	// (MaxPerHost) or "user" (MaxPerUser). It must not block.
+	// MaxUnauthenticated), "host" (MaxPerHost) or "user" (MaxPerUser).
+	// It must not block.
 	Refused func(reason string)
 	// CloseConns makes Close close live connections as well, for handlers
 	// that end only when their connection fails rather than on Context.
@@ -116,11 +116,12 @@ func New(cfg Config) *Loop {
 func (l *Loop) Context() context.Context { return l.ctx }
 
 // Serve accepts on ln until Close and runs handle for each connection in
-// its own goroutine; handle need not close the connection, and tells p
-// when the session authenticates. It returns nil
-// once Close has been called, net.ErrClosed if it already had, and an
-// error only if ln is closed by someone else: any other accept error is
-// waited out, so that a listener does not die of a passing shortage.
+// its own goroutine; handle need not close the connection, bounds its
+// reads with p.Deadline and tells p when the session authenticates. It
+// returns nil once Close has been called, net.ErrClosed if it already
+// had, and an error only if ln is closed by someone else: any other
+// accept error is waited out, so that a listener does not die of a
+// passing shortage.
 func (l *Loop) Serve(ln net.Listener, handle func(c net.Conn, p *Preauth)) error {
 	l.mu.Lock()
 	if l.ctx.Err() != nil {
