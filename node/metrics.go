@@ -26,6 +26,9 @@ func (n *Node) listenerMetrics(listener, protocol string, proto admin.Protocol) 
 	// A listener that has refused nobody yet shows 0, so that rate() and
 	// alerts see the series from the start.
 	n.metrics.LoginFailures.WithLabelValues(listener)
+	for _, reason := range []string{"limit", "host", "user", "unauthenticated"} {
+		n.metrics.ConnectionsRefused.WithLabelValues(listener, reason)
+	}
 	return listenerMetrics{all: n.metrics, proto: proto, protocol: protocol, listener: listener}
 }
 
