@@ -91,3 +91,25 @@ func TestLoginTimeout(t *testing.T) {
 	}
 	u.cmd("2", "NOOP", "OK")
 }
+
+// TestMaxConnsPerHost: one IP address gets MaxConnsPerHost connections,
+// logged in or not; one more is told why instead of being greeted, and
+// another address is not affected.
+func TestMaxConnsPerHost(t *testing.T) {
+	e := startEnv(t, t.TempDir(), func(c *Config) { c.MaxConnsPerHost = 1 })
+	e.raw().cmd("1", "LOGIN alice alicepw", "OK")
+	if _, l := e.greeted(); l != "* BYE [UNAVAILABLE] Too many connections from your address" {
+		t.Fatalf("second connection from 127.0.0.1: %q", l)
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	c, err := d.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	r := &raw{t: t, conn: c, br: bufio.NewReader(c)}
+	if l := r.line(); !strings.HasPrefix(l, "* OK") {
+		t.Fatalf("connection from 127.0.0.2: %q", l)
+	}
+	r.cmd("1", "LOGIN bob bobpw", "OK")
+}
