@@ -293,11 +293,3 @@ func (l *Loop) Close() {
 
 // Conns is the number of open connections.
 func (l *Loop) Conns() int { return int(l.conns.Load()) }
-
-// Unauthenticated is the number of connections in the unauthenticated
-// share: open, not authenticated, and not cut short.
-func (l *Loop) Unauthenticated() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.waiting.Len()
-}

@@ -79,6 +79,14 @@ func (p *peer) say(line string) string {
 	return p.line()
 }
 
+// unauthenticated is the number of connections in l's unauthenticated
+// share.
+func unauthenticated(l *Loop) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.waiting.Len()
+}
+
 // refusals records Config.Refused's reasons.
 type refusals struct {
 	mu  sync.Mutex
@@ -116,7 +124,7 @@ func TestUnauthenticatedShare(t *testing.T) {
 	if got := a.line(); got != "bye login" {
 		t.Fatalf("oldest stranger got %q, want bye login", got)
 	}
-	if got := l.Unauthenticated(); got != 2 {
+	if got := unauthenticated(l); got != 2 {
 		t.Fatalf("Unauthenticated = %d, want 2", got)
 	}
 	if r := c.say("login alice"); r != "ok" {
@@ -160,7 +168,7 @@ func TestLoginDeadline(t *testing.T) {
 	if r := user.say("noop"); r != "what" {
 		t.Fatalf("authenticated connection after the login deadline: %q", r)
 	}
-	if got := l.Unauthenticated(); got != 0 {
+	if got := unauthenticated(l); got != 0 {
 		t.Errorf("Unauthenticated = %d, want 0", got)
 	}
 }
@@ -208,7 +216,7 @@ func TestPerUserCap(t *testing.T) {
 	if r := b.say("login alice"); r != "no" {
 		t.Fatalf("second login of alice: %q, want no", r)
 	}
-	if got := l.Unauthenticated(); got != 1 {
+	if got := unauthenticated(l); got != 1 {
 		t.Fatalf("Unauthenticated after the refusal = %d, want 1", got)
 	}
 	if r := b.say("login bob"); r != "ok" {
