@@ -189,6 +189,21 @@ type Config struct {
 	// FailedLoginPause delays the reply to a failed authentication
 	// ("failedloginpause").
 	FailedLoginPause time.Duration
+	// LoginTimeout ends an IMAP, POP3 or MUPDATE connection that has not
+	// logged in, or an LMTP one that has not said LHLO (AUTH with
+	// lmtp_require_auth), this long after connecting, however busy it
+	// keeps itself ("login_timeout"). Such connections may also hold at
+	// most half of a listener's connections, the oldest making room for
+	// a newcomer, so strangers never keep users out.
+	LoginTimeout time.Duration
+	// MaxLoginsPerUser caps the logged-in sessions of one user on this
+	// node, IMAP and POP3 counted apart ("maxlogins_per_user", as Cyrus;
+	// 0 for no cap).
+	MaxLoginsPerUser int
+	// MaxConnsPerHost caps the connections from one IP address, logged
+	// in or not, IMAP and POP3 counted apart, refused before the
+	// greeting ("maxconns_per_host"; 0 for no cap).
+	MaxConnsPerHost int
 	// MUPDATEConnectionsMax caps concurrent MUPDATE connections
 	// ("mupdate_connections_max").
 	MUPDATEConnectionsMax int
@@ -245,6 +260,8 @@ func DefaultConfig() Config {
 		MaxMessageSize:        100 << 20,
 		IMAPIdleTimeout:       30 * time.Minute,
 		FailedLoginPause:      3 * time.Second,
+		LoginTimeout:          time.Minute,
+		MaxLoginsPerUser:      100,
 		MUPDATEConnectionsMax: 128,
 		MUPDATEIdleTimeout:    180 * time.Minute,
 		MUPDATEWriteTimeout:   30 * time.Second,
@@ -577,6 +594,24 @@ func (c *Config) Apply(kv map[string]string) (unknown []string, err error) {
 				bad(k, v, err.Error())
 			}
 			c.FailedLoginPause = d
+		case "login_timeout":
+			d, err := parseSeconds(v)
+			if err != nil {
+				bad(k, v, err.Error())
+			}
+			c.LoginTimeout = d
+		case "maxlogins_per_user":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				bad(k, v, "not a number of sessions (0 for no cap)")
+			}
+			c.MaxLoginsPerUser = n
+		case "maxconns_per_host":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				bad(k, v, "not a number of connections (0 for no cap)")
+			}
+			c.MaxConnsPerHost = n
 		case "mupdate_connections_max":
 			n, err := strconv.Atoi(v)
 			if err != nil {
@@ -791,6 +826,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FailedLoginPause < 0 {
 		problems = append(problems, "failedloginpause: must not be negative")
+	}
+	if c.LoginTimeout < time.Second {
+		problems = append(problems, "login_timeout: must be at least 1s")
 	}
 	if c.MUPDATEConnectionsMax < 1 {
 		problems = append(problems, "mupdate_connections_max: must be at least 1")

@@ -22,6 +22,8 @@ func TestValidate(t *testing.T) {
 		{map[string]string{"roles": "frontend,replica", "mupdate_server": "m:3905", "mupdate_authname": "x", "password_check": "users, sasldb"}, []string{`password_check: unknown method "sasldb"`}},
 		{map[string]string{"frontend_extensions": "searchres NOTIFY"}, []string{`frontend_extensions: "NOTIFY" cannot be announced`}},
 		{map[string]string{"virtdomains": "userid", "altnamespace": "yes"}, []string{`virtdomains: "userid": not supported`, `altnamespace: "yes": not supported`}},
+		{map[string]string{"maxlogins_per_user": "-1", "maxconns_per_host": "many"}, []string{"maxlogins_per_user", "maxconns_per_host"}},
+		{map[string]string{"login_timeout": "0"}, []string{"login_timeout: must be at least 1s"}},
 	}
 	for _, c := range cases {
 		cfg := DefaultConfig()

@@ -56,6 +56,9 @@ func (n *Node) startFrontend(users *auth.Users) error {
 			MaxLiteral:       n.cfg.MaxMessageSize,
 			MaxConns:         n.cfg.imapConnectionsMax(),
 			IdleTimeout:      n.cfg.IMAPIdleTimeout,
+			LoginTimeout:     n.cfg.LoginTimeout,
+			MaxConnsPerUser:  n.cfg.MaxLoginsPerUser,
+			MaxConnsPerHost:  n.cfg.MaxConnsPerHost,
 			ConnectTimeout:   n.cfg.ClientTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
 			Throttle:         n.throttle,
@@ -84,6 +87,9 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		BackendTLS:     backendTLS,
 		Limits: pop3.Limits{
 			IdleTimeout:      n.cfg.POP3IdleTimeout,
+			LoginTimeout:     n.cfg.LoginTimeout,
+			MaxConnsPerUser:  n.cfg.MaxLoginsPerUser,
+			MaxConnsPerHost:  n.cfg.MaxConnsPerHost,
 			ConnectTimeout:   n.cfg.ClientTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
 			Throttle:         n.throttle,
@@ -115,6 +121,7 @@ func (n *Node) startFrontend(users *auth.Users) error {
 		BackendTLS:     backendTLS,
 		Limits: lmtp.Limits{
 			MaxMessageSize:   n.cfg.MaxMessageSize,
+			LoginTimeout:     n.cfg.LoginTimeout,
 			ConnectTimeout:   n.cfg.ClientTimeout,
 			FailedLoginPause: n.cfg.FailedLoginPause,
 			Throttle:         n.throttle,

@@ -26,6 +26,9 @@ func (n *Node) listenerMetrics(listener, protocol string, proto admin.Protocol) 
 	// A listener that has refused nobody yet shows 0, so that rate() and
 	// alerts see the series from the start.
 	n.metrics.LoginFailures.WithLabelValues(listener)
+	for _, reason := range []string{"limit", "host", "user", "unauthenticated"} {
+		n.metrics.ConnectionsRefused.WithLabelValues(listener, reason)
+	}
 	return listenerMetrics{all: n.metrics, proto: proto, protocol: protocol, listener: listener}
 }
 
@@ -38,6 +41,10 @@ func (m listenerMetrics) Command(name string) (done func()) {
 }
 
 func (m listenerMetrics) LoginFailed() { m.all.LoginFailures.WithLabelValues(m.listener).Inc() }
+
+func (m listenerMetrics) Refused(reason string) {
+	m.all.ConnectionsRefused.WithLabelValues(m.listener, reason).Inc()
+}
 
 func (m listenerMetrics) Delivered() { m.all.LMTPDeliveries.Inc() }
 

@@ -238,6 +238,7 @@ func (n *Node) startMUPDATE(policy *auth.Policy) error {
 		Watch:            n.watch,
 		Limits:           mupdate.Limits{MaxString: n.cfg.MaxLiteral},
 		IdleTimeout:      n.cfg.MUPDATEIdleTimeout,
+		LoginTimeout:     n.cfg.LoginTimeout,
 		WriteTimeout:     n.cfg.MUPDATEWriteTimeout,
 		MaxConns:         n.cfg.MUPDATEConnectionsMax,
 		FailedLoginPause: n.cfg.FailedLoginPause,

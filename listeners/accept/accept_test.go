@@ -36,7 +36,7 @@ func dial(t *testing.T, ln net.Listener) net.Conn {
 }
 
 // serve runs l.Serve(ln, handle) and returns what it returned, on a channel.
-func serve(l *Loop, ln net.Listener, handle func(net.Conn)) <-chan error {
+func serve(l *Loop, ln net.Listener, handle func(net.Conn, *Preauth)) <-chan error {
 	done := make(chan error, 1)
 	go func() { done <- l.Serve(ln, handle) }()
 	return done
@@ -66,8 +66,8 @@ func result(t *testing.T, done <-chan error) error {
 
 // greet is a handler that says hello and then holds the connection until
 // the loop closes.
-func greet(l *Loop) func(net.Conn) {
-	return func(c net.Conn) {
+func greet(l *Loop) func(net.Conn, *Preauth) {
+	return func(c net.Conn, _ *Preauth) {
 		_, _ = c.Write([]byte("hello\r\n"))
 		<-l.Context().Done()
 	}
@@ -75,7 +75,7 @@ func greet(l *Loop) func(net.Conn) {
 
 func TestCapRefusesWithBusy(t *testing.T) {
 	const busy = "* BYE full\r\n"
-	l := New(Config{Name: "test", MaxConns: 2, Busy: busy})
+	l := New(Config{Name: "test", MaxConns: 2, MaxUnauthenticated: 2, Busy: busy})
 	ln := listen(t)
 	done := serve(l, ln, greet(l))
 	buf := make([]byte, len("hello\r\n"))
@@ -107,7 +107,7 @@ func TestCloseWaitsForHandlers(t *testing.T) {
 	l := New(Config{Name: "test", MaxConns: 10})
 	ln := listen(t)
 	var finished atomic.Bool
-	done := serve(l, ln, func(c net.Conn) {
+	done := serve(l, ln, func(c net.Conn, _ *Preauth) {
 		_, _ = c.Write([]byte("x"))
 		<-l.Context().Done()
 		// Work done after cancellation must still finish before Close
@@ -137,7 +137,7 @@ func TestCloseConnsEndsBlockedReads(t *testing.T) {
 	l := New(Config{Name: "test", MaxConns: 10, CloseConns: true})
 	ln := listen(t)
 	readErr := make(chan error, 1)
-	done := serve(l, ln, func(c net.Conn) {
+	done := serve(l, ln, func(c net.Conn, _ *Preauth) {
 		_, _ = c.Write([]byte("x"))
 		// Ignores Context: only closing the connection ends this read.
 		_, err := c.Read(make([]byte, 1))
@@ -166,7 +166,7 @@ func TestServeAfterClose(t *testing.T) {
 	l.Close()
 	ln := listen(t)
 	defer ln.Close()
-	if err := l.Serve(ln, func(net.Conn) { t.Error("handler ran") }); !errors.Is(err, net.ErrClosed) {
+	if err := l.Serve(ln, func(net.Conn, *Preauth) { t.Error("handler ran") }); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Serve after Close = %v, want net.ErrClosed", err)
 	}
 }
@@ -175,7 +175,7 @@ func TestListenerClosedElsewhere(t *testing.T) {
 	l := New(Config{Name: "test", MaxConns: 1})
 	defer l.Close()
 	ln := listen(t)
-	done := serve(l, ln, func(net.Conn) {})
+	done := serve(l, ln, func(net.Conn, *Preauth) {})
 	// Wait until Serve has registered ln, so that the close below hits
 	// its Accept rather than racing it.
 	waitFor(t, "Serve to accept", func() bool {
@@ -225,7 +225,7 @@ func TestCloseDuringBackoff(t *testing.T) {
 	l := New(Config{Name: "test", MaxConns: 1})
 	ln := &flaky{Listener: listen(t)}
 	ln.n.Store(1 << 30)
-	done := serve(l, ln, func(net.Conn) {})
+	done := serve(l, ln, func(net.Conn, *Preauth) {})
 	waitFor(t, "accept errors", func() bool { return ln.n.Load() < 1<<30-2 })
 	l.Close()
 	if err := result(t, done); err != nil {
@@ -261,7 +261,7 @@ func TestHandlerPanicCostsOneConnection(t *testing.T) {
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))})
 	ln := listen(t)
 	var n atomic.Int32
-	done := serve(l, ln, func(c net.Conn) {
+	done := serve(l, ln, func(c net.Conn, _ *Preauth) {
 		if i := n.Add(1); i == 1 {
 			_ = []byte("hello")[i+8] // a real runtime panic, as a bad index on a peer's bytes
 		}

@@ -74,6 +74,11 @@ type Metrics struct {
 	// LoginFailures counts failed authentications, by listener
 	// (rookery_login_failures_total{listener}).
 	LoginFailures *prometheus.CounterVec
+	// ConnectionsRefused counts connections and logins refused by a
+	// listener's caps, by listener and reason: "limit", "host", "user",
+	// or "unauthenticated" for one not logged in cut short to make room
+	// (rookery_connections_refused_total{listener,reason}).
+	ConnectionsRefused *prometheus.CounterVec
 }
 
 // Roles say which role-specific collectors a node's registry serves:
@@ -170,12 +175,16 @@ func NewMetrics(roles Roles) *Metrics {
 		Name: "rookery_login_failures_total",
 		Help: "Failed authentications, by listener.",
 	}, []string{"listener"})
+	m.ConnectionsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rookery_connections_refused_total",
+		Help: "Connections and logins refused by a listener's caps, by listener and reason.",
+	}, []string{"listener", "reason"})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "rookery_build_info",
 		Help: "Always 1; its labels say which build runs.",
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(roles.Version, runtime.Version()).Set(1)
-	reg.MustRegister(m.StorageState, m.CommandDuration, m.LoginFailures, buildInfo,
+	reg.MustRegister(m.StorageState, m.CommandDuration, m.LoginFailures, m.ConnectionsRefused, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -52,9 +52,18 @@ type Config struct {
 	WriteTimeout time.Duration
 	// MaxConns caps connections; default 1000.
 	MaxConns int
-	// MaxConnsPerUser caps the authenticated connections of one user;
-	// default 100.
+	// MaxConnsPerUser caps the authenticated connections of one user
+	// ("maxlogins_per_user"); one more login gets NO [LIMIT]. Zero: no
+	// cap.
 	MaxConnsPerUser int
+	// MaxConnsPerHost caps the connections from one IP address, refused
+	// before the greeting; zero for no cap. A backend behind frontends
+	// sees few addresses: leave it off there.
+	MaxConnsPerHost int
+	// LoginTimeout ends a connection that has not logged in this long
+	// after connecting, however busy; default 1 minute. Connections not
+	// logged in may hold at most half of MaxConns.
+	LoginTimeout time.Duration
 	// FailedLoginPause delays the reply to a failed login; zero or
 	// negative for none.
 	FailedLoginPause time.Duration
@@ -87,12 +96,16 @@ type Metrics interface {
 	Command(name string) (done func())
 	// LoginFailed counts a failed LOGIN or AUTHENTICATE.
 	LoginFailed()
+	// Refused counts a connection or login refused by a cap, by
+	// accept.Config.Refused's reason.
+	Refused(reason string)
 }
 
 type noMetrics struct{}
 
 func (noMetrics) Command(string) func() { return func() {} }
 func (noMetrics) LoginFailed()          {}
+func (noMetrics) Refused(string)        {}
 
 // Server serves IMAP on any number of listeners.
 type Server struct {
@@ -105,9 +118,6 @@ type Server struct {
 	// mboxMu serialises mailbox list changes, so that a registry sequence
 	// (reserve, create, activate) is never interleaved with another.
 	mboxMu sync.Mutex
-
-	mu      sync.Mutex
-	perUser map[string]int
 
 	// fetchHook, set by tests only, runs inside FETCH between reading the
 	// message records and reading their bodies.
@@ -161,9 +171,6 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 1000
 	}
-	if cfg.MaxConnsPerUser <= 0 {
-		cfg.MaxConnsPerUser = 100
-	}
 	if cfg.ServerName == "" {
 		cfg.ServerName = "rookery"
 	}
@@ -171,11 +178,11 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.Version = "dev"
 	}
 	acc := accept.New(accept.Config{Name: "imap", MaxConns: cfg.MaxConns,
-		Busy: "* BYE Too many connections\r\n", CloseConns: true, Logger: cfg.Logger})
-	return &Server{
-		cfg: cfg, ns: namespace{sep: cfg.Separator}, acc: acc, ctx: acc.Context(),
-		perUser: make(map[string]int),
-	}, nil
+		Busy:       "* BYE Too many connections\r\n",
+		MaxPerHost: cfg.MaxConnsPerHost, HostBusy: "* BYE [UNAVAILABLE] Too many connections from your address\r\n",
+		MaxPerUser: cfg.MaxConnsPerUser, LoginTimeout: cfg.LoginTimeout,
+		Refused: cfg.Metrics.Refused, CloseConns: true, Logger: cfg.Logger})
+	return &Server{cfg: cfg, ns: namespace{sep: cfg.Separator}, acc: acc, ctx: acc.Context()}, nil
 }
 
 // Serve accepts connections on l until Close.
@@ -191,23 +198,3 @@ func (s *Server) Close() error {
 
 // Conns is the number of open connections.
 func (s *Server) Conns() int { return s.acc.Conns() }
-
-// acquireUser counts an authenticated connection of user, refusing one
-// over the cap.
-func (s *Server) acquireUser(user string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.perUser[user] >= s.cfg.MaxConnsPerUser {
-		return false
-	}
-	s.perUser[user]++
-	return true
-}
-
-func (s *Server) releaseUser(user string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.perUser[user]--; s.perUser[user] <= 0 {
-		delete(s.perUser, user)
-	}
-}

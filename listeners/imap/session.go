@@ -25,6 +25,7 @@ import (
 type session struct {
 	srv  *Server
 	conn net.Conn
+	pre  *accept.Preauth
 	// timed is conn with the idle and write timeouts; STARTTLS layers
 	// TLS over it.
 	timed net.Conn
@@ -52,11 +53,12 @@ var errClose = errors.New("imap: closing")
 // nothing more can be written on the connection.
 var errBroken = errors.New("imap: response broken off")
 
-func (s *Server) serveConn(c net.Conn) {
-	tc := accept.Timeouts(s.ctx, c, s.cfg.IdleTimeout, s.cfg.WriteTimeout)
+func (s *Server) serveConn(c net.Conn, p *accept.Preauth) {
+	tc := accept.Timeouts(s.ctx, c, p, s.cfg.IdleTimeout, s.cfg.WriteTimeout)
 	sess := &session{
 		srv:   s,
 		conn:  c,
+		pre:   p,
 		timed: tc,
 		w:     &writer{bw: bufio.NewWriterSize(tc, 32<<10)},
 		log:   s.cfg.Logger.With("conn", s.nextID.Add(1), "remote", c.RemoteAddr().String()),
@@ -75,9 +77,6 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 		sess.unselect()
 		sess.stopNotify()
-		if sess.authed {
-			s.releaseUser(sess.id.User)
-		}
 		_ = c.Close()
 	}()
 	if tlc, ok := c.(*tls.Conn); ok {
@@ -121,6 +120,9 @@ func (sess *session) ended(err error) {
 	switch {
 	case errors.Is(err, errLineTooLong):
 		sess.w.raw("* BYE Line too long\r\n")
+	case errors.Is(err, os.ErrDeadlineExceeded) && sess.pre.LoginExpired():
+		sess.log.Info("imap: login timeout")
+		sess.w.raw("* BYE Login timeout\r\n")
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		sess.w.raw("* BYE Idle timeout\r\n")
 	case sess.srv.ctx.Err() != nil:
@@ -508,7 +510,7 @@ func (sess *session) login(authzid, authcid, password string) (string, error) {
 		}
 		return "", noCode("AUTHENTICATIONFAILED", "Login failed: authentication failure")
 	}
-	if !sess.srv.acquireUser(id.User) {
+	if !sess.pre.Authenticated(id.User) {
 		sess.log.Warn("imap: login refused: per-user connection limit", "user", id.User, "limit", sess.srv.cfg.MaxConnsPerUser)
 		return "", noCode("LIMIT", "Too many open connections for this user")
 	}

@@ -61,6 +61,18 @@ type Limits struct {
 	// MaxConns caps concurrent client connections; further ones get
 	// "* BYE" at once. Default 10000.
 	MaxConns int
+	// MaxConnsPerUser caps the logged-in sessions of one user
+	// ("maxlogins_per_user"); one more login gets NO [LIMIT]. Zero: no
+	// cap.
+	MaxConnsPerUser int
+	// MaxConnsPerHost caps the connections from one IP address
+	// ("maxconns_per_host"); one more gets "* BYE [UNAVAILABLE]" instead
+	// of the greeting. Zero: no cap.
+	MaxConnsPerHost int
+	// LoginTimeout ends a session that has not logged in this long after
+	// connecting. Default 1 minute. Sessions not logged in may hold at
+	// most half of MaxConns.
+	LoginTimeout time.Duration
 	// IdleTimeout ends a session whose client sends nothing for this long
 	// (RFC 3501 asks for at least 30 minutes, also during IDLE).
 	// Default 30 minutes.
@@ -203,6 +215,9 @@ type Metrics interface {
 	// Proxying counts a session's connection to backend: +1 when it
 	// opens, -1 when it closes (without Config.NewSession).
 	Proxying(backend string, delta int)
+	// Refused counts a connection or login refused by a cap, by
+	// accept.Config.Refused's reason.
+	Refused(reason string)
 }
 
 type noMetrics struct{}
@@ -210,6 +225,7 @@ type noMetrics struct{}
 func (noMetrics) Command(string) func() { return func() {} }
 func (noMetrics) LoginFailed()          {}
 func (noMetrics) Proxying(string, int)  {}
+func (noMetrics) Refused(string)        {}
 
 // Server is an IMAP frontend. Serve may be called for several listeners.
 type Server struct {
@@ -258,15 +274,18 @@ func NewServer(cfg Config) (*Server, error) {
 		table := &frontend.Table{DB: cfg.DB, Kick: cfg.Kick}
 		cfg.NewSession = func(string) frontend.Session { return table.Session(cfg.Metrics.Proxying) }
 	}
-	acc := accept.New(accept.Config{Name: "imapproxy", MaxConns: cfg.Limits.MaxConns, Busy: "* BYE Too many open connections\r\n", Logger: log})
+	acc := accept.New(accept.Config{Name: "imapproxy", MaxConns: cfg.Limits.MaxConns, Busy: "* BYE Too many open connections\r\n",
+		MaxPerHost: cfg.Limits.MaxConnsPerHost, HostBusy: "* BYE [UNAVAILABLE] Too many open connections from your address\r\n",
+		MaxPerUser: cfg.Limits.MaxConnsPerUser, LoginTimeout: cfg.Limits.LoginTimeout,
+		Refused: cfg.Metrics.Refused, Logger: log})
 	return &Server{cfg: cfg, log: log, acc: acc, ctx: acc.Context()}, nil
 }
 
 // Serve accepts clients on ln until Close; connections from a
 // tls.Listener are implicit-TLS sessions.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.acc.Serve(ln, func(c net.Conn) {
-		ss := newSession(s, c)
+	return s.acc.Serve(ln, func(c net.Conn, p *accept.Preauth) {
+		ss := newSession(s, c, p)
 		stop := context.AfterFunc(s.ctx, ss.shutdown)
 		defer stop()
 		ss.serve()

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rookery/rookery/listeners/accept"
 	"github.com/rookery/rookery/listeners/auth"
 	"github.com/rookery/rookery/listeners/frontend"
 )
@@ -58,6 +59,7 @@ type session struct {
 	pr        pieceReader
 	log       *slog.Logger
 	tlsActive bool
+	pre       *accept.Preauth
 
 	user  string // set at login
 	admin bool
@@ -81,10 +83,11 @@ type session struct {
 	bconns  map[net.Conn]struct{}
 }
 
-func newSession(srv *Server, c net.Conn) *session {
+func newSession(srv *Server, c net.Conn, p *accept.Preauth) *session {
 	s := &session{
 		srv:      srv,
 		conn:     c,
+		pre:      p,
 		log:      srv.log.With("conn", srv.nextID.Add(1), "remote", c.RemoteAddr().String()),
 		routes:   srv.cfg.NewSession("imap"),
 		backends: map[string]*backend{},
@@ -202,6 +205,9 @@ func (s *session) end(err error) {
 		}
 		s.log.Warn("imapproxy: backend failed in the middle of a response", "backend", be.server, "err", be.err)
 		s.bye("Fatal error: Lost connection to backend in the middle of a response")
+	case isTimeout(err) && s.pre.LoginExpired():
+		s.log.Info("imapproxy: login timeout")
+		s.bye("Login timeout")
 	case isTimeout(err):
 		s.log.Debug("imapproxy: client timed out", "err", err)
 		s.bye("Autologout; idle for too long")
@@ -237,7 +243,7 @@ func (s *session) closeBackends() {
 // checks for shutdown after arming, so a shutdown that comes between the
 // two is not undone.
 func (s *session) clientDeadline() {
-	_ = s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.Limits.IdleTimeout))
+	_ = s.conn.SetReadDeadline(s.pre.Deadline(s.srv.cfg.Limits.IdleTimeout))
 	if s.closing.Load() {
 		_ = s.conn.SetReadDeadline(time.Now())
 	}
@@ -568,6 +574,11 @@ func (s *session) login(tag, user, pass, okText string) {
 		return
 	} else if err != nil {
 		s.failLogin(tag, user, err.Error())
+		return
+	}
+	if !s.pre.Authenticated(user) {
+		s.log.Warn("imapproxy: login refused: per-user connection limit", "user", user, "limit", s.srv.cfg.Limits.MaxConnsPerUser)
+		s.tagged(tag, "NO", "[LIMIT] Too many open connections")
 		return
 	}
 	s.user = user

@@ -311,7 +311,7 @@ func FuzzCommands(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := newSession(srv, fuzzConn{r: strings.NewReader(in)})
+		s := newSession(srv, fuzzConn{r: strings.NewReader(in)}, nil)
 		for range 100 {
 			if s.command() != nil {
 				break

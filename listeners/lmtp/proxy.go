@@ -33,6 +33,11 @@ type Limits struct {
 	MaxMessageSize int64
 	// MaxConns caps concurrent connections. Default 1000.
 	MaxConns int
+	// LoginTimeout ends a connection that has not, this long after
+	// connecting, sent LHLO (or, without Preauth, authenticated). Default
+	// 1 minute. Connections that have not may hold at most half of
+	// MaxConns.
+	LoginTimeout time.Duration
 	// IdleTimeout ends a connection whose client sends nothing for this
 	// long. Default 5 minutes.
 	IdleTimeout time.Duration
@@ -161,14 +166,15 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		cfg.NewSession = func(string) frontend.Session { return table.Session(cfg.Metrics.Proxying) }
 	}
 	return &Proxy{cfg: cfg, log: log,
-		acc: accept.New(accept.Config{Name: "lmtp", MaxConns: cfg.Limits.MaxConns, Busy: "421 4.3.2 Too many connections\r\n", Logger: log})}, nil
+		acc: accept.New(accept.Config{Name: "lmtp", MaxConns: cfg.Limits.MaxConns, Busy: "421 4.3.2 Too many connections\r\n",
+			LoginTimeout: cfg.Limits.LoginTimeout, Refused: cfg.Metrics.Refused, Logger: log})}, nil
 }
 
 // Serve accepts clients on ln until Close.
 func (p *Proxy) Serve(ln net.Listener) error {
-	return p.acc.Serve(ln, func(c net.Conn) {
+	return p.acc.Serve(ln, func(c net.Conn, pre *accept.Preauth) {
 		log := p.log.With("conn", p.nextID.Add(1), "remote", c.RemoteAddr().String())
-		s := &session{p: p, log: log, connLog: log,
+		s := &session{p: p, pre: pre, log: log, connLog: log,
 			backends: map[string]*lmtpBackend{}, routes: p.cfg.NewSession("lmtp")}
 		defer s.routes.End()
 		s.setConn(c)
@@ -195,6 +201,7 @@ const (
 
 type session struct {
 	p       *Proxy
+	pre     *accept.Preauth
 	log     *slog.Logger
 	connLog *slog.Logger // log before AUTH named the user
 	conn    net.Conn
@@ -235,7 +242,7 @@ func (s *session) serve() {
 				return
 			}
 		}
-		_ = s.conn.SetReadDeadline(time.Now().Add(s.p.cfg.Limits.IdleTimeout))
+		_ = s.conn.SetReadDeadline(s.pre.Deadline(s.p.cfg.Limits.IdleTimeout))
 		cmd, err := s.r.ReadCommand()
 		if errors.Is(err, ErrLineTooLong) {
 			s.p.cfg.Metrics.Command("OTHER")
@@ -243,11 +250,17 @@ func (s *session) serve() {
 			continue
 		}
 		if err != nil {
-			if s.p.acc.Context().Err() != nil {
+			switch {
+			case s.p.acc.Context().Err() != nil:
 				s.w.Reply(421, "4.3.2 Server shutting down")
-				_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
-				_ = s.w.Flush()
+			case errors.Is(err, os.ErrDeadlineExceeded) && s.pre.LoginExpired():
+				s.log.Info("lmtp: login timeout")
+				s.w.Reply(421, "4.4.2 Login timeout")
+			default:
+				return
 			}
+			_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = s.w.Flush()
 			return
 		}
 		done := s.p.cfg.Metrics.Command(commandLabel(cmd.Verb))
@@ -300,6 +313,10 @@ func (s *session) lhloCmd(arg string) {
 	}
 	s.reset()
 	s.lhlo = true
+	if s.p.cfg.Preauth {
+		// Without AUTH, LHLO is as far as a client proves itself.
+		s.pre.Authenticated("")
+	}
 	lines := []string{s.p.cfg.ServerName, "8BITMIME", "ENHANCEDSTATUSCODES", "PIPELINING",
 		"SIZE " + strconv.FormatInt(s.p.cfg.Limits.MaxMessageSize, 10)}
 	if s.p.cfg.TLS != nil && !s.tls {
@@ -404,6 +421,7 @@ func (s *session) authCmd(arg string) bool {
 		return false
 	}
 	s.authed = true
+	s.pre.Authenticated(authcid)
 	s.routes.LoggedIn(authcid)
 	s.log = s.log.With("user", authcid)
 	s.w.Reply(235, "2.7.0 Authentication successful")

@@ -56,6 +56,12 @@ type ServerConfig struct {
 	MaxLine int
 	// MaxConns caps connections; default 1000.
 	MaxConns int
+	// LoginTimeout ends a connection that has not, this long after
+	// connecting, sent LHLO (or, with RequireAuth, authenticated);
+	// default 1 minute. Connections that have not may hold at most half
+	// of MaxConns: an MTA or frontend says LHLO at once, so idle
+	// strangers cannot hold up deliveries.
+	LoginTimeout time.Duration
 	// IdleTimeout ends a connection that sends nothing for this long,
 	// within a message too; default 5 minutes.
 	IdleTimeout time.Duration
@@ -98,6 +104,9 @@ type Metrics interface {
 	// Proxying counts a proxy session's connection to backend: +1 when
 	// it opens, -1 when it closes.
 	Proxying(backend string, delta int)
+	// Refused counts a connection cut short by a cap, by
+	// accept.Config.Refused's reason.
+	Refused(reason string)
 }
 
 type noMetrics struct{}
@@ -107,6 +116,7 @@ func (noMetrics) LoginFailed()          {}
 func (noMetrics) Delivered()            {}
 func (noMetrics) Deferred()             {}
 func (noMetrics) Proxying(string, int)  {}
+func (noMetrics) Refused(string)        {}
 
 // commandLabel is a command's name as counted.
 func commandLabel(verb string) string {
@@ -191,7 +201,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{cfg: cfg, log: log,
-		acc: accept.New(accept.Config{Name: "lmtp", MaxConns: cfg.MaxConns, Busy: "421 4.3.2 Too many connections\r\n", Logger: log})}, nil
+		acc: accept.New(accept.Config{Name: "lmtp", MaxConns: cfg.MaxConns, Busy: "421 4.3.2 Too many connections\r\n",
+			LoginTimeout: cfg.LoginTimeout, Refused: cfg.Metrics.Refused, Logger: log})}, nil
 }
 
 // Serve accepts connections on ln until Close.
@@ -214,6 +225,7 @@ func (s *Server) Conns() int { return s.acc.Conns() }
 // alone reads and writes the connection.
 type serverSession struct {
 	srv    *Server
+	pre    *accept.Preauth
 	remote string
 	// timed is the connection with the idle and write timeouts; STARTTLS
 	// layers TLS over it.
@@ -249,13 +261,14 @@ const (
 	replyTooBig    = "5.3.4 Message size exceeds fixed limit"
 )
 
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(c net.Conn, p *accept.Preauth) {
 	ctx := s.acc.Context()
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
 	defer stop()
-	sc := accept.Timeouts(ctx, c, s.cfg.IdleTimeout, s.cfg.WriteTimeout)
+	sc := accept.Timeouts(ctx, c, p, s.cfg.IdleTimeout, s.cfg.WriteTimeout)
 	ss := &serverSession{
 		srv:    s,
+		pre:    p,
 		remote: c.RemoteAddr().String(),
 		timed:  sc,
 		r:      NewReader(bufio.NewReaderSize(sc, 32<<10), s.cfg.MaxLine),
@@ -309,8 +322,13 @@ func (ss *serverSession) hangUp(err error) {
 	if !errors.Is(err, os.ErrDeadlineExceeded) || ss.srv.acc.Context().Err() != nil {
 		return
 	}
-	ss.log.Info("lmtp: idle timeout")
-	ss.w.Reply(421, "4.4.2 Idle timeout")
+	if ss.pre.LoginExpired() {
+		ss.log.Info("lmtp: login timeout")
+		ss.w.Reply(421, "4.4.2 Login timeout")
+	} else {
+		ss.log.Info("lmtp: idle timeout")
+		ss.w.Reply(421, "4.4.2 Idle timeout")
+	}
 	_ = ss.w.Flush()
 }
 
@@ -359,6 +377,10 @@ func (ss *serverSession) lhlo(arg string) {
 	}
 	ss.reset()
 	ss.helo = arg
+	if !ss.srv.cfg.RequireAuth {
+		// Without AUTH, LHLO is as far as a client proves itself.
+		ss.pre.Authenticated("")
+	}
 	cfg := &ss.srv.cfg
 	lines := []string{cfg.ServerName, "8BITMIME", "ENHANCEDSTATUSCODES", "PIPELINING",
 		"SIZE " + strconv.FormatInt(cfg.MaxMessageSize, 10)}
@@ -450,6 +472,7 @@ func (ss *serverSession) auth(arg string) bool {
 		return false
 	}
 	ss.authed = true
+	ss.pre.Authenticated(parts[1])
 	ss.log = ss.log.With("user", parts[1])
 	ss.w.Reply(235, "2.7.0 Authentication successful")
 	return false

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -69,11 +68,13 @@ type ServerConfig struct {
 	// MaxConns caps concurrent connections.
 	MaxConns int
 	// MaxUnauthenticated caps connections that have not authenticated yet
-	// (default half of MaxConns), so strangers can never take the slots
-	// the murder's own peers need.
+	// (default half of MaxConns); a newcomer beyond it cuts the oldest of
+	// them short, so strangers can never take the slots the murder's own
+	// peers need, nor keep a reconnecting peer out.
 	MaxUnauthenticated int
 	// LoginTimeout closes a connection that has not authenticated within
-	// it (default 1 minute, or IdleTimeout if shorter).
+	// it of connecting, however busy (default 1 minute, or IdleTimeout if
+	// shorter).
 	LoginTimeout time.Duration
 	// FailedLoginPause delays the reply to a failed authentication.
 	FailedLoginPause time.Duration
@@ -99,12 +100,16 @@ type Metrics interface {
 	Command(name string) (done func())
 	// LoginFailed counts a failed authentication.
 	LoginFailed()
+	// Refused counts a connection refused or cut short by a cap, by
+	// accept.Config.Refused's reason.
+	Refused(reason string)
 }
 
 type noMetrics struct{}
 
 func (noMetrics) Command(string) func() { return func() {} }
 func (noMetrics) LoginFailed()          {}
+func (noMetrics) Refused(string)        {}
 
 // commandLabel is a command's name as counted.
 func commandLabel(name string) string {
@@ -123,7 +128,6 @@ type Server struct {
 	ctx     context.Context // acc's, cancelled by Close
 	streams atomic.Int64
 	nextID  atomic.Uint64
-	unauth  atomic.Int64 // connections not yet authenticated
 }
 
 // NewServer makes a server; zero durations and limits take defaults.
@@ -140,13 +144,6 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 128
 	}
-	if cfg.MaxUnauthenticated <= 0 {
-		cfg.MaxUnauthenticated = max(cfg.MaxConns/2, 1)
-	}
-	if cfg.LoginTimeout <= 0 {
-		cfg.LoginTimeout = time.Minute
-	}
-	cfg.LoginTimeout = min(cfg.LoginTimeout, cfg.IdleTimeout)
 	if cfg.Software == "" {
 		cfg.Software = "Rookery"
 	}
@@ -154,7 +151,8 @@ func NewServer(cfg ServerConfig) *Server {
 		cfg.Metrics = noMetrics{}
 	}
 	acc := accept.New(accept.Config{Name: "mupdate", MaxConns: cfg.MaxConns,
-		Busy: "* BYE \"Server Unable\"\r\n", CloseConns: true, Logger: cfg.Logger})
+		MaxUnauthenticated: cfg.MaxUnauthenticated, LoginTimeout: cfg.LoginTimeout,
+		Busy: "* BYE \"Server Unable\"\r\n", Refused: cfg.Metrics.Refused, CloseConns: true, Logger: cfg.Logger})
 	return &Server{cfg: cfg, acc: acc, ctx: acc.Context()}
 }
 
@@ -187,18 +185,17 @@ type item struct {
 type session struct {
 	s      *Server
 	conn   net.Conn
+	pre    *accept.Preauth
 	r      *Reader
 	w      *Writer
 	log    *slog.Logger
 	items  chan *item
 	closed chan struct{}
 
-	user string // set by the reader before any item that reads it
-	// unauthCounted: the session counts in Server.unauth.
-	unauthCounted atomic.Bool
-	tls           bool // the connection runs over TLS
-	plainOK       bool // PLAIN is offered and accepted
-	streaming     bool // reader's copy of streamTag != ""
+	user      string // set by the reader before any item that reads it
+	tls       bool   // the connection runs over TLS
+	plainOK   bool   // PLAIN is offered and accepted
+	streaming bool   // reader's copy of streamTag != ""
 
 	// Streaming state, owned by the writer goroutine.
 	streamTag string
@@ -210,10 +207,10 @@ type session struct {
 	cancel    func()
 }
 
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(c net.Conn, p *accept.Preauth) {
 	id := s.nextID.Add(1)
 	ss := &session{
-		s: s, conn: c,
+		s: s, conn: c, pre: p,
 		r:      NewReader(c, s.cfg.Limits),
 		w:      NewWriter(c),
 		log:    s.cfg.Logger.With("conn", id, "remote", c.RemoteAddr().String()),
@@ -223,22 +220,12 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	ss.plainOK = s.cfg.Plaintext == nil || s.cfg.Plaintext(c.RemoteAddr())
 	ss.log.Debug("mupdate: connected")
-	if n := s.unauth.Add(1); n > int64(s.cfg.MaxUnauthenticated) {
-		s.unauth.Add(-1)
-		ss.log.Warn("mupdate: too many connections not authenticated, refusing one", "limit", s.cfg.MaxUnauthenticated)
-		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = io.WriteString(c, "* BYE \"Server Unable\"\r\n")
-		_ = c.Close()
-		return
-	}
-	ss.unauthCounted.Store(true)
 	ss.r.SetContinuation(ss.continuation)
 	defer func() {
 		if ss.cancel != nil {
 			ss.cancel()
 		}
 		_ = c.Close()
-		ss.authenticated()
 		ss.log.Debug("mupdate: closed", "user", ss.user)
 	}()
 	defer func() {
@@ -369,24 +356,12 @@ func (ss *session) writeLoop() {
 	}
 }
 
-// authenticated takes the session out of the count of connections not
-// yet authenticated (at authentication or at its end).
-func (ss *session) authenticated() {
-	if ss.unauthCounted.CompareAndSwap(true, false) {
-		ss.s.unauth.Add(-1)
-	}
-}
-
 // readLoop parses commands until the peer leaves or breaks the protocol
 // beyond repair; closing items tells the writer to finish.
 func (ss *session) readLoop() {
 	defer close(ss.items)
 	for {
-		timeout := ss.s.cfg.IdleTimeout
-		if ss.user == "" {
-			timeout = ss.s.cfg.LoginTimeout
-		}
-		_ = ss.conn.SetReadDeadline(time.Now().Add(timeout))
+		_ = ss.conn.SetReadDeadline(ss.pre.Deadline(ss.s.cfg.IdleTimeout))
 		tag, name, err := ss.r.ReadHead()
 		if err != nil {
 			if !ss.readFailed(err) {
@@ -417,6 +392,9 @@ func (ss *session) readFailed(err error) bool {
 	case errors.Is(err, ErrFatal):
 		ss.log.Warn("mupdate: unrecoverable input, closing", "err", err)
 		ss.status("*", "BYE", "input too large")
+	case errors.As(err, &ne) && ne.Timeout() && ss.pre.LoginExpired():
+		ss.log.Info("mupdate: login timeout")
+		ss.status("*", "BYE", "login timeout")
 	case errors.As(err, &ne) && ne.Timeout():
 		ss.log.Info("mupdate: idle timeout", "user", ss.user)
 		ss.status("*", "BYE", "idle for too long")
@@ -853,7 +831,7 @@ func (ss *session) authenticate(tag string, args []string) bool {
 		}
 		if done {
 			ss.user = user
-			ss.authenticated()
+			ss.pre.Authenticated(user)
 			ss.log = ss.log.With("user", user)
 			ss.log.Info("mupdate: authenticated")
 			ss.status(tag, "OK", "Authenticated")

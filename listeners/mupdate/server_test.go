@@ -113,8 +113,9 @@ func TestServerRefusesControlInNames(t *testing.T) {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // TestServerKeepsSlotsForPeers: connections that never authenticate fill
-// at most their share of the server and are closed after LoginTimeout,
-// so a murder peer that does authenticate still gets in.
+// at most their share of the server, a newcomer beyond it cutting the
+// oldest short, and are closed after LoginTimeout however busy, so a
+// murder peer, connected or reconnecting, still gets in.
 func TestServerKeepsSlotsForPeers(t *testing.T) {
 	db, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
@@ -138,8 +139,8 @@ func TestServerKeepsSlotsForPeers(t *testing.T) {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	// dial returns the connection and its first line from the server.
-	dial := func() (net.Conn, *bufio.Reader, string) {
+	// dial returns the connection and its reader after the greeting.
+	dial := func() (net.Conn, *bufio.Reader) {
 		t.Helper()
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
@@ -148,57 +149,68 @@ func TestServerKeepsSlotsForPeers(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		br := bufio.NewReader(c)
-		l, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("greeting: %v", err)
-		}
-		return c, br, strings.TrimRight(l, "\r\n")
-	}
-	greeted := func(br *bufio.Reader) {
-		t.Helper()
 		for {
 			l, err := br.ReadString('\n')
 			if err != nil {
 				t.Fatalf("greeting: %v", err)
 			}
 			if strings.HasPrefix(l, "* OK ") {
-				return
+				return c, br
 			}
 		}
 	}
-	peer, peerR, _ := dial()
-	greeted(peerR)
-	_, idleR, _ := dial()
-	greeted(idleR)
-	if _, _, l := dial(); l != `* BYE "Server Unable"` {
-		t.Fatalf("third unauthenticated connection: %q", l)
+	// say sends a command and returns the first line of the answer.
+	say := func(c net.Conn, br *bufio.Reader, line string) string {
+		t.Helper()
+		if _, err := c.Write([]byte(line + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		return strings.TrimRight(l, "\r\n")
 	}
-	auth := `A0 AUTHENTICATE "PLAIN" "` + base64.StdEncoding.EncodeToString([]byte("\x00admin\x00secret")) + "\"\r\n"
-	if _, err := peer.Write([]byte(auth)); err != nil {
-		t.Fatal(err)
+	// last reads br to its end and returns the last line before it.
+	last := func(br *bufio.Reader) string {
+		t.Helper()
+		b, err := io.ReadAll(br)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\r\n"), "\r\n")
+		return lines[len(lines)-1]
 	}
-	if l, err := peerR.ReadString('\n'); err != nil || !strings.HasPrefix(l, "A0 OK") {
-		t.Fatalf("AUTHENTICATE: %q %v", l, err)
+	auth := `AUTHENTICATE "PLAIN" "` + base64.StdEncoding.EncodeToString([]byte("\x00admin\x00secret")) + `"`
+	peer, peerR := dial()
+	if l := say(peer, peerR, "A0 "+auth); !strings.HasPrefix(l, "A0 OK") {
+		t.Fatalf("AUTHENTICATE: %q", l)
 	}
-	// The peer no longer counts: a newcomer fits again.
-	_, newR, l := dial()
-	if strings.HasPrefix(l, "* BYE") {
-		t.Fatalf("after the peer authenticated: %q", l)
+	_, firstR := dial()
+	dial()
+	// The share is full: a peer reconnecting gets in, pushing out the
+	// oldest stranger, and authenticates.
+	again, againR := dial()
+	if l := last(firstR); l != `* BYE "login timeout"` {
+		t.Fatalf("oldest stranger pushed out: %q", l)
 	}
-	greeted(newR)
-	// The idle stranger is dropped once LoginTimeout passes; the
-	// authenticated peer, as quiet, is not.
-	start := time.Now()
-	if _, err := io.ReadAll(idleR); err != nil {
-		t.Fatalf("idle unauthenticated connection: %v", err)
+	if l := say(again, againR, "B0 "+auth); !strings.HasPrefix(l, "B0 OK") {
+		t.Fatalf("AUTHENTICATE of the reconnecting peer: %q", l)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("idle unauthenticated connection lasted %v", d)
+	// A stranger that keeps busy is closed once LoginTimeout passes; the
+	// peers, as old, are not.
+	busy, busyR := dial()
+	for i := 0; ; i++ {
+		l := say(busy, busyR, "N NOOP")
+		if l == `* BYE "login timeout"` {
+			break
+		}
+		if !strings.HasPrefix(l, "N BAD") || i > 500 {
+			t.Fatalf("stranger's NOOP %d: %q", i, l)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	if _, err := peer.Write([]byte("A1 NOOP\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	if l, err := peerR.ReadString('\n'); err != nil || !strings.HasPrefix(l, "A1 OK") {
-		t.Fatalf("NOOP after the login timeout: %q %v", l, err)
+	if l := say(peer, peerR, "A1 NOOP"); !strings.HasPrefix(l, "A1 OK") {
+		t.Fatalf("NOOP after the login timeout: %q", l)
 	}
 }

@@ -30,6 +30,16 @@ type Limits struct {
 	MaxLine int
 	// MaxConns caps concurrent connections. Default 10000.
 	MaxConns int
+	// MaxConnsPerUser caps the logged-in sessions of one user; zero for
+	// no cap.
+	MaxConnsPerUser int
+	// MaxConnsPerHost caps the connections from one IP address, refused
+	// before the greeting; zero for no cap.
+	MaxConnsPerHost int
+	// LoginTimeout ends a connection that has not logged in this long
+	// after connecting. Default 1 minute. Connections not logged in may
+	// hold at most half of MaxConns.
+	LoginTimeout time.Duration
 	// IdleTimeout ends a session in which no bytes move, either way, for
 	// this long (RFC 1939 asks for at least 10 minutes). Default 10
 	// minutes.
@@ -133,13 +143,15 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		cfg.NewSession = func(string) frontend.Session { return table.Session(cfg.Metrics.Proxying) }
 	}
 	return &Proxy{cfg: cfg, log: log,
-		acc: accept.New(accept.Config{Name: "pop3", MaxConns: cfg.Limits.MaxConns, Busy: "-ERR [SYS/TEMP] Too many connections\r\n", Logger: log})}, nil
+		acc: accept.New(accept.Config{Name: "pop3", MaxConns: cfg.Limits.MaxConns, Busy: busyText,
+			MaxPerHost: cfg.Limits.MaxConnsPerHost, HostBusy: hostBusyText, MaxPerUser: cfg.Limits.MaxConnsPerUser,
+			LoginTimeout: cfg.Limits.LoginTimeout, Refused: cfg.Metrics.Refused, Logger: log})}, nil
 }
 
 // Serve accepts clients on ln until Close.
 func (p *Proxy) Serve(ln net.Listener) error {
-	return p.acc.Serve(ln, func(c net.Conn) {
-		s := &session{p: p, log: p.log.With("conn", p.nextID.Add(1), "remote", c.RemoteAddr().String()),
+	return p.acc.Serve(ln, func(c net.Conn, pre *accept.Preauth) {
+		s := &session{p: p, pre: pre, log: p.log.With("conn", p.nextID.Add(1), "remote", c.RemoteAddr().String()),
 			routes: p.cfg.NewSession("pop3")}
 		defer s.routes.End()
 		s.setConn(c)
@@ -168,6 +180,7 @@ func (p *Proxy) Conns() int { return p.acc.Conns() }
 
 type session struct {
 	p       *Proxy
+	pre     *accept.Preauth
 	log     *slog.Logger
 	conn    net.Conn
 	r       *Reader
@@ -202,7 +215,7 @@ func (s *session) serve(mu *sync.Mutex) {
 	s.w.OK(s.p.cfg.ServerName + " Rookery POP3 proxy ready")
 	for {
 		_ = s.conn.SetWriteDeadline(time.Now().Add(s.p.cfg.Limits.WriteTimeout))
-		_ = s.conn.SetReadDeadline(time.Now().Add(s.p.cfg.Limits.IdleTimeout))
+		_ = s.conn.SetReadDeadline(s.pre.Deadline(s.p.cfg.Limits.IdleTimeout))
 		if !s.live() {
 			return
 		}
@@ -216,6 +229,11 @@ func (s *session) serve(mu *sync.Mutex) {
 			continue
 		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && s.live() && s.pre.LoginExpired() {
+				s.log.Info("pop3: login timeout")
+				s.w.Err("[SYS/TEMP] Login timeout")
+				_ = s.w.Flush()
+			}
 			return
 		}
 		cmdDone := s.p.cfg.Metrics.Command(commandLabel(cmd.Name))
@@ -398,6 +416,11 @@ func (s *session) login(user, pass string) (string, net.Conn, string, bool) {
 		return "", nil, "", false
 	} else if err != nil {
 		s.failLogin(user, err.Error())
+		return "", nil, "", false
+	}
+	if !s.pre.Authenticated(user) {
+		s.log.Warn("pop3: login refused: per-user connection limit", "user", user, "limit", s.p.cfg.Limits.MaxConnsPerUser)
+		s.w.Err(userBusyText)
 		return "", nil, "", false
 	}
 	// Like Cyrus, no kick: POP3 reads the list as it is.

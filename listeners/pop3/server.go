@@ -46,6 +46,16 @@ type ServerConfig struct {
 	WriteTimeout time.Duration
 	// MaxConns caps connections; default 1000.
 	MaxConns int
+	// MaxConnsPerUser caps the logged-in sessions of one user; zero for
+	// no cap (one maildrop is held by one session anyway).
+	MaxConnsPerUser int
+	// MaxConnsPerHost caps the connections from one IP address, refused
+	// before the greeting; zero for no cap.
+	MaxConnsPerHost int
+	// LoginTimeout ends a connection that has not logged in this long
+	// after connecting; default 1 minute. Connections not logged in may
+	// hold at most half of MaxConns.
+	LoginTimeout time.Duration
 	// FailedLoginPause delays the reply to a failed login; zero or
 	// negative for none.
 	FailedLoginPause time.Duration
@@ -77,6 +87,9 @@ type Metrics interface {
 	// Proxying counts a proxied session to backend: +1 when it starts,
 	// -1 when it ends.
 	Proxying(backend string, delta int)
+	// Refused counts a connection or login refused by a cap, by
+	// accept.Config.Refused's reason.
+	Refused(reason string)
 }
 
 type noMetrics struct{}
@@ -84,6 +97,14 @@ type noMetrics struct{}
 func (noMetrics) Command(string) func() { return func() {} }
 func (noMetrics) LoginFailed()          {}
 func (noMetrics) Proxying(string, int)  {}
+func (noMetrics) Refused(string)        {}
+
+// Texts of the caps shared by server and proxy.
+const (
+	busyText     = "-ERR [SYS/TEMP] Too many connections\r\n"
+	hostBusyText = "-ERR [SYS/TEMP] Too many connections from your address\r\n"
+	userBusyText = "[SYS/TEMP] Too many open connections for this user"
+)
 
 // commandLabel is a command's name as counted.
 func commandLabel(name string) string {
@@ -143,7 +164,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{cfg: cfg, log: log, locked: make(map[uint64]struct{}),
-		acc: accept.New(accept.Config{Name: "pop3", MaxConns: cfg.MaxConns, Busy: "-ERR [SYS/TEMP] Too many connections\r\n", Logger: log})}, nil
+		acc: accept.New(accept.Config{Name: "pop3", MaxConns: cfg.MaxConns, Busy: busyText,
+			MaxPerHost: cfg.MaxConnsPerHost, HostBusy: hostBusyText, MaxPerUser: cfg.MaxConnsPerUser,
+			LoginTimeout: cfg.LoginTimeout, Refused: cfg.Metrics.Refused, Logger: log})}, nil
 }
 
 // Serve accepts connections on ln until Close.
@@ -183,6 +206,7 @@ func (s *Server) unlock(id uint64) {
 type serverSession struct {
 	srv  *Server
 	conn net.Conn
+	pre  *accept.Preauth
 	// timed is conn with the idle and write timeouts; STLS layers TLS
 	// over it.
 	timed net.Conn
@@ -210,14 +234,15 @@ type dropMessage struct {
 	retrieved bool
 }
 
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(c net.Conn, p *accept.Preauth) {
 	ctx := s.acc.Context()
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
 	defer stop()
-	sc := accept.Timeouts(ctx, c, s.cfg.IdleTimeout, s.cfg.WriteTimeout)
+	sc := accept.Timeouts(ctx, c, p, s.cfg.IdleTimeout, s.cfg.WriteTimeout)
 	ss := &serverSession{
 		srv:   s,
 		conn:  c,
+		pre:   p,
 		timed: sc,
 		r:     NewReader(bufio.NewReaderSize(sc, 4096), s.cfg.MaxLine),
 		w:     NewWriter(bufio.NewWriterSize(sc, 32<<10)),
@@ -253,7 +278,11 @@ func (s *Server) serveConn(c net.Conn) {
 			continue
 		}
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil && p.LoginExpired() {
+				ss.log.Info("pop3: login timeout")
+				ss.w.Err("[SYS/TEMP] Login timeout")
+				_ = ss.w.Flush()
+			} else if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil {
 				ss.log.Info("pop3: idle timeout")
 				ss.w.Err("[SYS/TEMP] Idle timeout, deletions not committed")
 				_ = ss.w.Flush()
@@ -428,6 +457,11 @@ func (ss *serverSession) login(authzid, authcid, password string) {
 		return
 	}
 	log := ss.log.With("user", id.User)
+	if !ss.pre.Authenticated(id.User) {
+		log.Warn("pop3: login refused: per-user connection limit", "limit", cfg.MaxConnsPerUser)
+		ss.w.Err(userBusyText)
+		return
+	}
 	mb, ok, err := cfg.Store.Mailbox(frontend.UserInbox(id.User))
 	if err != nil {
 		log.Error("pop3: opening maildrop", "err", err)
