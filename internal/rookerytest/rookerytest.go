@@ -23,6 +23,7 @@ import (
 	"github.com/rookery/rookery/actors/membership"
 	"github.com/rookery/rookery/listeners/imapproxy"
 	"github.com/rookery/rookery/node"
+	"github.com/rookery/rookery/store"
 )
 
 // Credentials every node of a topology knows.
@@ -166,8 +167,10 @@ func Start(ctx context.Context, k Kind, dir string, logger *slog.Logger, users .
 	for i, u := range users {
 		be := backends[i%len(backends)]
 		err := poll(ctx, "the frontend to serve "+u.Name, func() error {
-			if _, found, err := t.Frontend.Store().Get("user." + u.Name); err != nil || !found {
-				return fmt.Errorf("user.%s not in the frontend's replica (%v)", u.Name, err)
+			// Active, not only found: a backend's CREATE reserves the
+			// name before it activates it.
+			if e, found, err := t.Frontend.Store().Get("user." + u.Name); err != nil || !found || e.Kind != store.Active {
+				return fmt.Errorf("user.%s not active in the frontend's replica (%v)", u.Name, err)
 			}
 			for _, mem := range t.Frontend.Members() {
 				if mem.Name == be && mem.State == membership.Alive {
