@@ -200,9 +200,11 @@ type Config struct {
 	// node, IMAP and POP3 counted apart ("maxlogins_per_user", as Cyrus;
 	// 0 for no cap).
 	MaxLoginsPerUser int
-	// MaxConnsPerHost caps the connections from one IP address, logged
-	// in or not, IMAP and POP3 counted apart, refused before the
-	// greeting ("maxconns_per_host"; 0 for no cap).
+	// MaxConnsPerHost caps the connections from one IP address to the
+	// frontend's IMAP and POP3, logged in or not, counted apart, refused
+	// before the greeting ("maxconns_per_host"; 0 for no cap). Backends
+	// do not apply it: every session a frontend proxies comes from the
+	// frontend's one address.
 	MaxConnsPerHost int
 	// MUPDATEConnectionsMax caps concurrent MUPDATE connections
 	// ("mupdate_connections_max").

@@ -1,6 +1,11 @@
 package node
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/rookery/rookery/store"
+)
 
 // TestFrontendConnectionCaps: maxlogins_per_user and maxconns_per_host,
 // read as a config file's keys, reach the frontend's IMAP and POP3
@@ -30,4 +35,36 @@ func TestFrontendConnectionCaps(t *testing.T) {
 		want{"rookery_connections_refused_total", []string{"listener", "imapproxy", "reason", "user"}, 1},
 		want{"rookery_connections_refused_total", []string{"listener", "imapproxy", "reason", "host"}, 1},
 		want{"rookery_connections_refused_total", []string{"listener", "pop3proxy", "reason", "host"}, 1})
+}
+
+// TestPerHostCapSparesBackends: maxconns_per_host in a config the
+// backend and the frontend share caps clients at the frontend only; the
+// backend sees every proxied session come from the frontend's address.
+func TestPerHostCapSparesBackends(t *testing.T) {
+	capOne := func(c *Config) {
+		if _, err := c.Apply(map[string]string{"maxconns_per_host": "1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := clusterNode(t, "master.test", []Role{RoleMaster}, "")
+	users := backendUsers(t)
+	be := testNode(t, t.TempDir(), func(c *Config) {
+		c.ServerName, c.Roles, c.UsersFile = "be1.test", []Role{RoleBackend}, users
+		c.Admins, c.ProxyServers = []string{"admin", "mupdate"}, []string{"proxy"}
+		c.MUPDATEAuthname, c.MUPDATEPassword = "mupdate", "mupdatepw"
+		c.IMAPListen, c.GossipListen, c.GossipPreset = "127.0.0.1:0", "127.0.0.1:0", "local"
+		c.Join = []string{m.GossipAddr()}
+		c.MUPDATERetryDelay = 300 * time.Millisecond
+	}, capOne)
+	admin := imapLogin(t, be.IMAPAddr(), "admin", "secret")
+	waitFor(t, "CREATE user.alice", func() bool { return admin.Create("user.alice", nil).Wait() == nil })
+	fe := frontendNode(t, m.GossipAddr(), capOne)
+	waitEntry(t, fe, "user.alice", func(e store.Entry, found bool) bool { return found && e.Kind == store.Active })
+	waitFor(t, "the frontend to see the backend", func() bool { return len(alive(fe)) == 3 })
+
+	for _, src := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		c := dialAuthFrom(t, src, fe.IMAPAddr())
+		wantPrefix(t, "LOGIN from "+src, c.ask("a LOGIN alice alicepw", "a "), "a OK")
+		wantPrefix(t, "SELECT from "+src, c.ask("b SELECT INBOX", "b "), "b OK")
+	}
 }
