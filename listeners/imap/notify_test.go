@@ -132,7 +132,7 @@ func TestNotifyMailboxEvents(t *testing.T) {
 	b.cmd("4", "CREATE INBOX.x.y", "OK")
 	check("4", `* LIST (\HasNoChildren) "." INBOX.x.y`, `* LIST (\HasChildren) "." INBOX.x`)
 
-	// A rename, told while IDLE: once, for the top of the tree.
+	// A rename, told while IDLE: for each mailbox it moved.
 	a.send("5 IDLE\r\n")
 	if l := a.line(); !strings.HasPrefix(l, "+") {
 		t.Fatalf("IDLE: %q", l)
@@ -142,7 +142,7 @@ func TestNotifyMailboxEvents(t *testing.T) {
 		t.Errorf("in IDLE after a rename: %q", l)
 	}
 	a.send("DONE\r\n")
-	if got := a.until("5 "); len(got) != 1 || !strings.HasPrefix(got[0], "5 OK") {
+	if got := a.until("5 "); len(got) != 2 || got[0] != `* LIST (\HasNoChildren) "." INBOX.z.y ("OLDNAME" (INBOX.x.y))` || !strings.HasPrefix(got[1], "5 OK") {
 		t.Errorf("after the rename's LIST: %q", got)
 	}
 
@@ -198,7 +198,7 @@ func TestNotifyMailboxEventsSlash(t *testing.T) {
 	b.cmd("4", "CREATE INBOX/a.b/c", "OK")
 	check("4", `* LIST (\HasChildren) "/" INBOX/a.b`, `* LIST (\HasNoChildren) "/" INBOX/a.b/c`)
 	b.cmd("5", "RENAME INBOX/a.b INBOX/d.e", "OK")
-	check("5", `* LIST (\HasChildren) "/" INBOX/d.e ("OLDNAME" (INBOX/a.b))`)
+	check("5", `* LIST (\HasChildren) "/" INBOX/d.e ("OLDNAME" (INBOX/a.b))`, `* LIST (\HasNoChildren) "/" INBOX/d.e/c ("OLDNAME" (INBOX/a.b/c))`)
 
 	// Created and renamed between two looks: told under the new names
 	// only, so the client's view holds the child too.
@@ -208,8 +208,15 @@ func TestNotifyMailboxEventsSlash(t *testing.T) {
 	check("8", `* LIST (\HasChildren) "/" INBOX/f`, `* LIST (\HasNoChildren) "/" INBOX/f/x`)
 	// Known, then a child and a rename: the child under the new name.
 	b.cmd("9", "RENAME INBOX/f INBOX/a.b", "OK")
-	check("9", `* LIST (\HasChildren) "/" INBOX/a.b ("OLDNAME" (INBOX/f))`)
+	check("9", `* LIST (\HasChildren) "/" INBOX/a.b ("OLDNAME" (INBOX/f))`, `* LIST (\HasNoChildren) "/" INBOX/a.b/x ("OLDNAME" (INBOX/f/x))`)
 	b.cmd("10", "CREATE INBOX/a.b/y", "OK")
 	b.cmd("11", "RENAME INBOX/a.b INBOX/g", "OK")
-	check("11", `* LIST (\HasChildren) "/" INBOX/g ("OLDNAME" (INBOX/a.b))`, `* LIST (\HasNoChildren) "/" INBOX/g/y`)
+	check("11", `* LIST (\HasChildren) "/" INBOX/g ("OLDNAME" (INBOX/a.b))`, `* LIST (\HasNoChildren) "/" INBOX/g/y`,
+		`* LIST (\HasNoChildren) "/" INBOX/g/x ("OLDNAME" (INBOX/a.b/x))`)
+
+	// A client watching only a child hears of its rename when the parent
+	// is renamed (found in review: only the tree's top was told).
+	a.cmd("12", "NOTIFY SET (MAILBOXES INBOX/g/x (MailboxName))", "OK")
+	b.cmd("13", "RENAME INBOX/g INBOX/h", "OK")
+	check("13", `* LIST (\HasNoChildren) "/" INBOX/h/x ("OLDNAME" (INBOX/g/x))`)
 }

@@ -16,17 +16,15 @@ import (
 // responses, with the attributes the name has when they are told. A
 // mailbox created or deleted affects its parent too (\HasChildren); a
 // mailbox that becomes visible or invisible to the user (the 'l' right,
-// RFC 4314) counts as created or deleted; a rename is told once, with
-// OLDNAME, for the top of the renamed tree.
+// RFC 4314) counts as created or deleted; a rename is told with OLDNAME
+// for each mailbox it moved (the store passes each descendant's rename
+// on its own), so a client watching only part of a tree still hears of
+// the part it watches.
 
 // maxNameChanges bounds the changes waiting for one session; past it
 // the session gets NOTIFICATIONOVERFLOW and its NOTIFY ends, as RFC 5465
 // 5.8 lets a server do.
 const maxNameChanges = 10000
-
-// maxRenamed is how many renames a session remembers, to tell only the
-// top of a renamed tree: the store renames each descendant on its own.
-const maxRenamed = 16
 
 // nameEvents is what a session's NOTIFY keeps for mailbox events.
 type nameEvents struct {
@@ -35,8 +33,6 @@ type nameEvents struct {
 	mu       sync.Mutex
 	pending  []mailstore.NameChange // under mu
 	overflow bool                   // under mu
-
-	renamed [][2]string // recent renames told: old, new
 }
 
 // add is the store's WatchNames callback: it queues the changes and
@@ -88,15 +84,6 @@ func (e *nameEvents) wants(event, name, inbox string, subscribed bool) bool {
 		}
 	}
 	return false
-}
-
-// childRename reports whether a rename is one of a descendant of a
-// mailbox whose rename was told.
-func (e *nameEvents) childRename(oldName, newName string) bool {
-	return slices.ContainsFunc(e.renamed, func(r [2]string) bool {
-		rest, ok := strings.CutPrefix(oldName, r[0]+".")
-		return ok && newName == r[1]+"."+rest
-	})
 }
 
 // notifyNames tells the client the name changes the store passed on
@@ -157,13 +144,9 @@ func (sess *session) notifyNames() error {
 				add("MailboxName", parent(c.Name), "", false, false)
 			}
 		case mailstore.MailboxRenamed:
-			if !sees(c.ACL, c.Name) || e.childRename(c.OldName, c.Name) {
+			if !sees(c.ACL, c.Name) {
 				continue
 			}
-			if len(e.renamed) == maxRenamed {
-				e.renamed = e.renamed[1:]
-			}
-			e.renamed = append(e.renamed, [2]string{c.OldName, c.Name})
 			var merged bool
 			var at int
 			out, merged, at = renamed(out, c.OldName, c.Name)
