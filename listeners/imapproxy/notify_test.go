@@ -149,7 +149,7 @@ func TestNotifyMailboxEventsThroughFrontend(t *testing.T) {
 	d.ok("CREATE INBOX.n1.deep")
 	lists("CREATE of a child", `* LIST (\HasNoChildren) "." INBOX.n1.deep`, `* LIST (\HasChildren) "." INBOX.n1`)
 	d.ok("RENAME INBOX.n1 INBOX.n2")
-	lists("RENAME", `* LIST (\HasChildren) "." INBOX.n2 ("OLDNAME" (INBOX.n1))`)
+	lists("RENAME", `* LIST (\HasChildren) "." INBOX.n2 ("OLDNAME" (INBOX.n1))`, `* LIST (\HasNoChildren) "." INBOX.n2.deep ("OLDNAME" (INBOX.n1.deep))`)
 	d.ok("SUBSCRIBE INBOX.n2")
 	lists("SUBSCRIBE", `* LIST (\Subscribed \HasChildren) "." INBOX.n2`)
 	d.ok("UNSUBSCRIBE INBOX.n2")

@@ -22,7 +22,7 @@ import (
 //
 // The list shows a rename as a delete and a create. Renames made through
 // this frontend are remembered (nameHub) and told as such, with OLDNAME,
-// once for the top of the renamed tree; renames made elsewhere are told
+// for each mailbox they moved; renames made elsewhere are told
 // as the delete and create the list has. Subscriptions live on the
 // user's INBOX backend, so SubscriptionChange tells only the SUBSCRIBE
 // and UNSUBSCRIBE commands made through this frontend.
@@ -74,9 +74,8 @@ func (h *nameHub) endRename(r *renaming, ok bool) {
 	h.mu.Unlock()
 }
 
-// renamed returns the name a deleted name got from a rename made here,
-// and whether the name was the top of that rename.
-func (h *nameHub) renamed(name string) (to string, top, ok bool) {
+// renamed returns the name a deleted name got from a rename made here.
+func (h *nameHub) renamed(name string) (to string, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i := len(h.renames) - 1; i >= 0; i-- {
@@ -85,13 +84,13 @@ func (h *nameHub) renamed(name string) (to string, top, ok bool) {
 			continue
 		}
 		if name == r.from {
-			return r.to, true, true
+			return r.to, true
 		}
 		if rest, ok := strings.CutPrefix(name, r.from+"."); ok {
-			return r.to + "." + rest, false, true
+			return r.to + "." + rest, true
 		}
 	}
-	return "", false, false
+	return "", false
 }
 
 func (h *nameHub) busy() bool {
@@ -302,19 +301,19 @@ func (s *session) notifyNames() {
 		out = append(out, nameTell{name, old, sub})
 	}
 	// A deleted name whose new one came in the same changes was renamed
-	// here: told once, for the top of the tree, where the new name came.
+	// here: told as a rename, where the new name came, for each mailbox
+	// the rename moved, so a client that may see or asked for only part
+	// of the tree hears of that part.
 	renamedFrom := map[string]string{}
 	for _, name := range order {
 		ch := changed[name]
 		if !ch.before || ch.after {
 			continue
 		}
-		to, top, ok := s.srv.names.renamed(name)
+		to, ok := s.srv.names.renamed(name)
 		if c := changed[to]; ok && c != nil && !c.before && c.after {
 			ch.paired, c.paired = true, true
-			if top {
-				renamedFrom[to] = name
-			}
+			renamedFrom[to] = name
 		}
 	}
 	for _, name := range order {
