@@ -262,16 +262,11 @@ func (b *backend) startTLS(conf *tls.Config) error {
 
 // takeCaps reads a [CAPABILITY ...] code out of an OK text.
 func (b *backend) takeCaps(text string) bool {
-	i := strings.Index(text, "[CAPABILITY ")
-	if i < 0 {
+	code, ok := respCode(text, "CAPABILITY")
+	if !ok {
 		return false
 	}
-	rest := text[i+len("[CAPABILITY "):]
-	end := strings.IndexByte(rest, ']')
-	if end < 0 {
-		return false
-	}
-	for _, c := range strings.Fields(rest[:end]) {
+	for _, c := range strings.Fields(code) {
 		b.caps[strings.ToUpper(c)] = true
 	}
 	return true

@@ -9,6 +9,6 @@ import "net"
 func peekIdle(net.Conn) bool { return true }
 
 // awaitReadable cannot wait on a socket here: readers keep their buffer.
-func awaitReadable(net.Conn) bool { return false }
+func awaitReadable(net.Conn) {}
 
 func canAwait(net.Conn) bool { return false }

@@ -31,27 +31,27 @@ func peekIdle(conn net.Conn) bool {
 
 // awaitReadable blocks, holding no buffer, until conn has bytes to read,
 // has been closed by its peer, or its read deadline passes; it returns
-// false at once for a connection it cannot wait on (TLS, whose records
-// the caller's reader must decode). Whatever ended the wait, the read
-// that follows reports it, so errors are not returned.
-func awaitReadable(conn net.Conn) bool {
+// at once for a connection it cannot wait on (see canAwait). Whatever
+// ended the wait, the read that follows reports it, so errors are not
+// returned.
+func awaitReadable(conn net.Conn) {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
-		return false
+		return
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return
 	}
 	var buf [1]byte
 	_ = rc.Read(func(fd uintptr) bool {
 		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		return !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK)
 	})
-	return true
 }
 
-// canAwait reports whether awaitReadable can wait on conn.
+// canAwait reports whether awaitReadable can wait on conn: not on TLS,
+// whose records the caller's reader must decode.
 func canAwait(conn net.Conn) bool {
 	_, ok := conn.(syscall.Conn)
 	return ok
