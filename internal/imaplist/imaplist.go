@@ -270,3 +270,23 @@ func Change(m Mailbox, subscribed bool, sep byte, name, oldName string) string {
 	}
 	return s
 }
+
+// Covers reports whether a NOTIFY mailbox filter (RFC 5465 6: INBOXES,
+// PERSONAL, SUBSCRIBED, SUBTREE or MAILBOXES, with its names) covers the
+// internal name, given the user's INBOX and whether she is subscribed to
+// name; the backend and the frontend decide it alike.
+func Covers(filter string, names []string, name, inbox string, subscribed bool) bool {
+	switch filter {
+	case "INBOXES":
+		return name == inbox
+	case "PERSONAL":
+		return name == inbox || strings.HasPrefix(name, inbox+".")
+	case "SUBSCRIBED":
+		return subscribed
+	case "SUBTREE":
+		return slices.ContainsFunc(names, func(n string) bool { return name == n || strings.HasPrefix(name, n+".") })
+	case "MAILBOXES":
+		return slices.Contains(names, name)
+	}
+	return false
+}

@@ -24,3 +24,31 @@ func TestChange(t *testing.T) {
 		}
 	}
 }
+
+func TestCovers(t *testing.T) {
+	const inbox = "user.alice"
+	for _, c := range []struct {
+		filter  string
+		names   []string
+		name    string
+		sub     bool
+		covered bool
+	}{
+		{"INBOXES", nil, "user.alice", false, true},
+		{"INBOXES", nil, "user.alice.a", false, false},
+		{"PERSONAL", nil, "user.alice.a", false, true},
+		{"PERSONAL", nil, "user.alicex", false, false},
+		{"SUBSCRIBED", nil, "shared", true, true},
+		{"SUBSCRIBED", nil, "shared", false, false},
+		{"SUBTREE", []string{"shared"}, "shared.x", false, true},
+		{"SUBTREE", []string{"shared"}, "shared", false, true},
+		{"SUBTREE", []string{"shared"}, "sharedx", false, false},
+		{"MAILBOXES", []string{"shared"}, "shared", false, true},
+		{"MAILBOXES", []string{"shared"}, "shared.x", false, false},
+		{"SELECTED", nil, "user.alice", false, false},
+	} {
+		if got := Covers(c.filter, c.names, c.name, inbox, c.sub); got != c.covered {
+			t.Errorf("Covers(%s %q, %q, subscribed %v) = %v", c.filter, c.names, c.name, c.sub, got)
+		}
+	}
+}

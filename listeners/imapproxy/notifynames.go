@@ -198,27 +198,8 @@ func (w *nameWatch) wants(event, name, inbox string, subscribed bool) bool {
 		if !slices.Contains(g.events, event) {
 			continue
 		}
-		switch g.filter {
-		case "INBOXES":
-			if name == inbox {
-				return true
-			}
-		case "PERSONAL":
-			if name == inbox || strings.HasPrefix(name, inbox+".") {
-				return true
-			}
-		case "SUBSCRIBED":
-			if subscribed {
-				return true
-			}
-		case "SUBTREE":
-			if slices.ContainsFunc(g.names, func(n string) bool { return name == n || strings.HasPrefix(name, n+".") }) {
-				return true
-			}
-		case "MAILBOXES":
-			if slices.Contains(g.names, name) {
-				return true
-			}
+		if imaplist.Covers(g.filter, g.names, name, inbox, subscribed) {
+			return true
 		}
 	}
 	return false
