@@ -155,7 +155,10 @@ func TestReplicaDataFolderRemoved(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	replica, ra := faultNode(t, data, "replica", "mupdate_server: "+ma.mupdate,
 		"mupdate_authname: admin", "mupdate_password: adminpw", "mupdate_retry_delay: 1")
-	replica.wait(t, "master")
+	// The first sync may be logged before "node started", which
+	// faultNode waited for.
+	replica.rewind()
+	replica.wait(t, "replica synchronised with master")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, err := mupdate.Dial(ctx, ma.mupdate, mupdate.ClientConfig{Username: "admin", Password: "adminpw", Timeout: 10 * time.Second})

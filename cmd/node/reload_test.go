@@ -92,6 +92,14 @@ func (p *nodeProc) wait(t *testing.T, wants ...string) string {
 	}
 }
 
+// rewind makes the next wait look at the whole log again, for a line
+// that may come before one an earlier wait returned.
+func (p *nodeProc) rewind() {
+	p.mu.Lock()
+	p.next = 0
+	p.mu.Unlock()
+}
+
 func (p *nodeProc) logText() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
