@@ -314,14 +314,3 @@ func TestIMAP(t *testing.T) {
 		t.Fatalf("server saw %q", seen)
 	}
 }
-
-// TestFreePortBelowEphemeral: ports for Cyrus come from below the
-// kernel's ephemeral range, which outgoing connections draw from.
-func TestFreePortBelowEphemeral(t *testing.T) {
-	for range 20 {
-		p := FreePort(t)
-		if p < 10000 || p >= ephemeralLow() {
-			t.Fatalf("FreePort = %d, want in [10000, %d)", p, ephemeralLow())
-		}
-	}
-}
