@@ -84,3 +84,21 @@ func TestProxyMaxConnsPerHost(t *testing.T) {
 	}
 	c.login()
 }
+
+// TestServerFailedMaildropStaysUnauthenticated: a right password whose
+// maildrop cannot be opened leaves the connection not logged in, so the
+// login deadline still ends it (found in review: it was counted as
+// logged in before the maildrop opened).
+func TestServerFailedMaildropStaysUnauthenticated(t *testing.T) {
+	e := startSrv(t, t.TempDir(), func(c *pop3.ServerConfig) {
+		c.LoginTimeout = 500 * time.Millisecond
+	})
+	c := e.dial()
+	c.ok("USER bob")
+	if rep := c.cmd("PASS bobpw"); rep.OK || !strings.Contains(rep.Text, "Unable to open maildrop") {
+		t.Fatalf("PASS without an INBOX: %+v", rep)
+	}
+	if rep := c.reply(); rep.OK || rep.Text != "[SYS/TEMP] Login timeout" {
+		t.Fatalf("after the failed maildrop: %+v, want the login timeout", rep)
+	}
+}

@@ -418,11 +418,6 @@ func (s *session) login(user, pass string) (string, net.Conn, string, bool) {
 		s.failLogin(user, err.Error())
 		return "", nil, "", false
 	}
-	if !s.pre.Authenticated(user) {
-		s.log.Warn("pop3: login refused: per-user connection limit", "user", user, "limit", s.p.cfg.Limits.MaxConnsPerUser)
-		s.w.Err(userBusyText)
-		return "", nil, "", false
-	}
 	// Like Cyrus, no kick: POP3 reads the list as it is.
 	e, err := s.routes.LookupNoKick(frontend.UserInbox(user))
 	if err != nil {
@@ -437,6 +432,14 @@ func (s *session) login(user, pass string) (string, net.Conn, string, bool) {
 	if err != nil {
 		s.log.Warn("pop3: backend unavailable", "backend", e.Server(), "user", user, "err", err)
 		s.w.Err("[SYS/TEMP] Unable to open maildrop: Server(s) unavailable to complete operation")
+		return "", nil, "", false
+	}
+	// Counted as logged in only now: a login that could not open its
+	// maildrop keeps the login deadline and no user slot.
+	if !s.pre.Authenticated(user) {
+		be.Close()
+		s.log.Warn("pop3: login refused: per-user connection limit", "user", user, "limit", s.p.cfg.Limits.MaxConnsPerUser)
+		s.w.Err(userBusyText)
 		return "", nil, "", false
 	}
 	s.server = e.Server()

@@ -457,11 +457,6 @@ func (ss *serverSession) login(authzid, authcid, password string) {
 		return
 	}
 	log := ss.log.With("user", id.User)
-	if !ss.pre.Authenticated(id.User) {
-		log.Warn("pop3: login refused: per-user connection limit", "limit", cfg.MaxConnsPerUser)
-		ss.w.Err(userBusyText)
-		return
-	}
 	mb, ok, err := cfg.Store.Mailbox(frontend.UserInbox(id.User))
 	if err != nil {
 		log.Error("pop3: opening maildrop", "err", err)
@@ -486,6 +481,14 @@ func (ss *serverSession) login(authzid, authcid, password string) {
 		ss.srv.unlock(mb.ID)
 		log.Error("pop3: reading maildrop", "err", err)
 		ss.w.Err("[SYS/TEMP] Unable to open maildrop")
+		return
+	}
+	// Counted as logged in only now: a login that could not open its
+	// maildrop keeps the login deadline and no user slot.
+	if !ss.pre.Authenticated(id.User) {
+		ss.srv.unlock(mb.ID)
+		log.Warn("pop3: login refused: per-user connection limit", "limit", cfg.MaxConnsPerUser)
+		ss.w.Err(userBusyText)
 		return
 	}
 	ss.drop, ss.log = drop, log
