@@ -113,7 +113,18 @@ var (
 // run starts both backends, measures Rookery's and then Cyrus's, and
 // prints the table to out; progress goes to logw. Everything it starts is
 // stopped and removed before it returns.
-func run(ctx context.Context, out, logw io.Writer, sz sizes, delayedACK bool) (err error) {
+func run(ctx context.Context, out, logw io.Writer, sz sizes, delayedACK bool) error {
+	return sideBySide(ctx, out, logw, delayedACK, "", "go-imap v2 imapclient and a minimal LMTP client",
+		func(tg target) (*results, error) { return measure(ctx, tg, sz, logw) },
+		func(w io.Writer, r, c *results) { printTable(w, sz, r, c, delayedACK) })
+}
+
+// sideBySide starts both backends, measures Rookery (profiled into
+// cpuprofile when one is named), stops it, measures Cyrus, then prints
+// the header, naming the client, and the table. Everything it starts is
+// stopped and removed before it returns.
+func sideBySide[R any](ctx context.Context, out, logw io.Writer, delayedACK bool, cpuprofile, client string,
+	measure func(target) (R, error), print func(w io.Writer, rookery, cyrus R)) (err error) {
 	s, err := startServers(ctx, logw, delayedACK)
 	if err != nil {
 		return err
@@ -123,10 +134,13 @@ func run(ctx context.Context, out, logw io.Writer, sz sizes, delayedACK bool) (e
 			err = errors.Join(err, fmt.Errorf("backendbench: cleaning up: %w", cerr))
 		}
 	}()
-
 	loadBefore := benchutil.LoadAvg()
-	rr, err := measure(ctx, s.rt, sz, logw)
+	stop, err := startProfile(cpuprofile)
 	if err != nil {
+		return err
+	}
+	rr, err := measure(s.rt)
+	if err = errors.Join(err, stop()); err != nil {
 		return err
 	}
 	// Stopped, Rookery's runtime and store do no background work (GC,
@@ -134,13 +148,12 @@ func run(ctx context.Context, out, logw io.Writer, sz sizes, delayedACK bool) (e
 	if err := s.rookery.Close(); err != nil {
 		return fmt.Errorf("backendbench: stopping rookery: %w", err)
 	}
-	cr, err := measure(ctx, s.ct, sz, logw)
+	cr, err := measure(s.ct)
 	if err != nil {
 		return err
 	}
-
-	s.printHeader(out, loadBefore, "go-imap v2 imapclient and a minimal LMTP client")
-	printTable(out, sz, rr, cr, delayedACK)
+	s.printHeader(out, loadBefore, client)
+	print(out, rr, cr)
 	return nil
 }
 
@@ -165,67 +178,17 @@ func startProfile(file string) (stop func() error, err error) {
 
 // runBig is run for the -big mode: Rookery, then Cyrus, runs timed
 // repeats of the short operations.
-func runBig(ctx context.Context, out, logw io.Writer, n, runs int, cpuprofile string) (err error) {
-	s, err := startServers(ctx, logw, false)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := s.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("backendbench: cleaning up: %w", cerr))
-		}
-	}()
-	loadBefore := benchutil.LoadAvg()
-	stop, err := startProfile(cpuprofile)
-	if err != nil {
-		return err
-	}
-	rr, err := measureBig(ctx, s.rt, n, runs, logw)
-	if err = errors.Join(err, stop()); err != nil {
-		return err
-	}
-	if err := s.rookery.Close(); err != nil {
-		return fmt.Errorf("backendbench: stopping rookery: %w", err)
-	}
-	cr, err := measureBig(ctx, s.ct, n, runs, logw)
-	if err != nil {
-		return err
-	}
-	s.printHeader(out, loadBefore, "a minimal IMAP client")
-	printBigTable(out, n, runs, rr, cr)
-	return nil
+func runBig(ctx context.Context, out, logw io.Writer, n, runs int, cpuprofile string) error {
+	return sideBySide(ctx, out, logw, false, cpuprofile, "a minimal IMAP client",
+		func(tg target) (*bigResults, error) { return measureBig(ctx, tg, n, runs, logw) },
+		func(w io.Writer, r, c *bigResults) { printBigTable(w, n, runs, r, c) })
 }
 
 // runSearch is run for the -search mode; with cpuprofile set it profiles
 // Rookery's part (its fill, queries and resyncs) into that file.
-func runSearch(ctx context.Context, out, logw io.Writer, sz searchSizes, delayedACK bool, cpuprofile string) (err error) {
-	s, err := startServers(ctx, logw, delayedACK)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := s.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("backendbench: cleaning up: %w", cerr))
-		}
-	}()
+func runSearch(ctx context.Context, out, logw io.Writer, sz searchSizes, delayedACK bool, cpuprofile string) error {
 	co := newCorpus(sz.N)
-	loadBefore := benchutil.LoadAvg()
-	stop, err := startProfile(cpuprofile)
-	if err != nil {
-		return err
-	}
-	rr, err := measureSearch(ctx, s.rt, sz, co, logw)
-	if err = errors.Join(err, stop()); err != nil {
-		return err
-	}
-	if err := s.rookery.Close(); err != nil {
-		return fmt.Errorf("backendbench: stopping rookery: %w", err)
-	}
-	cr, err := measureSearch(ctx, s.ct, sz, co, logw)
-	if err != nil {
-		return err
-	}
-	s.printHeader(out, loadBefore, "a minimal IMAP client counting the bytes it reads")
-	printSearchTable(out, sz, co.Hits, rr, cr)
-	return nil
+	return sideBySide(ctx, out, logw, delayedACK, cpuprofile, "a minimal IMAP client counting the bytes it reads",
+		func(tg target) (*searchResults, error) { return measureSearch(ctx, tg, sz, co, logw) },
+		func(w io.Writer, r, c *searchResults) { printSearchTable(w, sz, co.Hits, r, c) })
 }
